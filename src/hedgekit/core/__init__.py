@@ -1,0 +1,34 @@
+"""Pure domain: instruments, units, orders, events, commands. No I/O."""
+
+from hedgekit.core.commands import Cancel, Command, Place, Replace, SetTimer, expand
+from hedgekit.core.errors import HedgekitError, ParameterError
+from hedgekit.core.events import (
+    Event,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    Tick,
+    Timer,
+    UnitChanged,
+)
+from hedgekit.core.instrument import ContractType, Instrument
+from hedgekit.core.orders import (
+    Order,
+    OrderKind,
+    OrderSpec,
+    OrderStatus,
+    OrderTrigger,
+    OrderType,
+    Side,
+    make_client_id,
+)
+from hedgekit.core.position import Position
+from hedgekit.core.units import UnitGrid, UnitMode, UnitSpec, UnitTracker
+
+__all__ = [
+    "Cancel", "Command", "ContractType", "Event", "HedgekitError", "Instrument", "Order",
+    "OrderCancelled", "OrderFilled", "OrderKind", "OrderRejected", "OrderSpec", "OrderStatus",
+    "OrderTrigger", "OrderType", "ParameterError", "Place", "Position", "Replace", "SetTimer",
+    "Side", "Tick", "Timer", "UnitChanged", "UnitGrid", "UnitMode", "UnitSpec", "UnitTracker",
+    "expand", "make_client_id",
+]

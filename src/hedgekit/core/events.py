@@ -1,0 +1,56 @@
+"""Events a strategy receives. Frozen; ``ts`` is the data time in ms since the epoch (UTC),
+set by the engine: strategies never read a clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    ts: int
+    price: float
+
+
+@dataclass(frozen=True, slots=True)
+class UnitChanged:
+    ts: int
+    unit: int  # the new current unit
+    price: float  # the level price that was reached (exact, on the grid)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    ts: int
+    client_id: str
+    fill_id: str
+    qty: float  # this fill's quantity (always positive)
+    price: float
+    fee: float  # in quote currency, positive = paid
+    leaves_qty: float = 0.0  # > 0 for a partial fill
+
+    @property
+    def is_last(self) -> bool:
+        return self.leaves_qty <= 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    ts: int
+    client_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCancelled:
+    ts: int
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    ts: int
+    name: str
+
+
+Event = Tick | UnitChanged | OrderFilled | OrderRejected | OrderCancelled | Timer

@@ -1,0 +1,190 @@
+"""Orders: what a strategy asks for (OrderSpec) and the venue-side order with its status FSM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from hedgekit.core.errors import HedgekitError
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"  # stop-market: becomes a market order when the trigger is touched
+
+
+class OrderKind(StrEnum):
+    """Order roles; the values are the names written to output files (SPEC §2)."""
+
+    MARKET_BUY = "market_buy"
+    STOP_LOSS = "stop_loss"
+    STOP_ENTRY_BUY = "stop_entry_buy"
+    STOP_LOSS_FULL = "stop_loss_full"
+    STOP_ENTRY_SHORT = "stop_entry_short"
+    STOP_LOSS_COVER = "stop_loss_cover"
+    MARKET_BUY_FULL = "market_buy_full"
+    GRID_SELL = "grid_sell"
+    GRID_BUY = "grid_buy"
+    HEDGE_STOP_LOSS = "hedge_stop_loss"
+    HEDGE_TAKE_PROFIT = "hedge_take_profit"
+    FLATTEN = "flatten"  # emergency close from `hedgekit flatten`
+
+
+# Short codes used inside client order ids (exchanges cap their length).
+KIND_CODE: dict[OrderKind, str] = {
+    OrderKind.MARKET_BUY: "mb",
+    OrderKind.STOP_LOSS: "sl",
+    OrderKind.STOP_ENTRY_BUY: "eb",
+    OrderKind.STOP_LOSS_FULL: "sf",
+    OrderKind.STOP_ENTRY_SHORT: "es",
+    OrderKind.STOP_LOSS_COVER: "sc",
+    OrderKind.MARKET_BUY_FULL: "mf",
+    OrderKind.GRID_SELL: "gs",
+    OrderKind.GRID_BUY: "gb",
+    OrderKind.HEDGE_STOP_LOSS: "hs",
+    OrderKind.HEDGE_TAKE_PROFIT: "ht",
+    OrderKind.FLATTEN: "fl",
+}
+KIND_BY_CODE = {v: k for k, v in KIND_CODE.items()}
+
+CLIENT_ID_PREFIX = "hk"
+
+
+def make_client_id(wallet: str, cycle: int, unit: int | None, kind: OrderKind, seq: int) -> str:
+    """Deterministic client order id: ``hk-<wallet>-<cycle>-<unit>-<kind>-<seq>``.
+
+    ``seq`` is the strategy's own monotonic counter, so ids never repeat within a wallet and
+    a restarted bot recognises its orders. Binance allows ``[.A-Z:/a-z0-9_-]{1,36}``.
+    """
+    u = "x" if unit is None else (f"m{-unit}" if unit < 0 else str(unit))
+    return f"{CLIENT_ID_PREFIX}-{wallet}-{cycle}-{u}-{KIND_CODE[kind]}-{seq}"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """An order as a strategy wants it. ``price`` is the trigger of a stop or the limit price."""
+
+    client_id: str
+    wallet: str
+    kind: OrderKind
+    side: Side
+    type: OrderType
+    qty: float
+    price: float | None = None
+    reduce_only: bool = False
+    unit: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.qty > 0:
+            raise HedgekitError(f"order {self.client_id}: qty must be > 0, got {self.qty!r}")
+        if self.type is not OrderType.MARKET and (self.price is None or not self.price > 0):
+            raise HedgekitError(f"order {self.client_id}: {self.type} order needs a positive price")
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"  # intent recorded, not yet acknowledged by the venue
+    OPEN = "open"
+    TRIGGERED = "triggered"  # a stop whose trigger was touched, now executing
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+    @property
+    def is_closed(self) -> bool:
+        return self in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
+
+
+class OrderTrigger(StrEnum):
+    ACCEPT = "accept"
+    TRIGGER = "trigger"
+    FILL_PARTIAL = "fill_partial"
+    FILL = "fill"
+    CANCEL = "cancel"
+    REJECT = "reject"
+
+
+_S, _T = OrderStatus, OrderTrigger
+# (state, trigger) -> next state. Anything not listed is an illegal move.
+_TRANSITIONS: dict[tuple[OrderStatus, OrderTrigger], OrderStatus] = {
+    (_S.NEW, _T.ACCEPT): _S.OPEN,
+    (_S.NEW, _T.REJECT): _S.REJECTED,
+    (_S.NEW, _T.CANCEL): _S.CANCELLED,
+    (_S.NEW, _T.FILL): _S.FILLED,  # market orders fill on arrival
+    (_S.NEW, _T.FILL_PARTIAL): _S.PARTIALLY_FILLED,
+    (_S.OPEN, _T.TRIGGER): _S.TRIGGERED,
+    (_S.OPEN, _T.FILL): _S.FILLED,
+    (_S.OPEN, _T.FILL_PARTIAL): _S.PARTIALLY_FILLED,
+    (_S.OPEN, _T.CANCEL): _S.CANCELLED,
+    (_S.OPEN, _T.REJECT): _S.REJECTED,
+    (_S.TRIGGERED, _T.FILL): _S.FILLED,
+    (_S.TRIGGERED, _T.FILL_PARTIAL): _S.PARTIALLY_FILLED,
+    (_S.TRIGGERED, _T.CANCEL): _S.CANCELLED,
+    (_S.TRIGGERED, _T.REJECT): _S.REJECTED,
+    (_S.PARTIALLY_FILLED, _T.FILL_PARTIAL): _S.PARTIALLY_FILLED,
+    (_S.PARTIALLY_FILLED, _T.FILL): _S.FILLED,
+    (_S.PARTIALLY_FILLED, _T.CANCEL): _S.CANCELLED,
+}
+
+
+class InvalidOrderTransition(HedgekitError):
+    pass
+
+
+def next_status(state: OrderStatus, trigger: OrderTrigger) -> OrderStatus:
+    try:
+        return _TRANSITIONS[(state, trigger)]
+    except KeyError:
+        raise InvalidOrderTransition(f"illegal order transition {state} -> {trigger}") from None
+
+
+@dataclass(slots=True)
+class Order:
+    """A venue-side order: a spec plus its status and fills. Changes only through ``apply``."""
+
+    spec: OrderSpec
+    status: OrderStatus = OrderStatus.NEW
+    filled_qty: float = 0.0
+    avg_price: float = 0.0
+    venue_id: str | None = None
+    fill_ids: set[str] = field(default_factory=set)
+
+    @property
+    def client_id(self) -> str:
+        return self.spec.client_id
+
+    @property
+    def leaves_qty(self) -> float:
+        return max(self.spec.qty - self.filled_qty, 0.0)
+
+    def apply(self, trigger: OrderTrigger) -> None:
+        self.status = next_status(self.status, trigger)
+
+    def record_fill(self, fill_id: str, qty: float, price: float, lot: float) -> None:
+        """Apply a fill; duplicate fill ids are refused, overfills raise."""
+        if fill_id in self.fill_ids:
+            raise InvalidOrderTransition(f"order {self.client_id}: duplicate fill {fill_id}")
+        if qty > self.leaves_qty + lot / 2:
+            raise InvalidOrderTransition(
+                f"order {self.client_id}: overfill {qty} > leaves {self.leaves_qty}"
+            )
+        total = self.filled_qty + qty
+        self.avg_price = (self.avg_price * self.filled_qty + price * qty) / total
+        self.filled_qty = total
+        self.fill_ids.add(fill_id)
+        done = self.spec.qty - total < lot / 2
+        self.apply(OrderTrigger.FILL if done else OrderTrigger.FILL_PARTIAL)
