@@ -8,7 +8,7 @@ never drifts (``0.1 + 0.2`` style errors are cut off at the instrument's precisi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from hedgekit.core.errors import ParameterError, require_positive
@@ -38,6 +38,8 @@ class Instrument:
     maker_fee: float = 0.0002
     taker_fee: float = 0.0005
     funding_interval_hours: float = 8.0
+    price_decimals: int = field(init=False, repr=False, compare=False)
+    qty_decimals: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         require_positive("tick_size", self.tick_size)
@@ -48,14 +50,10 @@ class Instrument:
             fee = getattr(self, name)
             if not -0.01 <= fee <= 0.01:
                 raise ParameterError(name, fee, "must be a rate between -0.01 and 0.01 (0.0005 = 5 bp)")
+        # Derived once: rounding is on every hot path.
+        object.__setattr__(self, "price_decimals", _decimals(self.tick_size))
+        object.__setattr__(self, "qty_decimals", _decimals(self.lot_size))
 
-    @property
-    def price_decimals(self) -> int:
-        return _decimals(self.tick_size)
-
-    @property
-    def qty_decimals(self) -> int:
-        return _decimals(self.lot_size)
 
     # -- prices -------------------------------------------------------------------------
     def round_price(self, price: float) -> float:

@@ -1,0 +1,848 @@
+"""The simulated exchange (SPEC §6): one account (wallet), one instrument, one-way netting.
+
+Synchronous and deterministic. The engine moves the market with ``move_to`` and sends orders
+with ``submit`` / ``cancel``; each call returns the events the venue reports, in the order it
+reports them. The account itself (position, cash, fees, funding, orders) is always exact;
+an optional ``FaultPlan`` only changes what is *reported* (and, for partial fills, when the
+rest of an order fills), to test the engine's handling of a misbehaving venue.
+
+Money model (a USD-margined perpetual account):
+
+* ``cash`` is the margin balance: initial cash + realized PnL - fees + funding. Buying does
+  not spend cash; the position only ties up margin. ``equity = cash + unrealized PnL``.
+* Initial margin of a position is ``notional / leverage``. Cross margin: an order that grows
+  the position is accepted when the resulting position's initial margin (at the fill price)
+  is <= equity. Isolated margin: the position's margin is ``|qty| * entry / leverage`` and
+  it must be <= cash (plus what the fill itself realizes). Fees are not part of the check,
+  so a strategy can open exactly ``cash * leverage`` of notional, as on most venues.
+* Maintenance margin is ``|qty| * price * maintenance_margin_rate``; see
+  ``liquidation_price`` for the closed-form prices.
+
+Intrabar assumptions are commented where they are made (search for "Assumption").
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import Literal
+
+from hedgekit.core.errors import HedgekitError, ParameterError
+from hedgekit.core.events import Event, OrderCancelled, OrderFilled, OrderRejected
+from hedgekit.core.instrument import ContractType, Instrument
+from hedgekit.core.orders import Order, OrderSpec, OrderStatus, OrderTrigger, OrderType, Side
+from hedgekit.core.position import Position
+
+__all__ = [
+    "FaultPlan",
+    "FillRecord",
+    "FundingPaid",
+    "Liquidated",
+    "OrderLogRecord",
+    "SimConfig",
+    "SimEvent",
+    "SimExchange",
+]
+
+# Relative tolerance for "is this value on the tick/lot grid" and for the margin check.
+_GRID_TOL = 1e-6
+_MONEY_TOL = 1e-9
+
+LIQUIDATION_ID = "liquidation"
+
+
+# -- configuration ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SimConfig:
+    """One simulated account. Rates are fractions (0.0005 = 5 bp)."""
+
+    initial_cash: float  # quote currency (USD) margin balance
+    leverage: float = 1.0  # max leverage allowed for this account
+    margin_mode: Literal["cross", "isolated"] = "cross"
+    maintenance_margin_rate: float = 0.005
+    slippage: float = 0.0  # fraction added against the taker on market orders
+    limit_fill: Literal["touch", "through"] = "touch"
+    trigger_order: Literal["random", "fifo", "reverse"] = "random"  # ties at one price
+    seed: int = 0
+    maker_fee: float | None = None  # None -> the instrument's
+    taker_fee: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.initial_cash) and self.initial_cash >= 0):
+            raise ParameterError("initial_cash", self.initial_cash, "must be a number >= 0")
+        if not (math.isfinite(self.leverage) and self.leverage > 0):
+            raise ParameterError("leverage", self.leverage, "must be a positive number (1 = no leverage)")
+        if not 0 <= self.maintenance_margin_rate < 1 / self.leverage:
+            raise ParameterError(
+                "maintenance_margin_rate", self.maintenance_margin_rate,
+                f"must be >= 0 and below the initial margin rate 1/leverage = {1 / self.leverage:g}",
+            )
+        if not 0 <= self.slippage < 0.1:
+            raise ParameterError("slippage", self.slippage, "must be a fraction in [0, 0.1) (0.0005 = 5 bp)")
+        _check_choice("margin_mode", self.margin_mode, ("cross", "isolated"))
+        _check_choice("limit_fill", self.limit_fill, ("touch", "through"))
+        _check_choice("trigger_order", self.trigger_order, ("random", "fifo", "reverse"))
+        for name in ("maker_fee", "taker_fee"):
+            fee = getattr(self, name)
+            if fee is not None and not -0.01 <= fee <= 0.01:
+                raise ParameterError(name, fee, "must be a rate between -0.01 and 0.01 (0.0005 = 5 bp)")
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ParameterError(name, value, f"must be one of {', '.join(allowed)}")
+
+
+def _ids(value: Iterable[str]) -> frozenset[str]:
+    if isinstance(value, str):  # a bare string is one id, not a set of characters
+        return frozenset((value,))
+    return frozenset(value)
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Faults injected into what the venue reports (for reliability tests).
+
+    Each fault is triggered for the listed client ids and/or with a probability drawn from a
+    generator seeded with ``seed`` (draws are made only for faults with a probability > 0, so
+    adding a per-id fault never changes the random draws of another plan).
+
+    * ``reject``: the next submit of that id is rejected (a retry with the same id succeeds).
+    * ``partial``: the order's first fill takes ``partial_fraction`` of it (rounded down to the
+      lot); the rest fills at the start of the next ``move_to``.
+    * ``duplicate``: each fill report of that order is returned twice (same ``fill_id``).
+    * ``delay``: each fill report of that order is held back and returned ``delay_calls``
+      calls later (``submit``, ``cancel`` and ``move_to`` count as calls).
+    * ``reorder``: the events of one call are returned in reverse order when one of them
+      concerns a listed id (or with the probability).
+
+    A clamped reduce-only fill is never made partial (its rest is already expired).
+    """
+
+    reject: AbstractSet[str] = frozenset()
+    reject_prob: float = 0.0
+    partial: AbstractSet[str] = frozenset()
+    partial_prob: float = 0.0
+    partial_fraction: float = 0.5
+    duplicate: AbstractSet[str] = frozenset()
+    duplicate_prob: float = 0.0
+    delay: AbstractSet[str] = frozenset()
+    delay_prob: float = 0.0
+    delay_calls: int = 1
+    reorder: AbstractSet[str] = frozenset()
+    reorder_prob: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("reject", "partial", "duplicate", "delay", "reorder"):
+            object.__setattr__(self, name, _ids(getattr(self, name)))
+        for name in ("reject_prob", "partial_prob", "duplicate_prob", "delay_prob", "reorder_prob"):
+            p = getattr(self, name)
+            if not 0 <= p <= 1:
+                raise ParameterError(name, p, "must be a probability in [0, 1]")
+        if not 0 < self.partial_fraction < 1:
+            raise ParameterError("partial_fraction", self.partial_fraction, "must be in (0, 1)")
+        if not (isinstance(self.delay_calls, int) and self.delay_calls >= 1):
+            raise ParameterError("delay_calls", self.delay_calls, "must be an integer >= 1")
+
+
+# -- records and venue-level events -------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class FillRecord:
+    ts: int
+    order_id: str  # client id, or "liquidation"
+    kind: str  # OrderKind value, or "liquidation"
+    side: Side
+    qty: float
+    price: float
+    fee: float  # quote currency, positive = paid
+    unit: int | None
+    position_after: float  # signed
+    realized_pnl_cum: float  # before fees
+    fill_id: str = ""
+    liquidity: str = "taker"  # "maker" or "taker"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLogRecord:
+    ts: int
+    order_id: str
+    event: str  # placed, cancelled, triggered, filled, rejected
+    kind: str
+    side: Side
+    qty: float  # placed/rejected: order qty; filled: this fill; cancelled: the qty left
+    trigger_price: float | None  # stop trigger or limit price
+    unit: int | None
+    price: float | None = None  # fill price (filled) or market price (triggered)
+    reason: str = ""  # why it was rejected or cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPaid:
+    ts: int
+    rate: float
+    mark_price: float
+    amount: float  # added to cash: negative when the wallet paid
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidated:
+    ts: int
+    price: float  # the fill price of the forced close
+    qty: float  # the position that was closed, signed (+ long, - short)
+    loss: float  # cash lost by the forced close: realized loss plus its fee (positive = lost)
+
+
+SimEvent = Event | FundingPaid | Liquidated
+
+# A resting order in a trigger book: (sort key, strict, seq, client id). The key is the price
+# in the "up" book and minus the price in the "down" book, so both books sort along the
+# direction of travel; ``strict`` orders ("through" limits) fire only beyond their price, so
+# they sort after the inclusive ones at the same price; seq is the submission order.
+_Entry = tuple[float, bool, int, str]
+
+
+class SimExchange:
+    """A simulated account trading one instrument (see the module docstring for the model).
+
+    Public state: ``last_price``, ``position``, ``cash``, ``fees_paid``, ``funding_paid``
+    (net funding credited to cash, negative when the wallet paid), ``realized_pnl`` (before
+    fees), ``fills``, ``order_log``, ``liquidated``.
+    """
+
+    def __init__(
+        self, instrument: Instrument, config: SimConfig, faults: FaultPlan | None = None
+    ) -> None:
+        if instrument.contract is ContractType.SPOT and config.leverage != 1:
+            raise ParameterError("leverage", config.leverage, "spot is traded without leverage: use 1")
+        self.instrument = instrument
+        self.config = config
+        self.faults = faults if faults is not None else FaultPlan()
+        self.maker_fee = instrument.maker_fee if config.maker_fee is None else config.maker_fee
+        self.taker_fee = instrument.taker_fee if config.taker_fee is None else config.taker_fee
+        self.last_price: float | None = None
+        # Fills are always whole lots, so the position is kept at the lot's precision.
+        self.position = Position(qty_decimals=instrument.qty_decimals)
+        self.cash = float(config.initial_cash)
+        self._liq_key: tuple[float, float, float] | None = None
+        self._liq_price: float | None = None
+        self.fees_paid = 0.0
+        self.funding_paid = 0.0
+        self.realized_pnl = 0.0
+        self.liquidated = False
+        self.fills: list[FillRecord] = []
+        self.order_log: list[OrderLogRecord] = []
+
+        self._spot = instrument.contract is ContractType.SPOT
+        self._cross = config.margin_mode == "cross"
+        self._orders: dict[str, Order] = {}  # every order by client id
+        self._open: dict[str, Order] = {}  # working orders, in submission order
+        self._up: list[_Entry] = []  # fire when the price rises: buy stops, sell limits
+        self._down: list[_Entry] = []  # fire when it falls: sell stops, buy limits
+        self._entries: dict[str, tuple[list[_Entry], _Entry]] = {}
+        self._resume: dict[str, bool] = {}  # partially filled by a fault: id -> maker?
+        self._seq = 0
+        self._rng = random.Random(config.seed)  # trigger order of ties
+        self._fault_rng = random.Random(self.faults.seed)
+        self._rejects_left = set(self.faults.reject)
+        self._held: list[tuple[int, SimEvent]] = []  # (call number when due, event)
+        self._calls = 0
+        self._liquidations = 0
+
+    # -- queries ------------------------------------------------------------------------
+    def open_orders(self) -> list[Order]:
+        """Working orders (open, triggered or partially filled), in submission order."""
+        return list(self._open.values())
+
+    def get_order(self, client_id: str) -> Order | None:
+        """Any order this venue has seen (the latest one, if a rejected id was reused)."""
+        return self._orders.get(client_id)
+
+    def equity(self, price: float | None = None) -> float:
+        """Cash plus unrealized PnL at ``price`` (default: the last price)."""
+        p = self.last_price if price is None else price
+        return self.cash + (self.position.unrealized(p) if p is not None else 0.0)
+
+    def initial_margin(self, price: float | None = None) -> float:
+        """Margin tied up by the position: cross at ``price``, isolated at its entry price."""
+        q = abs(self.position.qty)
+        if self._cross:
+            p = self.last_price if price is None else price
+            return q * (p or 0.0) / self.config.leverage
+        return q * self.position.avg_price / self.config.leverage
+
+    def available_margin(self, price: float | None = None) -> float:
+        """What a new order may still use: cross equity - margin; isolated cash - margin."""
+        base = self.equity(price) if self._cross else self.cash
+        return base - self.initial_margin(price)
+
+    def liquidation_price(self) -> float | None:
+        """Price at which the position is liquidated, or None (flat, spot, or out of reach).
+
+        Liquidation happens when the collateral backing the position falls to the maintenance
+        margin: ``C + q (p - e) = mmr |q| p`` with q the signed qty and e the entry price.
+        C is the cash (cross: the whole balance backs the position) or the isolated margin
+        ``|q| e / leverage``. Solving for p:  ``p = (C - q e) / (mmr |q| - q)``, i.e.
+        long  ``p = (q e - C) / (q (1 - mmr))``,  short ``p = (C + |q| e) / (|q| (1 + mmr))``.
+        """
+        q = self.position.qty
+        if q == 0 or self._spot:
+            return None
+        # Hot path (asked at every step of the backtest): memoised on what it depends on.
+        key = (q, self.position.avg_price, self.cash)
+        if key == self._liq_key:
+            return self._liq_price
+        p = (self._collateral() - q * self.position.avg_price) / (
+            self.config.maintenance_margin_rate * abs(q) - q
+        )
+        self._liq_key, self._liq_price = key, (p if p > 0 else None)
+        return self._liq_price
+
+    def next_trigger_above(self) -> float | None:
+        """Lowest price above ``last_price`` at which something fires: a buy stop, a sell
+        limit (a "through" limit: one tick beyond its price), or a short's liquidation."""
+        return self._next_trigger(self._up, up=True)
+
+    def next_trigger_below(self) -> float | None:
+        """Highest price below ``last_price`` at which something fires: a sell stop, a buy
+        limit (a "through" limit: one tick beyond its price), or a long's liquidation."""
+        return self._next_trigger(self._down, up=False)
+
+    @property
+    def pending_reports(self) -> int:
+        """Reports held back by a ``delay`` fault (or by a liquidation during funding)."""
+        return len(self._held)
+
+    def flush_reports(self) -> list[SimEvent]:
+        """Return every held-back report now (e.g. at the end of a run)."""
+        out = [ev for _, ev in self._held]
+        self._held.clear()
+        return out
+
+    # -- commands -----------------------------------------------------------------------
+    def submit(self, spec: OrderSpec, ts: int) -> list[SimEvent]:
+        """Accept or reject an order. A market order fills at once at the last price
+        (± slippage); a stop already reached at the last price triggers and fills there; a
+        limit better than the last price fills at once as a taker (never beyond its limit)."""
+        self._calls += 1
+        out: list[SimEvent] = []
+        problem = self._check_new(spec)
+        if problem is None and self._fault_reject(spec.client_id):
+            problem = "injected fault: venue rejected the order (FaultPlan.reject)"
+        if problem is not None:
+            order = Order(spec)
+            previous = self._orders.get(spec.client_id)
+            if previous is None or previous.status is OrderStatus.REJECTED:
+                self._orders[spec.client_id] = order
+            order.apply(OrderTrigger.REJECT)
+            self._log(ts, order, "rejected", spec.qty, reason=problem)
+            out.append(OrderRejected(ts, spec.client_id, problem))
+            return self._report(out)
+
+        order = Order(spec)
+        order.apply(OrderTrigger.ACCEPT)
+        self._orders[spec.client_id] = order
+        self._open[spec.client_id] = order
+        self._log(ts, order, "placed", spec.qty)
+        last = self._price()
+        if spec.type is OrderType.MARKET:
+            self._execute(order, self._taker_price(spec), False, ts, out)
+        elif spec.type is OrderType.STOP:
+            trigger = _price_of(spec)
+            if trigger <= last if spec.side is Side.BUY else trigger >= last:
+                # Assumption: a stop whose trigger is already reached fills at the last price.
+                order.apply(OrderTrigger.TRIGGER)
+                self._log(ts, order, "triggered", order.leaves_qty, price=last)
+                self._execute(order, last, False, ts, out)
+            else:
+                self._rest(order)
+        else:
+            limit = _price_of(spec)
+            if limit > last if spec.side is Side.BUY else limit < last:
+                # Assumption: a limit better than the market takes liquidity at once, at the
+                # market price (± slippage) but never beyond its limit; taker fee.
+                self._execute(order, self._taker_price(spec), False, ts, out)
+            else:
+                self._rest(order)
+        if not self.liquidated and self._liquidatable_at(last):
+            self._liquidate(ts, last, out)
+        return self._report(out)
+
+    def cancel(self, client_id: str, ts: int) -> list[SimEvent]:
+        """Cancel a working order: ``[OrderCancelled]``.
+
+        Returns ``[]`` when the id is unknown or the order is already closed (filled,
+        cancelled, rejected, or swept by a liquidation): as a venue answering "unknown
+        order", there is nothing left to cancel and the order's final event has already been
+        reported. A cancel that loses the race against a fill is normal, not an error.
+        (Reports released by a ``delay`` fault may be returned too.)
+        """
+        self._calls += 1
+        out: list[SimEvent] = []
+        order = self._open.get(client_id)
+        if order is not None:
+            self._close(order, OrderTrigger.CANCEL, ts, out, "cancelled by the client")
+        return self._report(out)
+
+    def move_to(self, price: float, ts: int, gap: bool = False) -> list[SimEvent]:
+        """Move the market monotonically from ``last_price`` to ``price``.
+
+        Every working order crossed fires in order of its price along the direction of
+        travel (ties in ``config.trigger_order``), and the position is liquidated where the
+        path reaches its liquidation price. ``gap=True`` means the price jumped (no trade in
+        between): crossed stops and a liquidation fill at ``price``. The first call only sets
+        the price.
+        """
+        if not (math.isfinite(price) and price > 0):
+            raise HedgekitError(f"move_to: price {price!r} must be a positive finite number")
+        self._calls += 1
+        out: list[SimEvent] = []
+        if self.last_price is None:
+            self.last_price = price
+            return self._report(out)
+        self._resume_partials(ts, out)
+        if not self.liquidated and self._liquidatable_at(self.last_price):
+            self._liquidate(ts, self.last_price, out)
+        if price != self.last_price and not self.liquidated:
+            self._travel(price, ts, gap, out)
+        self.last_price = price
+        return self._report(out)
+
+    def apply_funding(self, rate: float, mark_price: float, ts: int) -> FundingPaid | None:
+        """Pay or receive funding: ``amount = -qty * mark_price * rate`` is added to cash
+        (longs pay a positive rate, shorts receive it). None when flat (or on spot).
+
+        If the payment pushes the account to its maintenance margin, the position is
+        liquidated at once at ``mark_price``; those events are reported by the next call.
+        """
+        q = self.position.qty
+        if q == 0 or self._spot:
+            return None
+        amount = -q * mark_price * rate
+        self.cash += amount
+        self.funding_paid += amount
+        if self._liquidatable_at(mark_price):
+            held: list[SimEvent] = []
+            self._liquidate(ts, mark_price, held)
+            self._held.extend((self._calls + 1, ev) for ev in held)
+        return FundingPaid(ts, rate, mark_price, amount)
+
+    # -- validation ---------------------------------------------------------------------
+    def _check_new(self, spec: OrderSpec) -> str | None:
+        inst = self.instrument
+        if self.liquidated:
+            return "account was liquidated: no new orders are accepted"
+        if self.last_price is None:
+            return "no market price yet: call move_to() before submitting orders"
+        previous = self._orders.get(spec.client_id)
+        if previous is not None and previous.status is not OrderStatus.REJECTED:
+            return (
+                f"duplicate client id {spec.client_id!r}: already used by an order that is "
+                f"{previous.status}; client ids must be unique per wallet"
+            )
+        if spec.qty < inst.lot_size * (1 - _GRID_TOL):
+            return f"qty {spec.qty:g} is below the lot size {inst.lot_size:g}"
+        if not _on_grid(spec.qty, inst.lot_size):
+            return (
+                f"qty {spec.qty!r} is not a multiple of the lot size {inst.lot_size:g}: "
+                f"round it with Instrument.floor_qty (-> {inst.floor_qty(spec.qty):g})"
+            )
+        if spec.price is not None and spec.type is not OrderType.MARKET and not _on_grid(
+            spec.price, inst.tick_size
+        ):
+            return (
+                f"price {spec.price!r} is not on the tick {inst.tick_size:g}: round it with "
+                f"Instrument.round_price (-> {inst.round_price(spec.price):g})"
+            )
+        ref = self.last_price if spec.type is OrderType.MARKET else _price_of(spec)
+        if not spec.reduce_only and not inst.meets_min_notional(spec.qty, ref):
+            min_qty = inst.round_qty(math.ceil(inst.min_notional / ref / inst.lot_size) * inst.lot_size)
+            return (
+                f"notional {spec.qty * ref:.2f} USD ({spec.qty:g} x {ref:g}) is below the "
+                f"minimum {inst.min_notional:g} USD: raise qty to at least {min_qty:g}"
+            )
+        if spec.reduce_only or spec.type is OrderType.STOP:
+            return None  # stops are margin-checked when they fire
+        if spec.type is OrderType.MARKET:
+            fill = self._taker_price(spec)
+        else:
+            limit = _price_of(spec)
+            marketable = limit > self.last_price if spec.side is Side.BUY else limit < self.last_price
+            fill = self._taker_price(spec) if marketable else limit
+        return self._fill_problem(spec.side, spec.qty, fill)
+
+    def _fill_problem(self, side: Side, qty: float, price: float) -> str | None:
+        """Why a fill of ``qty`` at ``price`` cannot be afforded, or None."""
+        pos = self.position
+        q0 = pos.qty
+        scratch = Position(pos.qty, pos.avg_price, pos.qty_decimals)
+        realized = scratch.apply_fill(side, qty, price)
+        q1 = scratch.qty
+        if self._spot and q1 < 0:
+            return f"spot cannot be sold short: selling {qty:g} with a position of {q0:g}"
+        if abs(q1) <= abs(q0) and q0 * q1 >= 0:
+            return None  # the order only reduces the position: it frees margin
+        lev = self.config.leverage
+        if self._cross:
+            # Cross: the resulting position's initial margin, at the fill price, must fit in
+            # the equity at that price (unrealized PnL counts, fees do not).
+            required = abs(q1) * price / lev
+            available = self.cash + pos.unrealized(price)
+        else:
+            # Isolated: the resulting position's margin (entry notional / leverage) must fit
+            # in the cash, including what this fill realizes when it flips the position.
+            required = abs(q1) * scratch.avg_price / lev
+            available = self.cash + realized
+        if required <= available + _MONEY_TOL * max(required, 1.0):
+            return None
+        room = max(available, 0.0) * lev / price
+        max_qty = room + abs(q0) if q0 * side.sign < 0 else room - abs(q0)
+        return (
+            f"insufficient margin: the resulting position {q1:g} needs {required:.2f} USD of "
+            f"initial margin at {price:g} (leverage {lev:g}) but {available:.2f} USD is "
+            f"available ({self.config.margin_mode}); reduce qty to at most "
+            f"{self.instrument.floor_qty(max(max_qty, 0.0)):g} or raise the leverage"
+        )
+
+    # -- order execution ----------------------------------------------------------------
+    def _price(self) -> float:
+        if self.last_price is None:  # pragma: no cover - guarded by _check_new
+            raise HedgekitError("no market price yet: call move_to() first")
+        return self.last_price
+
+    def _taker_price(self, spec: OrderSpec) -> float:
+        p = self._price()
+        slip = self.config.slippage
+        if slip:
+            # Assumption: a market order pays the configured slippage against the last trade,
+            # rounded to the tick against the taker.
+            inst = self.instrument
+            p = inst.ceil_price(p * (1 + slip)) if spec.side is Side.BUY else inst.floor_price(p * (1 - slip))
+        if spec.type is OrderType.LIMIT:
+            limit = _price_of(spec)
+            p = min(p, limit) if spec.side is Side.BUY else max(p, limit)
+        return p
+
+    def _reducible(self, side: Side) -> float:
+        """How much an order on ``side`` can reduce the position (0 if same side or flat)."""
+        q = self.position.qty
+        return abs(q) if q * side.sign < 0 else 0.0
+
+    def _execute(
+        self, order: Order, price: float, maker: bool, ts: int, out: list[SimEvent],
+        *, resume: bool = False,
+    ) -> None:
+        """Fill what is left of ``order`` at ``price``, or cancel/reject it."""
+        spec = order.spec
+        inst = self.instrument
+        qty = inst.round_qty(order.leaves_qty)
+        clamped = False
+        if spec.reduce_only:
+            avail = self._reducible(spec.side)
+            if inst.is_zero_qty(avail):
+                self._close(order, OrderTrigger.CANCEL, ts, out, "reduce-only: no opposite position left to reduce")
+                return
+            if qty > avail:
+                qty, clamped = avail, True  # never flips: clamp to the position, the rest expires
+        elif not resume:
+            problem = self._fill_problem(spec.side, qty, price)
+            if problem is not None:
+                self._close(order, OrderTrigger.REJECT, ts, out, problem)
+                return
+        if not clamped and not resume and self._fault_hit(self.faults.partial, self.faults.partial_prob, spec.client_id):
+            part = inst.floor_qty(qty * self.faults.partial_fraction)
+            if part > 0 and not inst.is_zero_qty(qty - part):
+                qty = part
+                self._resume[spec.client_id] = maker
+        self._book_fill(order, qty, price, maker, ts, out, last=clamped)
+        if clamped:
+            self._close(order, OrderTrigger.CANCEL, ts, out, "reduce-only: clamped to the position, the rest expired")
+        elif order.status.is_closed:
+            self._unlist(spec.client_id)
+
+    def _book_fill(
+        self, order: Order, qty: float, price: float, maker: bool, ts: int,
+        out: list[SimEvent], *, last: bool,
+    ) -> None:
+        spec = order.spec
+        fill_id = f"{spec.client_id}#{len(order.fill_ids) + 1}"
+        order.record_fill(fill_id, qty, price, self.instrument.lot_size)
+        realized = self.position.apply_fill(spec.side, qty, price)
+        fee = qty * price * (self.maker_fee if maker else self.taker_fee)
+        self.cash += realized - fee
+        self.fees_paid += fee
+        self.realized_pnl += realized
+        leaves = 0.0 if last else self.instrument.round_qty(order.leaves_qty)
+        self.fills.append(FillRecord(
+            ts, spec.client_id, str(spec.kind), spec.side, qty, price, fee, spec.unit,
+            self.position.qty, self.realized_pnl, fill_id, "maker" if maker else "taker",
+        ))
+        self._log(ts, order, "filled", qty, price=price)
+        out.append(OrderFilled(ts, spec.client_id, fill_id, qty, price, fee, leaves))
+
+    def _close(
+        self, order: Order, trigger: OrderTrigger, ts: int, out: list[SimEvent], reason: str
+    ) -> None:
+        """Cancel or reject a working order and report it."""
+        cid = order.client_id
+        left = self.instrument.round_qty(order.leaves_qty)
+        order.apply(trigger)
+        self._unlist(cid)
+        if trigger is OrderTrigger.CANCEL:
+            self._log(ts, order, "cancelled", left, reason=reason)
+            out.append(OrderCancelled(ts, cid))
+        else:
+            self._log(ts, order, "rejected", left, reason=reason)
+            out.append(OrderRejected(ts, cid, reason))
+
+    def _unlist(self, cid: str) -> None:
+        self._open.pop(cid, None)
+        self._resume.pop(cid, None)
+        entry = self._entries.pop(cid, None)
+        if entry is not None:
+            book, item = entry
+            book.remove(item)
+
+    def _rest(self, order: Order) -> None:
+        spec = order.spec
+        price = _price_of(spec)
+        # Assumption ("through"): a limit fills only once the price trades strictly beyond it.
+        strict = spec.type is OrderType.LIMIT and self.config.limit_fill == "through"
+        fires_up = (spec.type is OrderType.STOP) == (spec.side is Side.BUY)
+        self._seq += 1
+        if fires_up:
+            book, item = self._up, (price, strict, self._seq, spec.client_id)
+        else:
+            book, item = self._down, (-price, strict, self._seq, spec.client_id)
+        bisect.insort(book, item)
+        self._entries[spec.client_id] = (book, item)
+
+    def _resume_partials(self, ts: int, out: list[SimEvent]) -> None:
+        # Assumption (partial-fill fault): the rest of a partially filled order fills at the
+        # start of the next move, before the price moves: a limit at its limit price, a
+        # market order at the last price ± slippage, a triggered stop at the last price.
+        for cid, maker in list(self._resume.items()):
+            order = self._open[cid]
+            spec = order.spec
+            if maker:
+                price = _price_of(spec)
+            elif spec.type is OrderType.STOP:
+                price = self._price()
+            else:
+                price = self._taker_price(spec)
+            del self._resume[cid]
+            self._execute(order, price, maker, ts, out, resume=True)
+
+    # -- the price path -----------------------------------------------------------------
+    def _travel(self, target: float, ts: int, gap: bool, out: list[SimEvent]) -> None:
+        up = target > self._price()
+        book = self._up if up else self._down
+        while not self.liquidated:
+            level: float | None = None
+            strict = False
+            if book:
+                key, strict, _, _ = book[0]
+                level = key if up else -key
+                reached = (target > level if up else target < level) if strict else (
+                    target >= level if up else target <= level
+                )
+                if not reached:
+                    level = None
+            liq = self._liquidation_on_path(up, target)
+            if liq is not None and (
+                level is None or (liq < level if up else liq > level) or (liq == level and strict)
+            ):
+                # Assumption: liquidation fills at the liquidation price the path reaches (the
+                # mark a real venue closes at); in a gap, at the gap price. An order at the
+                # very same price fires first (it was resting in the book).
+                self._liquidate(ts, target if gap else liq, out)
+                return
+            if level is None:
+                return
+            head = book[0][:2]
+            group: list[_Entry] = []
+            while book and book[0][:2] == head:
+                item = book.pop(0)
+                del self._entries[item[3]]
+                group.append(item)
+            for cid in self._arrange(group):
+                if self.liquidated:
+                    return  # the liquidation cancelled the rest of the group
+                order = self._open[cid]
+                self._fire(order, level, target, gap, ts, out)
+                if not self.liquidated and self._liquidatable_at(level):
+                    self._liquidate(ts, target if gap else level, out)
+
+    def _arrange(self, group: list[_Entry]) -> list[str]:
+        """Order simultaneous triggers (same price): submission order, its reverse, or a
+        seeded shuffle, so a strategy that depends on the order shows it."""
+        ids = [item[3] for item in group]  # already in submission order (seq)
+        mode = self.config.trigger_order
+        if mode == "reverse":
+            ids.reverse()
+        elif mode == "random" and len(ids) > 1:
+            self._rng.shuffle(ids)
+        return ids
+
+    def _fire(
+        self, order: Order, level: float, target: float, gap: bool, ts: int, out: list[SimEvent]
+    ) -> None:
+        spec = order.spec
+        if spec.type is OrderType.STOP:
+            # Assumption: a stop becomes a market order when the path reaches its trigger and
+            # fills at the trigger; after a gap (no trade in between) it fills at the first
+            # traded price, `target`, which is always the worse one. No slippage on stops.
+            order.apply(OrderTrigger.TRIGGER)
+            self._log(ts, order, "triggered", order.leaves_qty, price=level)
+            self._execute(order, target if gap else level, False, ts, out)
+        else:
+            # Assumption: a resting limit fills at its own price, also when a gap jumps over
+            # it (never better than asked: conservative); maker fee.
+            self._execute(order, _price_of(spec), True, ts, out)
+
+    # -- liquidation --------------------------------------------------------------------
+    def _collateral(self) -> float:
+        """What backs the position: the whole balance (cross) or its isolated margin."""
+        if self._cross:
+            return self.cash
+        return abs(self.position.qty) * self.position.avg_price / self.config.leverage
+
+    def _liquidation_on_path(self, up: bool, target: float) -> float | None:
+        q = self.position.qty
+        if q == 0 or (q > 0) == up:
+            return None  # a long is liquidated on the way down, a short on the way up
+        liq = self.liquidation_price()
+        if liq is None:
+            return None
+        return liq if (liq <= target if up else liq >= target) else None
+
+    def _liquidatable_at(self, price: float) -> bool:
+        liq = self.liquidation_price()
+        if liq is None:
+            return False
+        return price <= liq if self.position.qty > 0 else price >= liq
+
+    def _liquidate(self, ts: int, price: float, out: list[SimEvent]) -> None:
+        """Close the whole position at ``price``, cancel every order, stop the account."""
+        pos = self.position
+        q = pos.qty
+        if q == 0:
+            return
+        collateral = self._collateral()
+        # The venue never closes the trader beyond the bankruptcy price (collateral = 0,
+        # i.e. p = e - C / q): past it the insurance fund takes the loss, not the account.
+        bankruptcy = pos.avg_price - collateral / q
+        price = max(price, bankruptcy) if q > 0 else min(price, bankruptcy)
+        side = Side.SELL if q > 0 else Side.BUY
+        qty = abs(q)
+        realized = pos.apply_fill(side, qty, price)
+        fee = qty * price * self.taker_fee
+        # An account never owes more than the collateral that backed the position.
+        fee = min(fee, max(collateral + realized, 0.0))
+        self.cash += realized - fee
+        self.fees_paid += fee
+        self.realized_pnl += realized
+        self._liquidations += 1
+        self.fills.append(FillRecord(
+            ts, LIQUIDATION_ID, LIQUIDATION_ID, side, qty, price, fee, None, pos.qty,
+            self.realized_pnl, f"{LIQUIDATION_ID}#{self._liquidations}", "taker",
+        ))
+        self.liquidated = True
+        out.append(Liquidated(ts, price, q, fee - realized))
+        for order in list(self._open.values()):
+            self._close(order, OrderTrigger.CANCEL, ts, out, "liquidation")
+
+    # -- trigger queries ----------------------------------------------------------------
+    def _next_trigger(self, book: list[_Entry], *, up: bool) -> float | None:
+        last = self.last_price
+        if last is None or self.liquidated:
+            return None
+        tick = self.instrument.tick_size
+        best: float | None = None
+        for key, strict, _, _ in book:
+            price = key if up else -key
+            if best is not None and (price >= best if up else price <= best):
+                break
+            # A strict ("through") limit, or a limit sitting exactly at the last price, fires
+            # only once the price trades beyond it: report the first tick beyond.
+            if strict or price == last:
+                price = self.instrument.round_price(price + tick if up else price - tick)
+            if best is None or (price < best if up else price > best):
+                best = price
+        q = self.position.qty
+        if q != 0 and (q < 0) == up:
+            liq = self.liquidation_price()
+            if liq is not None and (best is None or (liq < best if up else liq > best)):
+                best = liq
+        return best
+
+    # -- reporting and faults -----------------------------------------------------------
+    def _log(
+        self, ts: int, order: Order, event: str, qty: float, *,
+        price: float | None = None, reason: str = "",
+    ) -> None:
+        spec = order.spec
+        self.order_log.append(OrderLogRecord(
+            ts, spec.client_id, event, str(spec.kind), spec.side, qty, spec.price, spec.unit,
+            price, reason,
+        ))
+
+    def _fault_hit(self, ids: AbstractSet[str], prob: float, cid: str) -> bool:
+        if cid in ids:
+            return True
+        return prob > 0 and self._fault_rng.random() < prob
+
+    def _fault_reject(self, cid: str) -> bool:
+        if cid in self._rejects_left:
+            self._rejects_left.discard(cid)
+            return True
+        prob = self.faults.reject_prob
+        return prob > 0 and self._fault_rng.random() < prob
+
+    def _report(self, out: list[SimEvent]) -> list[SimEvent]:
+        """Apply the reporting faults to one call's events and release held reports."""
+        faults = self.faults
+        reported: list[SimEvent] = []
+        for ev in out:
+            if not isinstance(ev, OrderFilled):
+                reported.append(ev)
+                continue
+            copies = 2 if self._fault_hit(faults.duplicate, faults.duplicate_prob, ev.client_id) else 1
+            if self._fault_hit(faults.delay, faults.delay_prob, ev.client_id):
+                due = self._calls + faults.delay_calls
+                self._held.extend((due, ev) for _ in range(copies))
+            else:
+                reported.extend([ev] * copies)
+        if self._held:
+            keep: list[tuple[int, SimEvent]] = []
+            for due, ev in self._held:
+                if due <= self._calls:
+                    reported.append(ev)
+                else:
+                    keep.append((due, ev))
+            self._held = keep
+        if len(reported) > 1 and self._reorder(reported):
+            reported.reverse()
+        return reported
+
+    def _reorder(self, events: list[SimEvent]) -> bool:
+        ids = self.faults.reorder
+        if ids and any(getattr(ev, "client_id", None) in ids for ev in events):
+            return True
+        prob = self.faults.reorder_prob
+        return prob > 0 and self._fault_rng.random() < prob
+
+
+def _price_of(spec: OrderSpec) -> float:
+    if spec.price is None:  # pragma: no cover - OrderSpec guarantees it for stops and limits
+        raise HedgekitError(f"order {spec.client_id}: {spec.type} order without a price")
+    return spec.price
+
+
+def _on_grid(value: float, step: float) -> bool:
+    steps = value / step
+    return abs(steps - round(steps)) <= _GRID_TOL
