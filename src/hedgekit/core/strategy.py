@@ -157,6 +157,13 @@ class Strategy:
         found.sort(key=lambda o: (o.unit if o.unit is not None else 0, o.price or 0.0))
         return found
 
+    def known_order(self, client_id: str) -> OrderSpec | None:
+        """Any order this strategy ever placed (working or not)."""
+        return self._known.get(client_id)
+
+    def _has(self, kind: OrderKind, unit: int) -> bool:
+        return any(o.kind is kind and o.unit == unit for o in self.working.values())
+
     def filled_qty(self, client_id: str) -> float:
         return self._filled.get(client_id, (0.0, 0.0))[0]
 

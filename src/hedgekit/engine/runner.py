@@ -1,0 +1,182 @@
+"""One wallet's loop: price moves -> unit steps and venue fills -> strategy -> commands -> venue.
+
+Every mode uses this class: the deterministic test driver, the backtest (both the fast path and
+the per-bar reference loop) and PAPER. It is the only place where the ordering rules live:
+
+* a move is processed level by level; at each level the unit step is delivered before the
+  fills of the orders at that level, and everything the strategy asks for in reaction is
+  executed (place before cancel, in the order given) before the price moves on;
+* a gap (the price jumped, e.g. previous close -> bar open) fires every crossed stop at the
+  gap price, in trigger order, still interleaved with the unit steps level by level.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hedgekit.core.commands import Cancel, Command, Place, SetTimer, expand
+from hedgekit.core.events import Event, OrderFilled, Timer, UnitChanged
+from hedgekit.core.strategy import Phase, Strategy
+from hedgekit.core.units import UnitTracker
+from hedgekit.venues.sim import Liquidated, SimExchange
+
+
+@dataclass(slots=True)
+class PhaseSpan:
+    ts: int
+    phase: Phase
+
+
+@dataclass(slots=True)
+class RunnerLog:
+    phases: list[PhaseSpan] = field(default_factory=list)  # one entry per phase change
+    fill_phase: dict[str, Phase] = field(default_factory=dict)  # fill id -> phase after it
+    warnings: list[tuple[int, str]] = field(default_factory=list)
+    strategy_events: int = 0
+
+
+class WalletRunner:
+    def __init__(
+        self,
+        strategy: Strategy,
+        venue: SimExchange,
+        *,
+        on_command: Callable[[int, Command, Strategy], None] | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.venue = venue
+        self.tracker: UnitTracker | None = None
+        self.log = RunnerLog()
+        self._timers: list[tuple[int, int, str]] = []  # (ts, seq, name) heap
+        self._timer_seq = 0
+        self._on_command = on_command
+        self._last_phase: Phase | None = None
+
+    # -- public -------------------------------------------------------------------------
+    def start(self, ts: int, price: float) -> None:
+        self._deliver(self.venue.move_to(price, ts), ts)
+        self._execute(self.strategy.start(ts, price), ts)
+        self._settle(ts)
+
+    @property
+    def next_timer(self) -> int | None:
+        return self._timers[0][0] if self._timers else None
+
+    def fire_timers(self, until_ts: int) -> None:
+        """Deliver every timer due at or before ``until_ts``, each at its own time."""
+        while self._timers and self._timers[0][0] <= until_ts:
+            ts, _, name = heapq.heappop(self._timers)
+            self._deliver([Timer(ts, name)], ts)
+
+    def advance(self, target: float, ts: int, gap: bool = False) -> None:
+        """Move the market monotonically to ``target`` (a gap when ``gap``)."""
+        if gap:
+            self._gap_to(target, ts)
+            return
+        venue = self.venue
+        while True:
+            p = venue.last_price
+            if p is None or target == p:
+                return
+            up = target > p
+            nxt = target
+            trig = venue.next_trigger_above() if up else venue.next_trigger_below()
+            if trig is not None and (trig < nxt if up else trig > nxt):
+                nxt = trig
+            tracker = self.tracker
+            if tracker is not None:
+                lvl = tracker.grid.level(tracker.unit + (1 if up else -1))
+                if lvl < nxt if up else lvl > nxt:
+                    nxt = lvl
+            events: list[Event] = self._unit_steps(nxt, ts)
+            events += venue.move_to(nxt, ts)
+            if events:
+                self._deliver(events, ts)
+            if nxt == target:
+                return
+
+    def tick(self, price: float, ts: int) -> None:
+        """A trade/tick at ``price``: a monotone move from the last price (never a gap)."""
+        self.advance(price, ts)
+
+    # -- internals ----------------------------------------------------------------------
+    def _gap_to(self, target: float, ts: int) -> None:
+        # Every crossed stop already fired at the gap price (the venue returns them in
+        # trigger order); deliver them one by one, each after the unit steps down/up to its
+        # own level, with the tracker re-synced after every reaction (a RESET re-anchors it).
+        for ev in self.venue.move_to(target, ts, gap=True):
+            if isinstance(ev, OrderFilled):
+                spec = self.strategy.known_order(ev.client_id)
+                if spec is not None and spec.price is not None:
+                    steps = self._unit_steps(spec.price, ts)
+                    if steps:
+                        self._deliver(steps, ts)
+            self._deliver([ev], ts)
+        steps = self._unit_steps(target, ts)
+        if steps:
+            self._deliver(steps, ts)
+
+    def _unit_steps(self, price: float, ts: int) -> list[Event]:
+        tracker = self.tracker
+        if tracker is None:
+            return []
+        grid = tracker.grid
+        return [UnitChanged(ts, u, grid.level(u)) for u in tracker.update(price)]
+
+    def _deliver(self, events: list[Event], ts: int) -> None:
+        queue: deque[Event] = deque(events)
+        strategy = self.strategy
+        log = self.log
+        while queue:
+            ev = queue.popleft()
+            if isinstance(ev, Liquidated):
+                log.warnings.append((ev.ts, f"{strategy.wallet}: LIQUIDATED at {ev.price} (loss {ev.loss:.2f})"))
+                self._execute(strategy.stop(), ts, queue)
+                continue
+            if not isinstance(ev, Event):
+                continue  # venue-level account event (funding) — not a strategy event
+            log.strategy_events += 1
+            commands = strategy.on_event(ev)
+            if isinstance(ev, OrderFilled):
+                log.fill_phase[ev.fill_id] = strategy.phase
+            self._execute(commands, ts, queue)
+            self._sync_tracker()
+        self._settle(ts)
+
+    def _execute(self, commands: list[Command], ts: int, queue: deque[Event] | None = None) -> None:
+        out = queue if queue is not None else deque()
+        venue = self.venue
+        for cmd in expand(commands):
+            if self._on_command is not None:
+                self._on_command(ts, cmd, self.strategy)
+            if isinstance(cmd, Place):
+                out.extend(venue.submit(cmd.order, ts))
+            elif isinstance(cmd, Cancel):
+                out.extend(venue.cancel(cmd.client_id, ts))
+            elif isinstance(cmd, SetTimer):
+                self._timer_seq += 1
+                heapq.heappush(self._timers, (cmd.ts, self._timer_seq, cmd.name))
+        if queue is None and out:
+            self._deliver(list(out), ts)
+        self._sync_tracker()
+
+    def _sync_tracker(self) -> None:
+        grid = self.strategy.grid
+        if grid is None:
+            self.tracker = None
+        elif self.tracker is None or self.tracker.grid is not grid:
+            self.tracker = UnitTracker(grid, self.strategy.unit)
+
+    def _settle(self, ts: int) -> None:
+        strategy = self.strategy
+        phase = strategy.phase
+        if phase is not self._last_phase:
+            self._last_phase = phase
+            self.log.phases.append(PhaseSpan(ts, phase))
+        drained = getattr(strategy, "warnings", None)
+        if drained:
+            self.log.warnings.extend((ts, w) for w in drained)
+            drained.clear()

@@ -1,0 +1,210 @@
+"""Hedge wallet (SPEC §4): long → cash → short → cash → long, compounding at each RESET.
+
+ADVANCE holds the long with a ``stop_loss_full`` at c-1 and four ``stop_entry_short`` stops at
+c-1…c-4 (five orders). When the price drops one unit the full exit and the first short fire
+at the same level. Neither is reduce-only, so on a one-way (netting) account the two sells
+net to ``-Q + -f`` = a short of exactly one fragment whichever fills first; a reduce-only exit
+firing second would be clipped to the remaining long and leave the wallet flat instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hedgekit.core.commands import Command, SetTimer
+from hedgekit.core.errors import ParameterError
+from hedgekit.core.events import OrderRejected, Timer, UnitChanged
+from hedgekit.core.instrument import Instrument
+from hedgekit.core.orders import OrderKind, OrderSpec, OrderType, Side
+from hedgekit.core.strategy import Phase, Strategy
+from hedgekit.core.units import UnitGrid
+from hedgekit.strategies.common import WINDOW, WalletParams, min_order_qty
+
+FULL = OrderKind.STOP_LOSS_FULL
+SHORT = OrderKind.STOP_ENTRY_SHORT
+COVER = OrderKind.STOP_LOSS_COVER
+ENTRY_KINDS = (OrderKind.MARKET_BUY, OrderKind.MARKET_BUY_FULL)
+
+RESET_RETRY_TIMER = "reset_retry"
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeWalletParams(WalletParams):
+    max_short_notional: float | None = None  # cap on the four short fragments together
+    reset_retry_ms: int = 5_000  # first back-off of a refused re-entry; doubles each time
+    reset_max_retries: int = 8
+
+    def __post_init__(self) -> None:
+        WalletParams.__post_init__(self)
+        if self.max_short_notional is not None and not self.max_short_notional > 0:
+            raise ParameterError("max_short_notional", self.max_short_notional, "must be > 0 when set")
+        if self.reset_retry_ms <= 0:
+            raise ParameterError("reset_retry_ms", self.reset_retry_ms, "must be > 0")
+
+
+class HedgeWallet(Strategy):
+    name = "hedge_wallet"
+
+    def __init__(self, wallet: str, instrument: Instrument, params: HedgeWalletParams) -> None:
+        super().__init__(wallet, instrument)
+        params.check_against(instrument)
+        self.params = params
+        self.notional = params.notional
+        self.fragment = self._fragment_usd(self.notional)  # F, USD per short
+        self._grid: UnitGrid | None = None
+        self._unit = 0
+        self._last_pure = Phase.ADVANCE
+        self._resetting = False
+        self._reset_attempt = 0
+        self._reset_price = 0.0
+        self.resets = 0
+        self.warnings: list[str] = []  # drained and logged by the engine
+
+    @property
+    def grid(self) -> UnitGrid | None:
+        return self._grid
+
+    @property
+    def unit(self) -> int:
+        return self._unit
+
+    @property
+    def phase(self) -> Phase:
+        if self.stopped:
+            return Phase.STOPPED
+        if self._resetting:
+            return Phase.RESET
+        if self._grid is None:
+            return Phase.STARTING
+        full = shorts = covers = 0
+        for o in self.working.values():
+            full += o.kind is FULL
+            shorts += o.kind is SHORT
+            covers += o.kind is COVER
+        if full == 1 and shorts == WINDOW and covers == 0:
+            return Phase.ADVANCE
+        if covers == WINDOW and shorts == 0 and full == 0:
+            return Phase.DECLINE
+        return Phase.RETRACEMENT if self._last_pure is Phase.ADVANCE else Phase.RECOVERY
+
+    # -- events -------------------------------------------------------------------------
+    def start(self, ts: int, price: float) -> list[Command]:
+        qty = self.instrument.qty_for_notional(self.notional, price)
+        if qty <= 0:
+            raise ParameterError("allocation", self.params.allocation, f"buys less than one lot at {price:g}")
+        return [self._place(OrderKind.MARKET_BUY, Side.BUY, OrderType.MARKET, qty)]
+
+    def _on_filled(self, spec: OrderSpec, qty: float, price: float, ts: int) -> list[Command]:
+        if spec.kind in ENTRY_KINDS:
+            return self._anchor(price)
+        if spec.kind is FULL:
+            return []  # the short that fired with it places the cover
+        assert spec.unit is not None
+        if spec.kind is SHORT:
+            cmds: list[Command] = [self._place_cover(spec.unit + 1, qty)]
+            if not self.orders(SHORT):
+                self._last_pure = Phase.DECLINE
+            return cmds
+        if spec.kind is COVER:
+            if not self.orders(COVER) and self.instrument.is_zero_qty(self.position.qty):
+                return self._start_reset(price, ts)
+            return [self._place_short(spec.unit - 1)]
+        return []
+
+    def _on_unit(self, event: UnitChanged) -> list[Command]:
+        previous, self._unit = self._unit, event.unit
+        c = event.unit
+        phase = self.phase
+        # Guarded like the long wallet's slides: delivery order of fill and unit step is free.
+        if phase is Phase.ADVANCE and c > previous and not self._has(FULL, c - 1):
+            full = self.orders(FULL)[0]
+            lowest = self.orders(SHORT)[0]
+            return [
+                self._place_full(c - 1, full.qty),
+                self._place_short(c - 1),
+                self._cancel(full.client_id),
+                self._cancel(lowest.client_id),
+            ]
+        if phase is Phase.DECLINE and c < previous and not self._has(COVER, c + 1):
+            highest = self.orders(COVER)[-1]
+            return [self._place_cover(c + 1, highest.qty), self._cancel(highest.client_id)]
+        return []
+
+    def _on_rejected(self, spec: OrderSpec, event: OrderRejected) -> list[Command]:
+        if spec.kind is OrderKind.MARKET_BUY_FULL:
+            return self._retry_later(event.ts, event.reason)
+        if spec.kind is SHORT and spec.unit is not None:
+            # Skip this level: the window keeps its shape with the next one down.
+            self.warnings.append(f"{self.wallet}: short at unit {spec.unit} refused ({event.reason}); skipped")
+            return []
+        self.warnings.append(f"{self.wallet}: {spec.kind} refused ({event.reason}); wallet stopped")
+        return self.stop()
+
+    def _on_timer(self, event: Timer) -> list[Command]:
+        if event.name == RESET_RETRY_TIMER and self._resetting:
+            return [self._market_buy_full()]
+        return []
+
+    # -- rules --------------------------------------------------------------------------
+    def _fragment_usd(self, notional: float) -> float:
+        f = notional / WINDOW
+        if self.params.max_short_notional is not None:
+            f = min(f, self.params.max_short_notional / WINDOW)
+        return f
+
+    def _level(self, u: int) -> float:
+        assert self._grid is not None
+        return self._grid.level(u)
+
+    def _anchor(self, price: float) -> list[Command]:
+        """Long is on: anchor at the fill, lay the full stop and four shorts (ADVANCE)."""
+        if self._resetting:
+            self._resetting = False
+            self.resets += 1
+            self.cycle += 1
+            equity = self.params.allocation + self.realized_pnl - self.fees
+            self.notional = equity * self.params.leverage
+            self.fragment = self._fragment_usd(self.notional)
+        self._grid = UnitGrid(price, self.params.unit, self.instrument)
+        self._unit = 0
+        self._last_pure = Phase.ADVANCE
+        cmds: list[Command] = [self._place_full(-1, self.position.qty)]
+        cmds += [self._place_short(-(i + 1)) for i in range(WINDOW)]
+        return cmds
+
+    def _start_reset(self, price: float, ts: int) -> list[Command]:
+        """Flat: cancel the remaining shorts and buy back in with all equity × leverage."""
+        self._resetting = True
+        self._reset_attempt = 0
+        self._reset_price = price
+        cmds: list[Command] = self.cancel_all()
+        return cmds + [self._market_buy_full()]
+
+    def _market_buy_full(self) -> Command:
+        equity = self.params.allocation + self.realized_pnl - self.fees
+        # Each refused attempt asks for 5 % less, in case the refusal was for margin.
+        usd = equity * self.params.leverage * (0.95**self._reset_attempt)
+        qty = self.instrument.qty_for_notional(usd, self._reset_price)
+        qty = max(qty, min_order_qty(self.instrument, self._reset_price))
+        return self._place(OrderKind.MARKET_BUY_FULL, Side.BUY, OrderType.MARKET, qty)
+
+    def _retry_later(self, ts: int, reason: str) -> list[Command]:
+        self._reset_attempt += 1
+        if self._reset_attempt > self.params.reset_max_retries:
+            self.warnings.append(f"{self.wallet}: re-entry refused {self._reset_attempt} times ({reason}); wallet stopped")
+            return self.stop()
+        delay = self.params.reset_retry_ms * 2 ** (self._reset_attempt - 1)
+        self.warnings.append(f"{self.wallet}: re-entry refused ({reason}); retry {self._reset_attempt} in {delay / 1000:g}s")
+        return [SetTimer(RESET_RETRY_TIMER, ts + delay)]
+
+    def _place_full(self, u: int, qty: float) -> Command:
+        # Deliberately NOT reduce-only: see the module docstring.
+        return self._place(FULL, Side.SELL, OrderType.STOP, qty, self._level(u), unit=u)
+
+    def _place_short(self, u: int) -> Command:
+        level = self._level(u)
+        qty = max(self.instrument.qty_for_notional(self.fragment, level), min_order_qty(self.instrument, level))
+        return self._place(SHORT, Side.SELL, OrderType.STOP, qty, level, unit=u)
+
+    def _place_cover(self, u: int, qty: float) -> Command:
+        return self._place(COVER, Side.BUY, OrderType.STOP, qty, self._level(u), unit=u, reduce_only=True)

@@ -1,0 +1,184 @@
+"""Long wallet (SPEC §3): four stops trailing one unit behind the price.
+
+Sells (``stop_loss``, reduce-only) sit below the current unit and scale out of the long on
+the way down; buys (``stop_entry_buy``) sit above and scale back in on the way up. There are
+always four working orders: sells contiguous below c, buys contiguous above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from hedgekit.core.commands import Command
+from hedgekit.core.errors import ParameterError
+from hedgekit.core.events import OrderRejected, UnitChanged
+from hedgekit.core.instrument import Instrument
+from hedgekit.core.orders import OrderKind, OrderSpec, OrderType, Side
+from hedgekit.core.strategy import Phase, Strategy
+from hedgekit.core.units import UnitGrid
+from hedgekit.strategies.common import WINDOW, WalletParams, min_order_qty, split_qty
+
+SELL, BUY = OrderKind.STOP_LOSS, OrderKind.STOP_ENTRY_BUY
+
+
+class BuyFragment(StrEnum):
+    CONTINUOUS = "continuous"  # (N + realized PnL of the cycle) / 4, when placed
+    FIXED = "fixed"  # N / 4
+
+
+@dataclass(frozen=True, slots=True)
+class LongWalletParams(WalletParams):
+    buy_fragment: BuyFragment = BuyFragment.CONTINUOUS
+
+    def __post_init__(self) -> None:
+        WalletParams.__post_init__(self)
+        try:
+            BuyFragment(self.buy_fragment)
+        except ValueError:
+            raise ParameterError(
+                "buy_fragment", self.buy_fragment, "must be 'continuous' or 'fixed'"
+            ) from None
+
+
+class LongWallet(Strategy):
+    name = "long_wallet"
+
+    def __init__(self, wallet: str, instrument: Instrument, params: LongWalletParams) -> None:
+        super().__init__(wallet, instrument)
+        params.check_against(instrument)
+        self.params = params
+        self.notional = params.notional  # N, re-based at every RESET
+        self._grid: UnitGrid | None = None
+        self._unit = 0
+        self._cycle_realized0 = 0.0  # realized PnL when this cycle began
+        self._last_pure = Phase.ADVANCE
+        self.resets = 0
+        self._retried: set[str] = set()  # client ids that are already a retry
+
+    # -- state the engine reads ---------------------------------------------------------
+    @property
+    def grid(self) -> UnitGrid | None:
+        return self._grid
+
+    @property
+    def unit(self) -> int:
+        return self._unit
+
+    @property
+    def cycle_realized(self) -> float:
+        return self.realized_pnl - self._cycle_realized0
+
+    @property
+    def phase(self) -> Phase:
+        if self.stopped:
+            return Phase.STOPPED
+        if self._grid is None:
+            return Phase.STARTING
+        sells = sum(1 for o in self.working.values() if o.kind is SELL)
+        buys = sum(1 for o in self.working.values() if o.kind is BUY)
+        if sells == WINDOW and buys == 0:
+            return Phase.ADVANCE
+        if buys == WINDOW and sells == 0:
+            return Phase.DECLINE
+        return Phase.RETRACEMENT if self._last_pure is Phase.ADVANCE else Phase.RECOVER
+
+    # -- events -------------------------------------------------------------------------
+    def start(self, ts: int, price: float) -> list[Command]:
+        qty = self.instrument.qty_for_notional(self.notional, price)
+        if qty <= 0:
+            raise ParameterError(
+                "allocation", self.params.allocation, f"buys less than one lot at {price:g}"
+            )
+        return [self._place(OrderKind.MARKET_BUY, Side.BUY, OrderType.MARKET, qty)]
+
+    def _on_filled(self, spec: OrderSpec, qty: float, price: float, ts: int) -> list[Command]:
+        if spec.kind is OrderKind.MARKET_BUY:
+            return self._anchor(price)
+        assert spec.unit is not None  # unit orders always carry their unit
+        if spec.kind is SELL:
+            cmds: list[Command] = [self._buy_at(spec.unit + 1)]
+            if not self.orders(SELL):
+                self._last_pure = Phase.DECLINE
+            return cmds
+        if spec.kind is BUY:
+            cmds = [self._place_sell(spec.unit - 1, qty)]
+            if not self.orders(BUY):
+                cmds += self._reset(price)
+            return cmds
+        return []
+
+    def _on_unit(self, event: UnitChanged) -> list[Command]:
+        previous, self._unit = self._unit, event.unit
+        phase = self.phase
+        c = event.unit
+        # Slides are guarded by "is the new level already taken?" so a fill delivered before
+        # or after its own unit step leads to the same window (live fill reports can lag).
+        if phase is Phase.ADVANCE and c > previous and not self._has(SELL, c - 1):
+            lowest = self.orders(SELL)[0]
+            return [self._place_sell(c - 1, lowest.qty), self._cancel(lowest.client_id)]
+        if phase is Phase.DECLINE and c < previous and not self._has(BUY, c + 1):
+            highest = self.orders(BUY)[-1]
+            # The buy being cancelled releases its share of the buying power.
+            return [self._buy_at(c + 1, releasing=highest), self._cancel(highest.client_id)]
+        return []
+
+    def _on_rejected(self, spec: OrderSpec, event: OrderRejected) -> list[Command]:
+        # A window order the venue refused (e.g. margin at trigger time) is re-placed once
+        # at half size so the window keeps its four orders; a second refusal stops the wallet.
+        if spec.kind is BUY and spec.unit is not None:
+            half = self.instrument.floor_qty(spec.qty / 2)
+            level = self._level(spec.unit)
+            if spec.client_id not in self._retried and half >= min_order_qty(self.instrument, level):
+                place = self._place(BUY, Side.BUY, OrderType.STOP, half, level, unit=spec.unit)
+                self._retried.add(place.order.client_id)
+                return [place]
+        return self.stop()
+
+    # -- rules --------------------------------------------------------------------------
+    def _level(self, u: int) -> float:
+        assert self._grid is not None
+        return self._grid.level(u)
+
+    def _anchor(self, price: float) -> list[Command]:
+        """Lay the grid at ``price`` with c = 0 and four sells splitting the position."""
+        self._grid = UnitGrid(price, self.params.unit, self.instrument)
+        self._unit = 0
+        self._last_pure = Phase.ADVANCE
+        sizes = split_qty(self.position.qty, WINDOW, self.instrument)
+        return [self._place_sell(-(i + 1), q) for i, q in enumerate(sizes)]
+
+    def _reset(self, price: float) -> list[Command]:
+        """All buys filled: re-anchor at the last fill, compound N, re-lay the sells.
+
+        New sells are placed before the old ones are cancelled (place-then-cancel).
+        """
+        old = [o.client_id for o in self.orders(SELL)]
+        self.resets += 1
+        self.cycle += 1
+        self._cycle_realized0 = self.realized_pnl
+        self.notional = self.position.qty * self.instrument.round_price(price)
+        cmds = self._anchor(price)
+        return cmds + [self._cancel(cid) for cid in old]
+
+    def _place_sell(self, u: int, qty: float) -> Command:
+        return self._place(SELL, Side.SELL, OrderType.STOP, qty, self._level(u), unit=u, reduce_only=True)
+
+    def _buy_at(self, u: int, releasing: OrderSpec | None = None) -> Command:
+        level = self._level(u)
+        usd = self.notional / WINDOW
+        if self.params.buy_fragment is BuyFragment.CONTINUOUS:
+            usd = (self.notional + self.cycle_realized) / WINDOW
+        released = releasing.qty * (releasing.price or level) if releasing is not None else 0.0
+        usd = min(usd, self.buying_power(level) + released)
+        qty = max(self.instrument.qty_for_notional(usd, level), min_order_qty(self.instrument, level))
+        return self._place(BUY, Side.BUY, OrderType.STOP, qty, level, unit=u)
+
+    def buying_power(self, price: float) -> float:
+        """Quote notional still buyable at ``price``: equity (unrealized included, as a cross
+        margin account counts it) × leverage, less the long and the working buys."""
+        equity = self.params.allocation + self.equity(price)
+        committed = self.position.qty * price + sum(
+            o.qty * (o.price or price) for o in self.orders(BUY)
+        )
+        return max(equity * self.params.leverage - committed, 0.0)
