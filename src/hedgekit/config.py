@@ -1,0 +1,222 @@
+"""The one YAML config, validated by frozen pydantic models that forbid unknown keys.
+
+Errors name the file and the dotted field, say what was given and what is allowed, and
+suggest the nearest known key for a typo.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hedgekit.core.errors import HedgekitError
+from hedgekit.core.instrument import Instrument
+from hedgekit.core.units import UnitMode, UnitSpec
+
+
+class ConfigError(HedgekitError):
+    pass
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class UnitConfig(_Model):
+    """Unit size: `fixed` quote amount, `percent` of P0 (0.01 = 1 %), or `geometric` ratio."""
+
+    mode: UnitMode = UnitMode.FIXED
+    value: PositiveFloat
+
+    def spec(self) -> UnitSpec:
+        return UnitSpec(self.mode, self.value)
+
+
+class _WalletBase(_Model):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,12}$")] = Field(
+        description="wallet name: letters, digits, '_' (max 12, it goes into order ids)"
+    )
+    allocation: PositiveFloat = Field(description="USD margin given to this wallet")
+    leverage: PositiveFloat = 1.0
+    unit: UnitConfig = Field(description="unit size of the grid")
+
+
+class LongWalletConfig(_WalletBase):
+    strategy: Literal["long_wallet"]
+    buy_fragment: Literal["continuous", "fixed"] = "continuous"
+
+
+class HedgeWalletConfig(_WalletBase):
+    strategy: Literal["hedge_wallet"]
+    max_short_notional: PositiveFloat | None = None
+
+
+WalletConfig = Annotated[LongWalletConfig | HedgeWalletConfig, Field(discriminator="strategy")]
+
+
+class InstrumentConfig(_Model):
+    symbol: str = "BTCUSDT"
+    tick_size: PositiveFloat = 0.1
+    lot_size: PositiveFloat = 0.001
+    min_notional: Annotated[float, Field(ge=0)] = 5.0
+    contract: Literal["perp", "spot"] = "perp"
+
+
+class FundingConfig(_Model):
+    """Funding source: a funding-rate file, a constant rate per interval, or none."""
+
+    file: str | None = None
+    rate: float | None = Field(default=None, ge=-0.01, le=0.01)
+    interval_hours: PositiveFloat = 8.0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FundingConfig:
+        if self.file is not None and self.rate is not None:
+            raise ValueError("give either `file` or `rate`, not both")
+        return self
+
+
+class VenueConfig(_Model):
+    name: str = "binanceusdm"
+    # Binance USD-M base tier: 0.02 % maker, 0.05 % taker.
+    maker_fee: Annotated[float, Field(ge=-0.01, le=0.01)] = 0.0002
+    taker_fee: Annotated[float, Field(ge=-0.01, le=0.01)] = 0.0005
+    slippage: Annotated[float, Field(ge=0, le=0.05)] = 0.0
+    margin_mode: Literal["cross", "isolated"] = "cross"
+    maintenance_margin_rate: Annotated[float, Field(ge=0, lt=1)] = 0.005
+    max_leverage: PositiveFloat = 20.0
+    trigger_order: Literal["random", "fifo", "reverse"] = "random"
+    limit_fill: Literal["touch", "through"] = "touch"
+    funding: FundingConfig = FundingConfig()
+
+
+class DataConfig(_Model):
+    candles: str | None = Field(default=None, description="history file; default: bundled BTCUSDT 1m")
+    start: str | None = None
+    end: str | None = None
+
+
+class BacktestConfig(_Model):
+    wallets: Annotated[list[WalletConfig], Field(min_length=1)]
+    instrument: InstrumentConfig = InstrumentConfig()
+    venue: VenueConfig = VenueConfig()
+    data: DataConfig = DataConfig()
+    seed: int = 42
+    equity_every: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> BacktestConfig:
+        names = [w.name for w in self.wallets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"wallet names must be unique; repeated: {', '.join(dupes)}")
+        for i, w in enumerate(self.wallets):
+            if w.leverage > self.venue.max_leverage:
+                raise ValueError(
+                    f"wallets[{i}].leverage={w.leverage:g} is above venue.max_leverage="
+                    f"{self.venue.max_leverage:g}; lower it or raise the venue limit"
+                )
+            if w.unit.mode is UnitMode.FIXED and w.unit.value < self.instrument.tick_size:
+                raise ValueError(
+                    f"wallets[{i}].unit.value={w.unit.value:g} is smaller than the tick "
+                    f"({self.instrument.tick_size:g})"
+                )
+        return self
+
+    def instrument_model(self) -> Instrument:
+        i = self.instrument
+        return Instrument(
+            symbol=i.symbol, tick_size=i.tick_size, lot_size=i.lot_size,
+            min_notional=i.min_notional, maker_fee=self.venue.maker_fee,
+            taker_fee=self.venue.taker_fee,
+            funding_interval_hours=self.venue.funding.interval_hours,
+        )
+
+
+def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names valid at ``loc`` (for "did you mean"), best effort."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            continue
+        fields = getattr(current, "model_fields", None)
+        if fields is None:
+            return []
+        if part in fields:
+            ann = fields[part].annotation
+            current = _first_model(ann)
+        elif part in ("long_wallet", "hedge_wallet"):
+            current = {"long_wallet": LongWalletConfig, "hedge_wallet": HedgeWalletConfig}[part]
+    fields = getattr(current, "model_fields", None)
+    return list(fields) if fields else []
+
+
+def _first_model(ann: Any) -> Any:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in getattr(ann, "__args__", ()) or ():
+        found = _first_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def format_errors(err: ValidationError, source: str, model: type[BaseModel]) -> str:
+    lines = [f"{source}: invalid configuration ({err.error_count()} problem(s))"]
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+        path = path or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            known = _known_fields(model, loc)
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else (f"; allowed: {', '.join(known)}" if known else "")
+            lines.append(f"  {path}: unknown key{hint}")
+            continue
+        given = e.get("input")
+        shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
+        lines.append(f"  {path}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "<config>") -> BacktestConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level")
+    try:
+        return BacktestConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_errors(err, source, BacktestConfig)) from None
+
+
+def load_config(path: str | Path) -> BacktestConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    cfg = parse_config(data, str(p))
+    return _resolve_paths(cfg, p.parent)
+
+
+def _resolve_paths(cfg: BacktestConfig, base: Path) -> BacktestConfig:
+    """Relative data paths in a config file are relative to the file, not the shell."""
+
+    def fix(value: str | None) -> str | None:
+        if value is None or Path(value).is_absolute() or value.startswith("bundled:"):
+            return value
+        return str((base / value).resolve())
+
+    data = cfg.data.model_copy(update={"candles": fix(cfg.data.candles)})
+    funding = cfg.venue.funding.model_copy(update={"file": fix(cfg.venue.funding.file)})
+    venue = cfg.venue.model_copy(update={"funding": funding})
+    return cfg.model_copy(update={"data": data, "venue": venue})

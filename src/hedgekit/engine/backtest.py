@@ -1,0 +1,265 @@
+"""Backtest engine: one or more wallets, each its own strategy and simulated account, over candles.
+
+Intrabar path (written down here, where the assumption is made): a bar that closes up is
+walked open -> low -> high -> close, a bar that closes down (or flat) open -> high -> low ->
+close. The move from the previous close to the open is a gap: stops it jumps over fill at
+the open. Every level crossing on the path is processed in order by ``WalletRunner``.
+
+Two loops produce the same fills:
+
+* ``reference`` walks every bar through the runner (simple, the oracle);
+* ``fast`` does no Python work on quiet bars: it asks each wallet for the band (next trigger
+  below, next trigger above) outside which anything can happen, and finds with a vectorised
+  numpy scan the next bar whose range reaches a band edge, or the next funding/timer time.
+  Only that bar is walked, exactly as the reference would. Equity on the skipped bars is
+  computed in bulk (position and cash are constant there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from hedgekit.core.strategy import Phase, Strategy
+from hedgekit.engine.runner import WalletRunner
+from hedgekit.venues.sim import SimExchange
+
+INF = float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    """The minimum the engine needs: bar open times (ms) and OHLC arrays."""
+
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+@dataclass(frozen=True, slots=True)
+class Funding:
+    ts: np.ndarray  # ms, when the payment is due
+    rate: np.ndarray
+
+
+@dataclass(slots=True)
+class WalletRun:
+    """Everything recorded for one wallet."""
+
+    name: str
+    strategy: Strategy
+    venue: SimExchange
+    runner: WalletRunner
+    equity: np.ndarray  # per bar, at the close
+    position: np.ndarray
+
+
+@dataclass(slots=True)
+class EngineStats:
+    bars: int = 0
+    stepped_bars: int = 0  # bars walked through the runner
+    strategy_events: int = 0
+
+
+@dataclass(slots=True)
+class EngineRun:
+    bars: Bars
+    wallets: list[WalletRun]
+    stats: EngineStats = field(default_factory=EngineStats)
+
+
+WalletFactory = Callable[[], tuple[Strategy, SimExchange]]
+Progress = Callable[[int], None]
+
+
+def _walk_bar(runners: list[WalletRunner], i: int, bars: Bars, skip_quiet: bool = False) -> None:
+    ts = int(bars.ts[i])
+    o, h, lo, c = bars.open[i], bars.high[i], bars.low[i], bars.close[i]
+    first, second = (lo, h) if c > o else (h, lo)
+    for r in runners:
+        if r.next_timer is not None:
+            r.fire_timers(ts)
+        if skip_quiet:
+            # Another wallet needed this bar; for this one it may be quiet (fast path only).
+            band_lo, band_hi = _band([r])
+            if lo > band_lo and h < band_hi:
+                r.advance(c, ts)
+                continue
+        if r.venue.last_price != o:
+            r.advance(o, ts, gap=True)
+        r.advance(first, ts)
+        r.advance(second, ts)
+        r.advance(c, ts)
+
+
+def _apply_funding(runners: list[WalletRunner], rate: float, ts: int) -> None:
+    for r in runners:
+        mark = r.venue.last_price
+        if mark is not None:
+            r.venue.apply_funding(rate, mark, ts)
+
+
+def run(
+    bars: Bars,
+    factories: list[tuple[str, WalletFactory]],
+    *,
+    funding: Funding | None = None,
+    mode: Literal["fast", "reference"] = "fast",
+    progress: Progress | None = None,
+) -> EngineRun:
+    n = len(bars)
+    if n == 0:
+        raise ValueError("no bars to backtest")
+    wallets: list[WalletRun] = []
+    for name, factory in factories:
+        strategy, venue = factory()
+        runner = WalletRunner(strategy, venue)
+        wallets.append(WalletRun(name, strategy, venue, runner, np.empty(n), np.empty(n)))
+    runners = [w.runner for w in wallets]
+    stats = EngineStats(bars=n)
+    # Start on the first bar's open, then walk the rest of that bar.
+    ts0 = int(bars.ts[0])
+    for r in runners:
+        r.start(ts0, float(bars.open[0]))
+    fund_ts = funding.ts if funding is not None else np.empty(0, dtype=np.int64)
+    fund_rate = funding.rate if funding is not None else np.empty(0)
+    fi = int(np.searchsorted(fund_ts, ts0, side="right"))  # payments after the start
+    stepper = _fast if mode == "fast" else _reference
+    stepper(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress)
+    stats.strategy_events = sum(r.log.strategy_events for r in runners)
+    return EngineRun(bars, wallets, stats)
+
+
+def _record(w: WalletRun, i: int, price: float) -> None:
+    w.equity[i] = w.venue.equity(price)
+    w.position[i] = w.venue.position.qty
+
+
+def _reference(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress) -> None:
+    n = len(bars)
+    ts_arr = bars.ts
+    for i in range(n):
+        ts = int(ts_arr[i])
+        while fi < len(fund_ts) and fund_ts[fi] <= ts:
+            _apply_funding(runners, float(fund_rate[fi]), int(fund_ts[fi]))
+            fi += 1
+        _walk_bar(runners, i, bars)
+        stats.stepped_bars += 1
+        c = float(bars.close[i])
+        for w in wallets:
+            _record(w, i, c)
+        if progress is not None and (i & 0xFFFF) == 0:
+            progress(i)
+    if progress is not None:
+        progress(n)
+
+
+def _band(runners: list[WalletRunner]) -> tuple[float, float]:
+    """(lo, hi): a bar whose low > lo and high < hi changes nothing in any wallet."""
+    lo, hi = -INF, INF
+    for r in runners:
+        v = r.venue
+        below = v.next_trigger_below()
+        above = v.next_trigger_above()
+        t = r.tracker
+        if t is not None:
+            d, u = t.next_levels()
+            below = d if below is None or d > below else below
+            above = u if above is None or u < above else above
+        if below is not None and below > lo:
+            lo = below
+        if above is not None and above < hi:
+            hi = above
+    return lo, hi
+
+
+def _first_hit(low: np.ndarray, high: np.ndarray, start: int, stop: int, lo: float, hi: float) -> int:
+    """Index of the first bar in [start, stop) whose range reaches lo or hi, else ``stop``.
+
+    Scans in growing chunks so a nearby event costs a small slice and a far one few calls.
+    """
+    chunk = 64
+    i = start
+    while i < stop:
+        j = min(i + chunk, stop)
+        hits = np.flatnonzero((low[i:j] <= lo) | (high[i:j] >= hi))
+        if hits.size:
+            return i + int(hits[0])
+        i = j
+        chunk = min(chunk * 4, 1 << 16)
+    return stop
+
+
+def _fill_quiet(w: WalletRun, a: int, b: int, close: np.ndarray) -> None:
+    """Equity and position on quiet bars [a, b): cash and position do not change there."""
+    if b <= a:
+        return
+    v = w.venue
+    q = v.position.qty
+    w.position[a:b] = q
+    # equity(p) = cash + q*(p - avg) is linear in p: equity(0) + q*p
+    w.equity[a:b] = v.equity(0.0) + q * close[a:b]
+
+
+def _fast(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress) -> None:
+    n = len(bars)
+    low, high, close, ts_arr = bars.low, bars.high, bars.close, bars.ts
+    i = 0
+    next_report = 0
+    while i < n:
+        # The next bar that must be walked: first hit of the band, a funding time, a timer.
+        stop = n
+        if fi < len(fund_ts):
+            stop = min(stop, int(np.searchsorted(ts_arr, fund_ts[fi], side="left")))
+        for r in runners:
+            nt = r.next_timer
+            if nt is not None:
+                stop = min(stop, int(np.searchsorted(ts_arr, nt, side="left")))
+        stop = max(stop, i)
+        lo, hi = _band(runners)
+        k = _first_hit(low, high, i, stop, lo, hi)
+        if k > i:
+            # Bars i..k-1 are quiet: the price just ends at close[k-1].
+            last_close = float(close[k - 1])
+            ts_last = int(ts_arr[k - 1])
+            for w in wallets:
+                _fill_quiet(w, i, k, close)
+                w.runner.advance(last_close, ts_last)
+            i = k
+            if i >= n:
+                break
+        ts = int(ts_arr[i])
+        while fi < len(fund_ts) and fund_ts[fi] <= ts:
+            _apply_funding(runners, float(fund_rate[fi]), int(fund_ts[fi]))
+            fi += 1
+        _walk_bar(runners, i, bars, skip_quiet=len(runners) > 1)
+        stats.stepped_bars += 1
+        c = float(close[i])
+        for w in wallets:
+            _record(w, i, c)
+        i += 1
+        if progress is not None and i >= next_report:
+            progress(i)
+            next_report = i + 4096
+    if progress is not None:
+        progress(n)
+
+
+def phase_durations(phases: list, end_ts: int) -> dict[str, int]:
+    """Milliseconds spent in each phase, from the runner's phase log."""
+    out: dict[str, int] = {}
+    for cur, nxt in zip(phases, [*phases[1:], None], strict=False):
+        stop = nxt.ts if nxt is not None else end_ts
+        out[str(cur.phase)] = out.get(str(cur.phase), 0) + max(stop - cur.ts, 0)
+    return out
+
+
+__all__ = ["Bars", "EngineRun", "Funding", "Phase", "WalletRun", "phase_durations", "run"]

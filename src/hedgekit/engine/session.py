@@ -1,0 +1,136 @@
+"""Config -> data -> wallets -> engine -> result objects: the backtest's Python API.
+
+>>> from hedgekit.config import load_config
+>>> from hedgekit.engine.session import run_backtest
+>>> result = run_backtest(load_config("examples/dual_wallet.yaml"))
+>>> result.summary["total"]["return_pct"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from hedgekit.config import (
+    BacktestConfig,
+    HedgeWalletConfig,
+    LongWalletConfig,
+)
+from hedgekit.core.instrument import Instrument
+from hedgekit.core.strategy import Strategy
+from hedgekit.engine import backtest as engine
+from hedgekit.feeds.history import (
+    BUNDLED_BTC_1M,
+    Candles,
+    bundled_path,
+    load_candles,
+    load_funding,
+)
+from hedgekit.report.results import BacktestResult, build_result
+from hedgekit.strategies.hedge_wallet import HedgeWallet, HedgeWalletParams
+from hedgekit.strategies.long_wallet import BuyFragment, LongWallet, LongWalletParams
+from hedgekit.venues.sim import SimConfig, SimExchange
+
+Progress = Callable[[int, int], None]
+
+
+def resolve_data_path(value: str | None) -> Path:
+    """A config/CLI data path; None or ``bundled:NAME`` means a file shipped in the package."""
+    if value is None:
+        return bundled_path(BUNDLED_BTC_1M)
+    if value.startswith("bundled:"):
+        return bundled_path(value.removeprefix("bundled:"))
+    return Path(value)
+
+
+def build_strategy(w, instrument: Instrument, max_leverage: float) -> Strategy:
+    if isinstance(w, LongWalletConfig):
+        params = LongWalletParams(
+            allocation=w.allocation, leverage=w.leverage, unit=w.unit.spec(),
+            max_leverage=max_leverage, buy_fragment=BuyFragment(w.buy_fragment),
+        )
+        return LongWallet(w.name, instrument, params)
+    if isinstance(w, HedgeWalletConfig):
+        params_h = HedgeWalletParams(
+            allocation=w.allocation, leverage=w.leverage, unit=w.unit.spec(),
+            max_leverage=max_leverage, max_short_notional=w.max_short_notional,
+        )
+        return HedgeWallet(w.name, instrument, params_h)
+    raise TypeError(f"unsupported wallet config {type(w).__name__}")
+
+
+def sim_config(cfg: BacktestConfig, w, index: int) -> SimConfig:
+    v = cfg.venue
+    return SimConfig(
+        initial_cash=w.allocation, leverage=w.leverage, margin_mode=v.margin_mode,
+        maintenance_margin_rate=v.maintenance_margin_rate, slippage=v.slippage,
+        limit_fill=v.limit_fill, trigger_order=v.trigger_order,
+        seed=cfg.seed * 1000 + index, maker_fee=v.maker_fee, taker_fee=v.taker_fee,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedData:
+    candles: Candles
+    funding: engine.Funding | None
+    funding_source: str
+
+
+def load_data(
+    cfg: BacktestConfig, data: str | None = None, start=None, end=None
+) -> LoadedData:
+    path = resolve_data_path(data if data is not None else cfg.data.candles)
+    candles = load_candles(path, start=start or cfg.data.start, end=end or cfg.data.end)
+    if len(candles) == 0:
+        raise ValueError(f"{path}: no bars between the requested start and end")
+    fc = cfg.venue.funding
+    funding = None
+    source = "none"
+    first, last = int(candles.ts[0]), int(candles.ts[-1])
+    if fc.file is not None:
+        fpath = resolve_data_path(fc.file)
+        fs = load_funding(fpath)
+        keep = (fs.ts >= first) & (fs.ts <= last)
+        funding = engine.Funding(fs.ts[keep], fs.rate[keep])
+        source = str(fpath)
+    elif fc.rate is not None:
+        step = int(fc.interval_hours * 3_600_000)
+        ts = np.arange((first // step + 1) * step, last + 1, step, dtype=np.int64)
+        funding = engine.Funding(ts, np.full(len(ts), fc.rate))
+        source = f"constant {fc.rate} every {fc.interval_hours:g}h"
+    return LoadedData(candles, funding, source)
+
+
+def run_backtest(
+    cfg: BacktestConfig,
+    *,
+    data: str | None = None,
+    start=None,
+    end=None,
+    mode: Literal["fast", "reference"] = "fast",
+    progress: Progress | None = None,
+    loaded: LoadedData | None = None,
+) -> BacktestResult:
+    loaded = loaded or load_data(cfg, data, start, end)
+    c = loaded.candles
+    bars = engine.Bars(c.ts, c.open, c.high, c.low, c.close)
+    instrument = cfg.instrument_model()
+
+    def factory(w, i):
+        def make() -> tuple[Strategy, SimExchange]:
+            strategy = build_strategy(w, instrument, cfg.venue.max_leverage)
+            return strategy, SimExchange(instrument, sim_config(cfg, w, i))
+
+        return make
+
+    factories = [(w.name, factory(w, i)) for i, w in enumerate(cfg.wallets)]
+    cb = None if progress is None else (lambda i: progress(i, len(bars)))
+    run = engine.run(bars, factories, funding=loaded.funding, mode=mode, progress=cb)
+    return build_result(cfg, loaded.candles, run, loaded.funding_source)
+
+
+__all__ = ["BacktestResult", "LoadedData", "load_data", "resolve_data_path", "run_backtest"]

@@ -1,0 +1,498 @@
+"""Performance statistics: pure functions of equity curves and fills (numpy / pandas).
+
+Nothing here reads files or the clock. Conventions:
+
+- money in quote currency (USD), percentages as percent (``12.5`` = 12.5 %), ratios as plain
+  floats; a statistic that is undefined for the input (a Sharpe of a flat curve, a profit factor
+  without a losing trip) is ``None``, and a profit factor without losses but with wins is ``inf``.
+- annualisation uses the data's own bar spacing: ``periods per year = 365.25 days / median
+  step`` (crypto trades every day of the year), risk-free rate 0.
+- returns are simple per-bar returns of the equity curve; Sharpe uses the sample standard
+  deviation (ddof = 1), Sortino the downside deviation ``sqrt(mean(min(r, 0)²))`` over all bars.
+- a *round trip* is a wallet's position going from flat to flat, or to a flip of sign (a flip
+  closes one trip and opens the next). Its PnL is the sum of the fills' realized-PnL increments
+  minus the fees of its fills (a flipping fill's fee is split by the quantity on each side).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "MS_PER_YEAR",
+    "RoundTrip",
+    "buy_and_hold_curve",
+    "cagr",
+    "compute_metrics",
+    "compute_run_metrics",
+    "count_resets",
+    "drawdown_durations",
+    "drawdown_series",
+    "exposure",
+    "max_drawdown",
+    "periods_per_year",
+    "phase_segments",
+    "round_trips",
+    "sharpe_ratio",
+    "simple_returns",
+    "sortino_ratio",
+    "time_in_phase",
+    "to_epoch_ms",
+]
+
+MS_PER_YEAR = 365.25 * 86_400_000
+_FLAT = 1e-9  # |position| below this is flat (CSV positions are rounded well above it)
+_PURE_START = {"", "STARTING", "nan"}
+
+
+# --------------------------------------------------------------------------- drawdown
+
+
+def drawdown_series(equity: np.ndarray) -> np.ndarray:
+    """Fractional drawdown from the running peak at each point (0 = at a peak, 0.2 = 20 % below)."""
+    eq = np.asarray(equity, dtype=float)
+    if eq.size == 0:
+        return eq
+    peak = np.maximum.accumulate(eq)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = np.where(peak > 0, 1.0 - eq / peak, 0.0)
+    return dd
+
+
+def max_drawdown(equity: np.ndarray) -> float:
+    """Largest peak-to-trough fall as a fraction of the peak."""
+    dd = drawdown_series(equity)
+    return float(dd.max()) if dd.size else 0.0
+
+
+def drawdown_durations(equity: np.ndarray, times: np.ndarray | None = None) -> dict[str, float]:
+    """Durations of the deepest drawdown and of the longest one.
+
+    A drawdown lasts from its peak to the first point back at (or above) that peak, or to the
+    last point when it never recovered. ``times`` (epoch ms or any increasing numbers) default
+    to the point index, so durations are then in bars. Returns ``max_dd_duration`` (the episode
+    holding the deepest trough), ``max_dd_duration_bars``, ``longest_duration``,
+    ``longest_duration_bars`` and ``recovered`` (whether the deepest one recovered).
+    """
+    eq = np.asarray(equity, dtype=float)
+    n = eq.size
+    t = np.arange(n, dtype=float) if times is None else np.asarray(times, dtype=float)
+    out = {"max_dd_duration": 0.0, "max_dd_duration_bars": 0, "longest_duration": 0.0,
+           "longest_duration_bars": 0, "recovered": True}
+    if n < 2:
+        return out
+    dd = drawdown_series(eq)
+    under = dd > 0
+    if not under.any():
+        return out
+    # Episodes: maximal runs of underwater points; each starts one point after its peak.
+    edges = np.diff(np.concatenate([[0], under.astype(np.int8), [0]]))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)  # first point after the run (== n if never recovered)
+    deepest = int(np.argmax(dd))
+    for s, e in zip(starts, ends, strict=True):
+        peak_i = s - 1
+        end_i = min(e, n - 1)
+        dur, bars = float(t[end_i] - t[peak_i]), int(end_i - peak_i)
+        if dur > out["longest_duration"]:
+            out["longest_duration"], out["longest_duration_bars"] = dur, bars
+        if s <= deepest < e:
+            out["max_dd_duration"], out["max_dd_duration_bars"] = dur, bars
+            out["recovered"] = bool(e < n)
+    return out
+
+
+# --------------------------------------------------------------------------- returns
+
+
+def to_epoch_ms(values) -> np.ndarray:
+    """ISO-8601 strings, datetimes or a DatetimeIndex -> int64 epoch milliseconds (UTC)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    ser = pd.Series(values) if not isinstance(values, pd.Series) else values
+    if ser.dtype.kind in "iu":
+        return ser.to_numpy(dtype=np.int64)
+    dt = pd.to_datetime(ser, utc=True, format="ISO8601")
+    return dt.dt.tz_convert(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
+
+
+def periods_per_year(times_ms: np.ndarray) -> float | None:
+    """365.25 days divided by the median positive step between timestamps (epoch ms)."""
+    t = np.asarray(times_ms, dtype=float)
+    if t.size < 2:
+        return None
+    steps = np.diff(t)
+    steps = steps[steps > 0]
+    if steps.size == 0:
+        return None
+    return MS_PER_YEAR / float(np.median(steps))
+
+
+def simple_returns(equity: np.ndarray) -> np.ndarray:
+    """Per-step simple returns ``e[i]/e[i-1] - 1``; a step from a non-positive equity counts 0."""
+    eq = np.asarray(equity, dtype=float)
+    if eq.size < 2:
+        return np.empty(0)
+    prev, cur = eq[:-1], eq[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(prev > 0, cur / prev - 1.0, 0.0)
+    return np.where(np.isfinite(r), r, 0.0)
+
+
+def sharpe_ratio(returns: np.ndarray, periods: float | None = None) -> float | None:
+    """``mean / std(ddof=1)``, times ``sqrt(periods)`` when given; None if undefined."""
+    r = np.asarray(returns, dtype=float)
+    if r.size < 2:
+        return None
+    sd = float(np.std(r, ddof=1))
+    if not sd > 0:
+        return None
+    return float(np.mean(r)) / sd * (math.sqrt(periods) if periods else 1.0)
+
+
+def sortino_ratio(returns: np.ndarray, periods: float | None = None) -> float | None:
+    """``mean / sqrt(mean(min(r, 0)²))``, times ``sqrt(periods)``; None without a down step."""
+    r = np.asarray(returns, dtype=float)
+    if r.size < 1:
+        return None
+    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
+    if not downside > 0:
+        return None
+    return float(np.mean(r)) / downside * (math.sqrt(periods) if periods else 1.0)
+
+
+def cagr(start: float, end: float, years: float) -> float | None:
+    """Compound annual growth rate as a fraction; -1 when the equity is wiped out."""
+    if not years > 0 or not start > 0:
+        return None
+    if end <= 0:
+        return -1.0
+    with np.errstate(over="ignore"):
+        g = float(np.power(end / start, 1.0 / years)) - 1.0
+    return g if math.isfinite(g) else None
+
+
+def buy_and_hold_curve(prices: np.ndarray, start_equity: float, leverage: float = 1.0,
+                       first_price: float | None = None) -> np.ndarray:
+    """Equity of holding ``start_equity × leverage`` of the asset from ``first_price`` (no fees,
+    no rebalancing), floored at 0 (a leveraged holder is wiped out, not negative)."""
+    p = np.asarray(prices, dtype=float)
+    if p.size == 0:
+        return p
+    p0 = float(first_price) if first_price else float(p[0])
+    return np.maximum(start_equity * (1.0 + leverage * (p / p0 - 1.0)), 0.0)
+
+
+# --------------------------------------------------------------------------- fills
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTrip:
+    wallet: str
+    open_ms: int
+    close_ms: int
+    side: int  # +1 long, -1 short
+    gross_pnl: float
+    fees: float
+    fills: int
+
+    @property
+    def pnl(self) -> float:
+        """Net of fees."""
+        return self.gross_pnl - self.fees
+
+
+def _wallet_fills(fills: pd.DataFrame) -> pd.DataFrame:
+    """Fills sorted by time (stable: keeps the file's order within a timestamp)."""
+    if fills is None or len(fills) == 0:
+        return pd.DataFrame(columns=["ts", "wallet", "kind", "fee", "phase", "position",
+                                     "realized_pnl", "qty", "price"])
+    df = fills.copy()
+    df["ts"] = to_epoch_ms(df["timestamp"])
+    if "wallet" not in df:
+        df["wallet"] = ""
+    return df.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def round_trips(fills: pd.DataFrame) -> list[RoundTrip]:
+    """Closed round trips of every wallet in ``fills`` (see the module doc); an open one at the
+    end is not returned. Needs columns timestamp, wallet, position, realized_pnl, fee."""
+    df = _wallet_fills(fills)
+    trips: list[RoundTrip] = []
+    for wallet, g in df.groupby("wallet", sort=False):
+        pos_after = g["position"].to_numpy(dtype=float)
+        realized = g["realized_pnl"].to_numpy(dtype=float)
+        fee = g["fee"].to_numpy(dtype=float)
+        ts = g["ts"].to_numpy(dtype=np.int64)
+        prev_pos, prev_real = 0.0, 0.0
+        open_ms, side, gross, fees, count = 0, 0, 0.0, 0.0, 0
+        for i in range(len(g)):
+            before, after = prev_pos, pos_after[i]
+            inc = realized[i] - prev_real
+            prev_pos, prev_real = after, realized[i]
+            flat_before, flat_after = abs(before) < _FLAT, abs(after) < _FLAT
+            if flat_before and flat_after:
+                continue
+            if flat_before:  # opens a trip
+                open_ms, side, gross, fees, count = int(ts[i]), (1 if after > 0 else -1), 0.0, 0.0, 0
+            flip = not flat_before and not flat_after and (before > 0) != (after > 0)
+            if flip:
+                close_share = abs(before) / (abs(before) + abs(after))
+                trips.append(RoundTrip(str(wallet), open_ms, int(ts[i]), side, gross + inc,
+                                       fees + fee[i] * close_share, count + 1))
+                open_ms, side = int(ts[i]), (1 if after > 0 else -1)
+                gross, fees, count = 0.0, fee[i] * (1.0 - close_share), 1
+                continue
+            gross += inc
+            fees += fee[i]
+            count += 1
+            if flat_after:
+                trips.append(RoundTrip(str(wallet), open_ms, int(ts[i]), side, gross, fees, count))
+    return trips
+
+
+def count_resets(fills: pd.DataFrame) -> int:
+    """RESET cycles seen in the fills: a wallet's phase returning to ADVANCE from a phase other
+    than ADVANCE/STARTING (the long wallet's last buy, the hedge wallet's re-entry)."""
+    df = _wallet_fills(fills)
+    total = 0
+    for _, g in df.groupby("wallet", sort=False):
+        ph = g["phase"].astype(str).to_numpy()
+        if ph.size < 2:
+            continue
+        prev, cur = ph[:-1], ph[1:]
+        total += int(np.sum((cur == "ADVANCE") & (prev != "ADVANCE") & ~np.isin(prev, list(_PURE_START))))
+    return total
+
+
+def phase_segments(fills: pd.DataFrame, end_ms: int, start_ms: int | None = None,
+                   before_label: str = "before first fill") -> pd.DataFrame:
+    """Phase timeline from the fills' ``phase`` column (the phase after each fill holds until the
+    wallet's next fill; the last one until ``end_ms``). Consecutive equal phases are merged.
+    Columns: wallet, phase, start_ms, end_ms. When ``start_ms`` is before a wallet's first fill,
+    that stretch is labelled ``before_label``."""
+    df = _wallet_fills(fills)
+    rows: list[tuple[str, str, int, int]] = []
+    for wallet, g in df.groupby("wallet", sort=False):
+        ts = g["ts"].to_numpy(dtype=np.int64)
+        ph = g["phase"].fillna("").astype(str).to_numpy()
+        if start_ms is not None and ts.size and ts[0] > start_ms:
+            rows.append((str(wallet), before_label, int(start_ms), int(ts[0])))
+        keep = np.ones(ts.size, dtype=bool)
+        keep[1:] = ph[1:] != ph[:-1]
+        starts, phases = ts[keep], ph[keep]
+        ends = np.append(starts[1:], max(int(end_ms), int(ts[-1]) if ts.size else 0))
+        rows.extend((str(wallet), str(p), int(s), int(e)) for p, s, e in zip(phases, starts, ends, strict=True))
+    return pd.DataFrame(rows, columns=["wallet", "phase", "start_ms", "end_ms"])
+
+
+def time_in_phase(segments: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]]:
+    """(hours, percent of the timeline) per phase, from ``phase_segments`` of one wallet."""
+    if len(segments) == 0:
+        return {}, {}
+    dur = (segments["end_ms"] - segments["start_ms"]).clip(lower=0)
+    by = dur.groupby(segments["phase"], sort=False).sum()
+    span = float(by.sum()) or 1.0
+    hours = {str(k): round(float(v) / 3_600_000, 3) for k, v in by.items()}
+    pct = {str(k): round(float(v) / span * 100.0, 3) for k, v in by.items()}
+    return hours, pct
+
+
+def exposure(positions: np.ndarray) -> float:
+    """Fraction of points with a non-zero position."""
+    p = np.asarray(positions, dtype=float)
+    return float(np.mean(np.abs(p) >= _FLAT)) if p.size else 0.0
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _trip_stats(trips: list[RoundTrip]) -> dict:
+    pnl = np.array([t.pnl for t in trips], dtype=float)
+    wins, losses = pnl[pnl > 0], pnl[pnl < 0]
+    if losses.size:
+        pf: float | None = float(wins.sum() / -losses.sum())
+    else:
+        pf = math.inf if wins.size else None
+    return {
+        "round_trips": int(pnl.size),
+        "wins": int(wins.size),
+        "losses": int(losses.size),
+        "win_rate_pct": float(wins.size / pnl.size * 100.0) if pnl.size else None,
+        "profit_factor": pf,
+        "avg_trip_pnl": float(pnl.mean()) if pnl.size else None,
+        "best_trip_pnl": float(pnl.max()) if pnl.size else None,
+        "worst_trip_pnl": float(pnl.min()) if pnl.size else None,
+    }
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else x * 100.0
+
+
+def compute_metrics(
+    equity: pd.Series,
+    fills: pd.DataFrame | None = None,
+    *,
+    start_equity: float | None = None,
+    positions: pd.Series | np.ndarray | None = None,
+    prices: pd.Series | np.ndarray | None = None,
+    leverage: float = 1.0,
+    first_price: float | None = None,
+    funding: float | None = None,
+    end_ms: int | None = None,
+    periods: float | None = None,
+) -> dict:
+    """Statistics of one wallet (or of a sum of wallets).
+
+    ``equity`` is indexed by time (DatetimeIndex, ISO strings or epoch ms); ``fills`` holds the
+    wallet's rows of fills.csv. When ``start_equity`` is given (the allocation) it is put in
+    front of the curve, one median step before its first point, so the first bar's costs count.
+    ``prices`` (aligned with ``equity``) give the buy-and-hold comparison at ``leverage`` from
+    ``first_price`` (default: the first price); ``positions`` give the exposure. ``periods``
+    overrides the periods per year taken from the index spacing.
+    """
+    eq = np.asarray(equity, dtype=float)
+    times = to_epoch_ms(equity.index) if isinstance(equity, pd.Series) else np.arange(eq.size)
+    ppy = periods if periods is not None else periods_per_year(times)
+    step = MS_PER_YEAR / ppy if ppy else 0.0
+    if start_equity is not None and eq.size:
+        curve = np.concatenate([[float(start_equity)], eq])
+        ctimes = np.concatenate([[times[0] - step], times]).astype(float)
+    else:
+        curve, ctimes = eq, times.astype(float)
+    start = float(curve[0]) if curve.size else float("nan")
+    end = float(curve[-1]) if curve.size else float("nan")
+    years = (ctimes[-1] - ctimes[0]) / MS_PER_YEAR if curve.size > 1 else 0.0
+    rets = simple_returns(curve)
+    mdd = max_drawdown(curve)
+    durs = drawdown_durations(curve, ctimes)
+    g = cagr(start, end, years)
+    f = _wallet_fills(fills) if fills is not None else _wallet_fills(pd.DataFrame())
+
+    out: dict = {
+        "start_equity": start,
+        "end_equity": end,
+        "return_pct": (end / start - 1.0) * 100.0 if start > 0 else None,
+        "cagr_pct": _pct(g),
+        "max_drawdown_pct": mdd * 100.0,
+        "max_drawdown_duration_hours": durs["max_dd_duration"] / 3_600_000 if ppy else None,
+        "max_drawdown_duration_bars": durs["max_dd_duration_bars"],
+        "max_drawdown_recovered": durs["recovered"],
+        "longest_drawdown_hours": durs["longest_duration"] / 3_600_000 if ppy else None,
+        "sharpe": sharpe_ratio(rets, ppy),
+        "sortino": sortino_ratio(rets, ppy),
+        "calmar": (g / mdd) if (g is not None and mdd > 0) else None,
+        "volatility_ann_pct": (float(np.std(rets, ddof=1)) * math.sqrt(ppy) * 100.0
+                               if ppy and rets.size > 1 else None),
+        "periods_per_year": ppy,
+        "bars": int(eq.size),
+        "years": years,
+    }
+    out.update(_trip_stats(round_trips(f)))
+    pos = None if positions is None else np.asarray(positions, dtype=float)
+    out["exposure_pct"] = exposure(pos) * 100.0 if pos is not None else None
+    out["fills"] = int(len(f))
+    out["fills_by_kind"] = {str(k): int(v) for k, v in f["kind"].value_counts(sort=False).items()} if len(f) else {}
+    out["fees"] = float(f["fee"].astype(float).sum()) if len(f) else 0.0
+    out["realized_pnl"] = float(f.groupby("wallet")["realized_pnl"].last().astype(float).sum()) if len(f) else 0.0
+    out["funding"] = funding
+    out["resets"] = count_resets(f)
+    last_ms = int(end_ms) if end_ms is not None else (int(times[-1] + step) if eq.size else 0)
+    first_ms = int(times[0]) if eq.size else None
+    segs = phase_segments(f, last_ms, first_ms)
+    hours, pct = time_in_phase(segs)
+    out["time_in_phase_hours"], out["time_in_phase_pct"] = hours, pct
+    out["final_phase"] = str(f["phase"].iloc[-1]) if len(f) else None
+    if prices is not None and eq.size:
+        p = np.asarray(prices, dtype=float)
+        p0 = first_price if first_price else float(p[0])
+        bh = buy_and_hold_curve(np.concatenate([[p0], p]) if start_equity is not None else p,
+                                start, leverage, p0)
+        out["buy_and_hold_return_pct"] = (bh[-1] / start - 1.0) * 100.0 if start > 0 else None
+        out["buy_and_hold_1x_return_pct"] = (p[-1] / p0 - 1.0) * 100.0
+        out["buy_and_hold_max_drawdown_pct"] = max_drawdown(bh) * 100.0
+        out["excess_return_pct"] = (None if out["return_pct"] is None
+                                    else out["return_pct"] - out["buy_and_hold_return_pct"])
+    else:
+        for k in ("buy_and_hold_return_pct", "buy_and_hold_1x_return_pct",
+                  "buy_and_hold_max_drawdown_pct", "excess_return_pct"):
+            out[k] = None
+    return out
+
+
+def compute_run_metrics(equity: pd.DataFrame, fills: pd.DataFrame,
+                        summary: dict | None = None) -> dict[str, dict]:
+    """``{"wallets": {name: metrics}, "total": metrics}`` for an output folder's frames (the
+    total is the sum of the wallets' equity; empty when there is no equity).
+
+    ``equity`` has the columns of equity.csv (timestamp, wallet, equity, position, price),
+    ``fills`` those of fills.csv; ``summary`` (summary.json) supplies each wallet's allocation,
+    leverage, funding and the first price, when present. Wallets are reported in the summary's
+    order, then in order of appearance.
+    """
+    summary = summary or {}
+    s_wallets = summary.get("wallets", {}) or {}
+    cfg_wallets = {w.get("name"): w for w in (summary.get("config", {}) or {}).get("wallets", []) or []}
+    first_price = (summary.get("data") or {}).get("first_price")
+    eq = equity.copy()
+    eq["ts"] = to_epoch_ms(eq["timestamp"])
+    names = list(s_wallets) + [w for w in pd.unique(eq["wallet"].astype(str)) if w not in s_wallets]
+    fills = fills if fills is not None else pd.DataFrame(columns=["timestamp", "wallet"])
+    fw = fills["wallet"].astype(str) if len(fills) else pd.Series([], dtype=str)
+    out: dict[str, dict] = {}
+    idx = pd.Index(np.sort(eq["ts"].unique()))
+    eq_wide = eq.pivot_table(index="ts", columns="wallet", values="equity", aggfunc="last").reindex(idx).ffill()
+    pos_wide = eq.pivot_table(index="ts", columns="wallet", values="position", aggfunc="last").reindex(idx).ffill()
+    price = eq.groupby("ts")["price"].last().reindex(idx).ffill()
+    end_ms = None
+    step = float(np.median(np.diff(idx))) if len(idx) > 1 else 0.0
+    if len(idx):
+        end_ms = int(idx[-1] + step)
+    starts, levs, bh_end = {}, {}, 0.0
+    for name in names:
+        if name not in eq_wide:
+            continue
+        sw = s_wallets.get(name, {})
+        start = sw.get("start_equity") or (cfg_wallets.get(name, {}) or {}).get("allocation")
+        lev = float((cfg_wallets.get(name, {}) or {}).get("leverage") or 1.0)
+        series = pd.Series(eq_wide[name].to_numpy(), index=pd.to_datetime(idx, unit="ms", utc=True))
+        m = compute_metrics(
+            series, fills[fw == name] if len(fills) else None,
+            start_equity=start, positions=pos_wide[name].fillna(0.0).to_numpy(),
+            prices=price.to_numpy(), leverage=lev, first_price=first_price,
+            funding=sw.get("funding"), end_ms=end_ms,
+        )
+        m["strategy"] = sw.get("strategy") or (cfg_wallets.get(name, {}) or {}).get("strategy")
+        m["leverage"] = lev
+        out[name] = m
+        starts[name], levs[name] = m["start_equity"], lev
+    if not out:
+        return {"wallets": {}, "total": {}}
+    # Total: the wallets' equity summed; buy and hold = each wallet's own buy and hold summed.
+    cols = list(out)
+    tot = pd.Series(eq_wide[cols].sum(axis=1).to_numpy(), index=pd.to_datetime(idx, unit="ms", utc=True))
+    total_start = sum(starts.values())
+    t = compute_metrics(
+        tot, fills[fw.isin(cols)] if len(fills) else None, start_equity=total_start,
+        positions=(pos_wide[cols].abs().fillna(0.0).sum(axis=1)).to_numpy(), end_ms=end_ms,
+    )
+    p = price.to_numpy()
+    if p.size:
+        p0 = first_price or float(p[0])
+        full = np.concatenate([[p0], p])
+        bh = sum(buy_and_hold_curve(full, starts[n], levs[n], p0) for n in cols)
+        bh_end = float(bh[-1])
+        t["buy_and_hold_return_pct"] = (bh_end / total_start - 1.0) * 100.0
+        t["buy_and_hold_1x_return_pct"] = (p[-1] / p0 - 1.0) * 100.0
+        t["buy_and_hold_max_drawdown_pct"] = max_drawdown(bh) * 100.0
+        t["excess_return_pct"] = t["return_pct"] - t["buy_and_hold_return_pct"]
+    fund = [out[n]["funding"] for n in cols if out[n]["funding"] is not None]
+    t["funding"] = float(sum(fund)) if fund else None
+    t["time_in_phase_hours"], t["time_in_phase_pct"], t["final_phase"] = {}, {}, None
+    t["strategy"], t["leverage"] = None, None
+    return {"wallets": out, "total": t}

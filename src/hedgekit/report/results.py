@@ -1,0 +1,192 @@
+"""Backtest results as objects (frames + summary) and the output folder they are written to.
+
+Values are kept at full precision in memory; rounding to the instrument's tick/lot (prices,
+sizes) and to cents/8 decimals (money) happens only when written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hedgekit.config import BacktestConfig
+from hedgekit.engine.backtest import EngineRun, phase_durations
+from hedgekit.feeds.history import Candles
+from hedgekit.report.metrics import max_drawdown
+
+FILL_COLUMNS = [
+    "timestamp", "wallet", "order_id", "kind", "side", "qty", "price", "fee", "unit",
+    "phase", "position", "realized_pnl",
+]
+ORDER_COLUMNS = ["timestamp", "wallet", "order_id", "event", "kind", "side", "qty", "trigger_price", "unit"]
+EQUITY_COLUMNS = ["timestamp", "wallet", "equity", "position", "price"]
+MONEY_DECIMALS = 8
+
+
+def iso_ms(ts: np.ndarray | list[int]) -> np.ndarray:
+    """ms epoch -> ISO-8601 UTC strings with milliseconds ('2025-05-04T00:01:00.000Z')."""
+    arr = np.asarray(ts, dtype="datetime64[ms]")
+    return np.char.add(np.datetime_as_string(arr, unit="ms"), "Z")
+
+
+@dataclass
+class BacktestResult:
+    config: BacktestConfig
+    fills: pd.DataFrame
+    orders: pd.DataFrame
+    summary: dict
+    engine: EngineRun
+
+    @cached_property
+    def equity(self) -> pd.DataFrame:
+        """Every bar, all wallets interleaved bar by bar (built on first use: it is large)."""
+        return equity_frame(self.engine)
+
+    def write(self, out: str | Path, *, equity_every: int | None = None) -> Path:
+        """Write fills.csv, orders.csv, equity.csv and summary.json into ``out``."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        inst = self.config.instrument_model()
+        pd_, qd = inst.price_decimals, inst.qty_decimals + 4
+        _csv(self.fills, out / "fills.csv", {"qty": qd, "price": pd_, "fee": MONEY_DECIMALS,
+                                             "position": qd, "realized_pnl": MONEY_DECIMALS})
+        _csv(self.orders, out / "orders.csv", {"qty": qd, "trigger_price": pd_})
+        every = equity_every or self.config.equity_every
+        eq = self.equity
+        if every > 1:
+            n_wallets = max(eq["wallet"].nunique(), 1)
+            bar = np.arange(len(eq)) // n_wallets
+            eq = eq[(bar % every == 0) | (bar == bar.max())]
+        _csv(eq, out / "equity.csv", {"equity": MONEY_DECIMALS, "position": qd, "price": pd_})
+        (out / "summary.json").write_text(json.dumps(self.summary, indent=2, default=str) + "\n")
+        return out
+
+
+def _csv(df: pd.DataFrame, path: Path, decimals: dict[str, int]) -> None:
+    df = df.copy()
+    for col, d in decimals.items():
+        if col in df and len(df):
+            df[col] = df[col].astype(float).round(d)
+            # -0.0 is the same number as 0.0; print it once, one way.
+            df.loc[df[col] == 0, col] = 0.0
+    df.to_csv(path, index=False, lineterminator="\n")
+
+
+def _unit_str(unit: int | None) -> str:
+    return "" if unit is None else str(unit)
+
+
+def build_result(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_source: str) -> BacktestResult:
+    fills_rows: list[tuple] = []
+    order_rows: list[tuple] = []
+    for w in run.wallets:
+        phases = w.runner.log.fill_phase
+        for f in w.venue.fills:
+            fills_rows.append((
+                f.ts, w.name, f.order_id, str(f.kind), str(f.side), f.qty, f.price, f.fee,
+                _unit_str(f.unit), str(phases.get(f.fill_id, "")), f.position_after,
+                f.realized_pnl_cum,
+            ))
+        for o in w.venue.order_log:
+            order_rows.append((
+                o.ts, w.name, o.order_id, o.event, str(o.kind), str(o.side), o.qty,
+                o.trigger_price, _unit_str(o.unit),
+            ))
+    fills = pd.DataFrame(fills_rows, columns=FILL_COLUMNS)
+    orders = pd.DataFrame(order_rows, columns=ORDER_COLUMNS)
+    # Stable sort by time keeps each wallet's own order within a timestamp.
+    fills = fills.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    orders = orders.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    fills["timestamp"] = iso_ms(fills["timestamp"].to_numpy(dtype=np.int64))
+    orders["timestamp"] = iso_ms(orders["timestamp"].to_numpy(dtype=np.int64))
+
+    summary = summarize(cfg, candles, run, funding_source)
+    return BacktestResult(cfg, fills, orders, summary, run)
+
+
+def equity_frame(run: EngineRun) -> pd.DataFrame:
+    bars = run.bars
+    n = len(bars)
+    k = len(run.wallets)
+    # Interleave wallets bar by bar: row = bar * k + wallet.
+    return pd.DataFrame({
+        "timestamp": np.repeat(iso_ms(bars.ts), k),
+        "wallet": np.tile(np.array([w.name for w in run.wallets], dtype=object), n),
+        "equity": np.column_stack([w.equity for w in run.wallets]).ravel(),
+        "position": np.column_stack([w.position for w in run.wallets]).ravel(),
+        "price": np.repeat(bars.close, k),
+    })
+
+
+def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_source: str) -> dict:
+    bars = run.bars
+    first_px, last_px = float(bars.open[0]), float(bars.close[-1])
+    end_ts = int(bars.ts[-1]) + int(getattr(candles, "timeframe_ms", 0) or 0)
+    bh = (last_px / first_px - 1.0) * 100.0
+    wallets = {}
+    total_start = total_end = 0.0
+    total_curve = np.zeros(len(bars))
+    for w, wc in zip(run.wallets, cfg.wallets, strict=True):
+        start_eq = float(wc.allocation)
+        end_eq = float(w.equity[-1])
+        curve = w.equity
+        total_curve += curve
+        total_start += start_eq
+        total_end += end_eq
+        durations = phase_durations(w.runner.log.phases, end_ts)
+        span = max(sum(durations.values()), 1)
+        wallets[w.name] = {
+            "strategy": wc.strategy,
+            "start_equity": round(start_eq, 2),
+            "end_equity": round(end_eq, 2),
+            "return_pct": round((end_eq / start_eq - 1.0) * 100.0, 4),
+            "max_drawdown_pct": round(max_drawdown(np.concatenate([[start_eq], curve])) * 100.0, 4),
+            "realized_pnl": round(w.venue.realized_pnl, 2),
+            "fees": round(w.venue.fees_paid, 2),
+            "funding": round(w.venue.funding_paid, 2),
+            "fills": len(w.venue.fills),
+            "resets": int(getattr(w.strategy, "resets", 0)),
+            "final_phase": str(w.strategy.phase),
+            "final_position": w.venue.position.qty,
+            "liquidated": bool(w.venue.liquidated),
+            "time_in_phase_pct": {k: round(v / span * 100.0, 3) for k, v in durations.items()},
+            "time_in_phase_hours": {k: round(v / 3_600_000, 3) for k, v in durations.items()},
+            "buy_and_hold_return_pct": round(bh * wc.leverage, 4),
+            "warnings": [msg for _, msg in w.runner.log.warnings][:50],
+        }
+    total = {
+        "start_equity": round(total_start, 2),
+        "end_equity": round(total_end, 2),
+        "return_pct": round((total_end / total_start - 1.0) * 100.0, 4),
+        "max_drawdown_pct": round(max_drawdown(np.concatenate([[total_start], total_curve])) * 100.0, 4),
+        "fees": round(sum(w.venue.fees_paid for w in run.wallets), 2),
+        "funding": round(sum(w.venue.funding_paid for w in run.wallets), 2),
+        "fills": sum(len(w.venue.fills) for w in run.wallets),
+        "resets": sum(int(getattr(w.strategy, "resets", 0)) for w in run.wallets),
+        "buy_and_hold_return_pct": round(bh, 4),
+    }
+    return {
+        "data": {
+            "file": str(candles.path),
+            "sha256": candles.sha256,
+            "bars": len(bars),
+            "start": str(iso_ms([int(bars.ts[0])])[0]),
+            "end": str(iso_ms([int(bars.ts[-1])])[0]),
+            "first_price": first_px,
+            "last_price": last_px,
+            "funding": funding_source,
+        },
+        "wallets": wallets,
+        "total": total,
+        "engine": {
+            "bars": run.stats.bars,
+            "stepped_bars": run.stats.stepped_bars,
+            "strategy_events": run.stats.strategy_events,
+        },
+        "config": cfg.model_dump(mode="json"),
+    }

@@ -1,0 +1,96 @@
+"""Bad configs give one clear error naming the file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hedgekit.cli import example_path
+from hedgekit.config import ConfigError, load_config
+
+EXAMPLES = ["dual_wallet.yaml", "long_wallet.yaml", "hedge_wallet.yaml"]
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_examples_load(name):
+    cfg = load_config(example_path(name))
+    assert cfg.wallets
+
+
+def write(tmp_path: Path, data) -> Path:
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def dual() -> dict:
+    return yaml.safe_load(example_path("dual_wallet.yaml").read_text())
+
+
+def error_of(tmp_path: Path, data) -> str:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, data))
+    return str(err.value)
+
+
+def test_negative_leverage_names_the_field(tmp_path):
+    d = dual()
+    d["wallets"][0]["leverage"] = -2
+    msg = error_of(tmp_path, d)
+    assert "bad.yaml" in msg and "wallets[0].long_wallet.leverage" in msg and "-2" in msg
+
+
+def test_typo_suggests_the_right_key(tmp_path):
+    d = dual()
+    d["wallets"][1]["alocation"] = d["wallets"][1].pop("allocation")
+    msg = error_of(tmp_path, d)
+    assert "alocation" in msg and "did you mean `allocation`" in msg
+
+
+def test_unknown_strategy_lists_the_allowed_ones(tmp_path):
+    d = dual()
+    d["wallets"][0]["strategy"] = "moon_wallet"
+    msg = error_of(tmp_path, d)
+    assert "wallets[0]" in msg and "long_wallet" in msg and "hedge_wallet" in msg
+
+
+def test_leverage_above_the_venue_maximum(tmp_path):
+    d = dual()
+    d["wallets"][0]["leverage"] = 50
+    msg = error_of(tmp_path, d)
+    assert "wallets[0].leverage=50" in msg and "max_leverage=20" in msg
+
+
+def test_unit_smaller_than_tick(tmp_path):
+    d = dual()
+    d["wallets"][0]["unit"] = {"mode": "fixed", "value": 0.01}
+    assert "smaller than the tick" in error_of(tmp_path, d)
+
+
+def test_duplicate_wallet_names(tmp_path):
+    d = dual()
+    d["wallets"][1]["name"] = "long"
+    assert "repeated: long" in error_of(tmp_path, d)
+
+
+def test_wallet_name_with_dash_is_refused(tmp_path):
+    d = dual()
+    d["wallets"][0]["name"] = "my-long"
+    assert "wallets[0].long_wallet.name" in error_of(tmp_path, d)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    p = tmp_path / "broken.yaml"
+    p.write_text("wallets: [\n")
+    with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
+        load_config(p)
+
+
+def test_funding_file_and_rate_together(tmp_path):
+    d = dual()
+    d["venue"]["funding"] = {"file": "x.feather", "rate": 0.0001}
+    assert "either `file` or `rate`" in error_of(tmp_path, d)
