@@ -22,7 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-out = Console()
+# Piped output (CI logs, `make run | tee`) gets a wide table instead of 80 truncated columns.
+out = Console(width=None if sys.stdout.isatty() else 140)
 
 DEFAULT_EXAMPLE = "dual_wallet.yaml"
 

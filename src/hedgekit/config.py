@@ -58,7 +58,66 @@ class HedgeWalletConfig(_WalletBase):
     max_short_notional: PositiveFloat | None = None
 
 
-WalletConfig = Annotated[LongWalletConfig | HedgeWalletConfig, Field(discriminator="strategy")]
+class GridSettings(_Model):
+    volatility: float | None = Field(default=None, description="daily σ (0.02 = 2 %); omit to estimate from data")
+    num_levels: int = 5
+    direction: Literal["SHORT", "LONG", "BOTH"] = "SHORT"
+    spacing_pct: float | None = None
+    min_price_distance: float = 0.0
+    volatility_lookback_days: int = 30
+    rebalance_interval_seconds: float = 60.0
+
+
+class RiskSettings(_Model):
+    stop_loss_pct: float | None = Field(default=None, description="default 2σ (or 95 % VaR)")
+    take_profit_pct: float | None = Field(default=None, description="default 1.5 × stop loss")
+    max_hedge_ratio: float = 1.0
+    max_hedge_ratio_limit: float = 1.0
+    hedge_ratio_band: tuple[float, float] = (0.0, 1.0)
+    max_size_pct: float = 0.2
+    target_vol: float = 0.01
+    portfolio_value: float | None = None
+    rearm_after_seconds: float | None = None
+    funding_threshold: float | None = None
+    funding_size_factor: float = 1.0
+
+
+class GridHedgeConfig(_Model):
+    """A futures grid hedging a spot holding (SPEC §5)."""
+
+    strategy: Literal["grid_hedge"]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,12}$")] = "grid"
+    spot_quantity: PositiveFloat = Field(default=1.0, description="coins of spot held and hedged")
+    allocation: PositiveFloat | None = Field(
+        default=None, description="USD margin of the futures account; default: the spot value at start"
+    )
+    leverage: PositiveFloat = 1.0
+    grid: GridSettings = GridSettings()
+    risk: RiskSettings = RiskSettings()
+
+    def params(self, symbol: str):
+        from hedgekit.strategies.grid_hedge import GridHedgeParams
+
+        return GridHedgeParams(
+            symbol=symbol, spot_quantity=self.spot_quantity, wallet=self.name,
+            **self.grid.model_dump(), **self.risk.model_dump(),
+        )
+
+    @model_validator(mode="after")
+    def _strategy_checks(self) -> GridHedgeConfig:
+        from hedgekit.core.errors import ParameterError
+
+        try:
+            self.params("BTCUSDT")
+        except ParameterError as err:
+            raise ValueError(str(err)) from None
+        return self
+
+
+WalletConfig = Annotated[
+    LongWalletConfig | HedgeWalletConfig | GridHedgeConfig, Field(discriminator="strategy")
+]
+UNIT_WALLETS = (LongWalletConfig, HedgeWalletConfig)
 
 
 class InstrumentConfig(_Model):
@@ -110,6 +169,7 @@ class BacktestConfig(_Model):
     data: DataConfig = DataConfig()
     seed: int = 42
     equity_every: Annotated[int, Field(ge=1)] = 1
+    trading_mode: Literal["BACKTEST", "PAPER", "RECOMMENDATION", "REAL"] | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> BacktestConfig:
@@ -123,7 +183,7 @@ class BacktestConfig(_Model):
                     f"wallets[{i}].leverage={w.leverage:g} is above venue.max_leverage="
                     f"{self.venue.max_leverage:g}; lower it or raise the venue limit"
                 )
-            if w.unit.mode is UnitMode.FIXED and w.unit.value < self.instrument.tick_size:
+            if isinstance(w, UNIT_WALLETS) and w.unit.mode is UnitMode.FIXED and w.unit.value < self.instrument.tick_size:
                 raise ValueError(
                     f"wallets[{i}].unit.value={w.unit.value:g} is smaller than the tick "
                     f"({self.instrument.tick_size:g})"
@@ -152,8 +212,9 @@ def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if part in fields:
             ann = fields[part].annotation
             current = _first_model(ann)
-        elif part in ("long_wallet", "hedge_wallet"):
-            current = {"long_wallet": LongWalletConfig, "hedge_wallet": HedgeWalletConfig}[part]
+        elif part in ("long_wallet", "hedge_wallet", "grid_hedge"):
+            current = {"long_wallet": LongWalletConfig, "hedge_wallet": HedgeWalletConfig,
+                       "grid_hedge": GridHedgeConfig}[part]
     fields = getattr(current, "model_fields", None)
     return list(fields) if fields else []
 
@@ -181,19 +242,47 @@ def format_errors(err: ValidationError, source: str, model: type[BaseModel]) -> 
             hint = f"; did you mean `{close[0]}`?" if close else (f"; allowed: {', '.join(known)}" if known else "")
             lines.append(f"  {path}: unknown key{hint}")
             continue
+        msg = msg.removeprefix("Value error, ")
         given = e.get("input")
         shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
         lines.append(f"  {path}: {msg}{shown}")
     return "\n".join(lines)
 
 
+_GRID_TOP_KEYS = ("grid", "risk", "spot_quantity", "allocation", "leverage", "name")
+_GRID_PREFIX = "wallets[0].grid_hedge."
+
+
+def _from_grid_shape(data: dict) -> dict:
+    """The single-grid shape of SPEC §5 (`symbol`, `trading_mode`, `grid`, `risk` at the top)
+    becomes a one-wallet config; errors are reported with the user's own paths."""
+    data = dict(data)
+    wallet: dict[str, Any] = {"strategy": "grid_hedge"}
+    for key in _GRID_TOP_KEYS:
+        if key in data:
+            wallet[key] = data.pop(key)
+    instrument = dict(data.pop("instrument", {}) or {})
+    if "symbol" in data:
+        instrument["symbol"] = data.pop("symbol")
+    if instrument:
+        data["instrument"] = instrument
+    data["wallets"] = [wallet]
+    return data
+
+
 def parse_config(data: Any, source: str = "<config>") -> BacktestConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level")
+    grid_shape = "grid" in data and "wallets" not in data
+    if grid_shape:
+        data = _from_grid_shape(data)
     try:
         return BacktestConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(format_errors(err, source, BacktestConfig)) from None
+        text = format_errors(err, source, BacktestConfig)
+        if grid_shape:
+            text = text.replace(_GRID_PREFIX, "").replace("wallets[0].grid_hedge", "(grid settings)")
+        raise ConfigError(text) from None
 
 
 def load_config(path: str | Path) -> BacktestConfig:

@@ -55,3 +55,11 @@ def test_fast_equals_reference_on_a_synthetic_quarter(tmp_path):
     fills_fast, fills_ref, orders_fast, orders_ref = both(cfg, tmp_path, loaded=loaded)
     assert fills_fast.count(b"\n") > 20
     assert fills_fast == fills_ref and orders_fast == orders_ref
+
+
+def test_fast_equals_reference_for_the_grid_hedge(tmp_path):
+    """Timers (rebalance) and limit orders go through the same walk in both loops."""
+    cfg = load_config(example_path("grid_hedge.yaml"))
+    fills_fast, fills_ref, orders_fast, orders_ref = both(cfg, tmp_path, end="2025-05-12")
+    assert fills_fast.count(b"\n") > 5
+    assert fills_fast == fills_ref and orders_fast == orders_ref

@@ -42,6 +42,7 @@ class Strategy:
     """Shared bookkeeping. Subclasses implement ``start`` and the ``_on_*`` hooks."""
 
     name = "strategy"
+    wants_ticks = False  # True: the engine sends a Tick with the price before every Timer
 
     def __init__(self, wallet: str, instrument: Instrument) -> None:
         if not wallet or any(ch not in _ID_CHARS for ch in wallet):

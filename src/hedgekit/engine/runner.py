@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hedgekit.core.commands import Cancel, Command, Place, SetTimer, expand
-from hedgekit.core.events import Event, OrderFilled, Timer, UnitChanged
+from hedgekit.core.events import Event, OrderFilled, Tick, Timer, UnitChanged
 from hedgekit.core.strategy import Phase, Strategy
 from hedgekit.core.units import UnitTracker
 from hedgekit.venues.sim import Liquidated, SimExchange
@@ -69,7 +69,11 @@ class WalletRunner:
         """Deliver every timer due at or before ``until_ts``, each at its own time."""
         while self._timers and self._timers[0][0] <= until_ts:
             ts, _, name = heapq.heappop(self._timers)
-            self._deliver([Timer(ts, name)], ts)
+            events: list[Event] = [Timer(ts, name)]
+            price = self.venue.last_price
+            if self.strategy.wants_ticks and price is not None:
+                events.insert(0, Tick(ts, price))
+            self._deliver(events, ts)
 
     def advance(self, target: float, ts: int, gap: bool = False) -> None:
         """Move the market monotonically to ``target`` (a gap when ``gap``)."""

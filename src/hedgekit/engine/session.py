@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from loguru import logger
 
 from hedgekit.config import (
     BacktestConfig,
+    GridHedgeConfig,
     HedgeWalletConfig,
     LongWalletConfig,
 )
@@ -31,6 +33,7 @@ from hedgekit.feeds.history import (
     load_funding,
 )
 from hedgekit.report.results import BacktestResult, build_result
+from hedgekit.strategies.grid_hedge import GridHedge
 from hedgekit.strategies.hedge_wallet import HedgeWallet, HedgeWalletParams
 from hedgekit.strategies.long_wallet import BuyFragment, LongWallet, LongWalletParams
 from hedgekit.venues.sim import SimConfig, SimExchange
@@ -60,13 +63,22 @@ def build_strategy(w, instrument: Instrument, max_leverage: float) -> Strategy:
             max_leverage=max_leverage, max_short_notional=w.max_short_notional,
         )
         return HedgeWallet(w.name, instrument, params_h)
+    if isinstance(w, GridHedgeConfig):
+        return GridHedge(w.params(instrument.symbol), instrument)
     raise TypeError(f"unsupported wallet config {type(w).__name__}")
 
 
-def sim_config(cfg: BacktestConfig, w, index: int) -> SimConfig:
+def wallet_allocation(w, first_price: float) -> float:
+    """USD margin of a wallet; a grid hedge defaults to the spot value at the first price."""
+    if isinstance(w, GridHedgeConfig) and w.allocation is None:
+        return w.spot_quantity * first_price
+    return float(w.allocation)
+
+
+def sim_config(cfg: BacktestConfig, w, index: int, first_price: float) -> SimConfig:
     v = cfg.venue
     return SimConfig(
-        initial_cash=w.allocation, leverage=w.leverage, margin_mode=v.margin_mode,
+        initial_cash=wallet_allocation(w, first_price), leverage=w.leverage, margin_mode=v.margin_mode,
         maintenance_margin_rate=v.maintenance_margin_rate, slippage=v.slippage,
         limit_fill=v.limit_fill, trigger_order=v.trigger_order,
         seed=cfg.seed * 1000 + index, maker_fee=v.maker_fee, taker_fee=v.taker_fee,
@@ -116,21 +128,44 @@ def run_backtest(
     loaded: LoadedData | None = None,
 ) -> BacktestResult:
     loaded = loaded or load_data(cfg, data, start, end)
-    c = loaded.candles
+    c, warmup = _split_warmup(cfg, loaded.candles)
     bars = engine.Bars(c.ts, c.open, c.high, c.low, c.close)
     instrument = cfg.instrument_model()
+    first_price = float(c.open[0])
 
     def factory(w, i):
         def make() -> tuple[Strategy, SimExchange]:
             strategy = build_strategy(w, instrument, cfg.venue.max_leverage)
-            return strategy, SimExchange(instrument, sim_config(cfg, w, i))
+            if isinstance(strategy, GridHedge):
+                if warmup is not None:
+                    strategy.seed_history(warmup.ts, warmup.close)
+                logger.info(strategy.describe(first_price))
+            return strategy, SimExchange(instrument, sim_config(cfg, w, i, first_price))
 
         return make
 
     factories = [(w.name, factory(w, i)) for i, w in enumerate(cfg.wallets)]
     cb = None if progress is None else (lambda i: progress(i, len(bars)))
     run = engine.run(bars, factories, funding=loaded.funding, mode=mode, progress=cb)
-    return build_result(cfg, loaded.candles, run, loaded.funding_source)
+    return build_result(cfg, c, run, loaded.funding_source, warmup_bars=0 if warmup is None else len(warmup))
+
+
+def _split_warmup(cfg: BacktestConfig, candles: Candles) -> tuple[Candles, Candles | None]:
+    """A grid hedge without a configured σ estimates it from the first lookback days of the
+    data, and trades only after them (no look-ahead): those bars are the warm-up."""
+    days = [w.grid.volatility_lookback_days for w in cfg.wallets
+            if isinstance(w, GridHedgeConfig) and w.grid.volatility is None]
+    if not days:
+        return candles, None
+    cut_ts = int(candles.ts[0]) + max(days) * 86_400_000
+    cut = int(np.searchsorted(candles.ts, cut_ts, side="left"))
+    if cut >= len(candles) - 1:
+        span = (int(candles.ts[-1]) - int(candles.ts[0])) / 86_400_000
+        raise ValueError(
+            f"{candles.path}: grid.volatility is not set and the data ({span:.1f} days) is not longer "
+            f"than grid.volatility_lookback_days={max(days)}: set grid.volatility or a shorter lookback"
+        )
+    return candles.slice(int(candles.ts[cut]), None), candles.slice(None, int(candles.ts[cut]))
 
 
 __all__ = ["BacktestResult", "LoadedData", "load_data", "resolve_data_path", "run_backtest"]

@@ -81,7 +81,9 @@ def _unit_str(unit: int | None) -> str:
     return "" if unit is None else str(unit)
 
 
-def build_result(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_source: str) -> BacktestResult:
+def build_result(
+    cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_source: str, *, warmup_bars: int = 0
+) -> BacktestResult:
     fills_rows: list[tuple] = []
     order_rows: list[tuple] = []
     for w in run.wallets:
@@ -106,6 +108,7 @@ def build_result(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_
     orders["timestamp"] = iso_ms(orders["timestamp"].to_numpy(dtype=np.int64))
 
     summary = summarize(cfg, candles, run, funding_source)
+    summary["data"]["warmup_bars"] = warmup_bars
     return BacktestResult(cfg, fills, orders, summary, run)
 
 
@@ -113,14 +116,78 @@ def equity_frame(run: EngineRun) -> pd.DataFrame:
     bars = run.bars
     n = len(bars)
     k = len(run.wallets)
-    # Interleave wallets bar by bar: row = bar * k + wallet.
-    return pd.DataFrame({
+
+    def stack(arrays: list[np.ndarray]) -> np.ndarray:
+        # Interleave wallets bar by bar: row = bar * k + wallet.
+        return np.column_stack(arrays).ravel()
+
+    frame = pd.DataFrame({
         "timestamp": np.repeat(iso_ms(bars.ts), k),
         "wallet": np.tile(np.array([w.name for w in run.wallets], dtype=object), n),
-        "equity": np.column_stack([w.equity for w in run.wallets]).ravel(),
-        "position": np.column_stack([w.position for w in run.wallets]).ravel(),
+        "equity": stack([w.equity for w in run.wallets]),
+        "position": stack([w.position for w in run.wallets]),
         "price": np.repeat(bars.close, k),
     })
+    spots = [spot_curves(w, bars) for w in run.wallets]
+    if any(sp is not None for sp in spots):
+        nan = np.full(n, np.nan)
+        for col in ("spot_equity", "hedged_equity", "unhedged_equity", "hedge_ratio"):
+            frame[col] = stack([sp[col] if sp is not None else nan for sp in spots])
+    return frame
+
+
+def spot_curves(w, bars) -> dict[str, np.ndarray] | None:
+    """For a grid hedge: the spot holding's value, futures + spot (hedged) and the same
+    capital without the futures trading (unhedged), and |futures| / spot."""
+    spot_qty = getattr(getattr(w.strategy, "params", None), "spot_quantity", None)
+    if spot_qty is None or w.strategy.name != "grid_hedge":
+        return None
+    spot = spot_qty * bars.close
+    start_cash = w.venue.config.initial_cash
+    return {
+        "spot_equity": spot,
+        "hedged_equity": w.equity + spot,
+        "unhedged_equity": start_cash + spot,
+        "hedge_ratio": np.abs(w.position) / spot_qty,
+    }
+
+
+def _daily_vol(curve: np.ndarray, bar_ms: int) -> float:
+    """Volatility of an equity curve's returns, scaled to one day."""
+    if len(curve) < 3 or bar_ms <= 0:
+        return 0.0
+    r = np.diff(curve) / curve[:-1]
+    return float(np.std(r, ddof=1) * np.sqrt(86_400_000 / bar_ms))
+
+
+def hedge_summary(w, bars, bar_ms: int) -> dict | None:
+    sp = spot_curves(w, bars)
+    if sp is None:
+        return None
+    params = w.strategy.params
+    spot_start = params.spot_quantity * float(bars.open[0])
+    hedged, unhedged = sp["hedged_equity"], sp["unhedged_equity"]
+    start = w.venue.config.initial_cash + spot_start
+    kinds = [f.kind for f in w.venue.fills]
+    ratio = sp["hedge_ratio"]
+    return {
+        "spot_quantity": params.spot_quantity,
+        "spot_pnl": round(float(sp["spot_equity"][-1]) - spot_start, 2),
+        "futures_pnl": round(float(w.equity[-1]) - w.venue.config.initial_cash, 2),
+        "hedged_end_equity": round(float(hedged[-1]), 2),
+        "unhedged_end_equity": round(float(unhedged[-1]), 2),
+        "hedged_return_pct": round((float(hedged[-1]) / start - 1) * 100, 4),
+        "unhedged_return_pct": round((float(unhedged[-1]) / start - 1) * 100, 4),
+        "hedged_daily_volatility_pct": round(_daily_vol(hedged, bar_ms) * 100, 4),
+        "unhedged_daily_volatility_pct": round(_daily_vol(unhedged, bar_ms) * 100, 4),
+        "hedged_max_drawdown_pct": round(max_drawdown(np.concatenate([[start], hedged])) * 100, 4),
+        "unhedged_max_drawdown_pct": round(max_drawdown(np.concatenate([[start], unhedged])) * 100, 4),
+        "hedge_ratio_min": round(float(ratio.min()), 4),
+        "hedge_ratio_mean": round(float(ratio.mean()), 4),
+        "hedge_ratio_max": round(float(ratio.max()), 4),
+        "stop_loss_events": sum(1 for k in kinds if str(k) == "hedge_stop_loss"),
+        "take_profit_events": sum(1 for k in kinds if str(k) == "hedge_take_profit"),
+    }
 
 
 def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_source: str) -> dict:
@@ -132,7 +199,7 @@ def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_sou
     total_start = total_end = 0.0
     total_curve = np.zeros(len(bars))
     for w, wc in zip(run.wallets, cfg.wallets, strict=True):
-        start_eq = float(wc.allocation)
+        start_eq = float(w.venue.config.initial_cash)
         end_eq = float(w.equity[-1])
         curve = w.equity
         total_curve += curve
@@ -159,6 +226,9 @@ def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_sou
             "buy_and_hold_return_pct": round(bh * wc.leverage, 4),
             "warnings": [msg for _, msg in w.runner.log.warnings][:50],
         }
+        hedge = hedge_summary(w, bars, int(getattr(candles, "timeframe_ms", 0) or 0))
+        if hedge is not None:
+            wallets[w.name]["hedge"] = hedge
     total = {
         "start_equity": round(total_start, 2),
         "end_equity": round(total_end, 2),
