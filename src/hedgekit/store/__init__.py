@@ -1,1 +1,18 @@
+"""Persistence: the run journal (orders, fills, phases, wallet status, checkpoints)."""
 
+from hedgekit.store.journal import (
+    DEFAULT_PATH,
+    SCHEMA_VERSION,
+    FillRow,
+    Journal,
+    JournalError,
+    OrderEventRow,
+    OrderRow,
+    RunRow,
+    WalletStatus,
+)
+
+__all__ = [
+    "DEFAULT_PATH", "SCHEMA_VERSION", "FillRow", "Journal", "JournalError", "OrderEventRow",
+    "OrderRow", "RunRow", "WalletStatus",
+]

@@ -1,0 +1,992 @@
+"""The run journal (SPEC §8): orders, fills, phases, wallet status and checkpoints.
+
+The live engine processes one market input at a time. Before an order goes to the venue it
+records the *intent* (``record_intent``, committed at once); after the input is processed it
+writes everything the input produced in ONE transaction (``commit_batch``): order events,
+fills, phase transitions, the wallet's status row and a checkpoint (runner snapshot + input
+cursor). After a crash the engine loads the checkpoint and re-processes the inputs after the
+cursor; strategies are deterministic, so the same client ids come back and the journal makes
+the re-writes idempotent:
+
+* orders are unique on (run_id, wallet, client_id); re-recording the same intent is a no-op;
+* fills are unique on (run_id, wallet, fill_id); a fill id already stored is ignored;
+* each batch's order events and phases are registered under (run_id, wallet, input_cursor,
+  sha256 of their content): the same batch committed again for the same cursor is a replay and
+  adds nothing; a different batch for the same cursor (say a shutdown or flatten batch after
+  the input's own) is appended;
+* the status row and the checkpoint keep one row per wallet, that of the highest cursor.
+
+Column naming: what the venue reported keeps the venue's meaning (``venue_id``, ``fill_id``,
+``price``, ``fee``, ``liquidity``, the event ``reason``); the bot's own fields are named for the
+bot (``client_id``, ``kind``, ``unit``, ``phase``, ``position_after``, ``realized_pnl_cum``).
+Positions are derivable from fills (``position_from_fills``).
+
+Storage: SQLite by default (``./state/hedgekit.db``, WAL, synchronous=NORMAL: a committed batch
+survives a process crash), or any SQLAlchemy URL. An existing SQLite file is inspected
+read-only (header, application id, meta table, schema version) before anything is written; a
+file that is not a hedgekit journal is refused and never modified. A new SQLite journal is
+built in a temporary file and renamed into place, so a crash never leaves a half-made journal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Double,
+    Engine,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    inspect,
+    pool,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from hedgekit.core.errors import HedgekitError
+from hedgekit.core.orders import OrderKind, OrderSpec, OrderStatus, OrderType, Side
+from hedgekit.venues.sim import FillRecord, OrderLogRecord
+
+__all__ = [
+    "APPLICATION",
+    "DEFAULT_PATH",
+    "SCHEMA_VERSION",
+    "FillRow",
+    "Journal",
+    "JournalError",
+    "OrderEventRow",
+    "OrderRow",
+    "RunRow",
+    "WalletStatus",
+]
+
+APPLICATION = "hedgekit"
+SCHEMA_VERSION = 1
+DEFAULT_PATH = Path("state") / "hedgekit.db"
+# SQLite header field "application id" (offset 68): ASCII "HKJL".
+SQLITE_APPLICATION_ID = 0x484B4A4C
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_BUSY_TIMEOUT_MS = 10_000
+# A "filled" event closes the order when the fills cover its qty up to this relative error.
+_QTY_RTOL = 1e-9
+
+WORKING_STATUSES = (
+    OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.TRIGGERED, OrderStatus.PARTIALLY_FILLED,
+)
+# Venue order-log event -> the order status it leads to ("filled" is resolved against the fills).
+_EVENT_STATUS: dict[str, OrderStatus] = {
+    "placed": OrderStatus.OPEN,
+    "triggered": OrderStatus.TRIGGERED,
+    "filled": OrderStatus.FILLED,
+    "cancelled": OrderStatus.CANCELLED,
+    "rejected": OrderStatus.REJECTED,
+}
+
+
+class JournalError(HedgekitError):
+    """The journal cannot be opened, or a write would corrupt or contradict it."""
+
+
+# -- rows ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    run_id: int
+    mode: str
+    config_json: str
+    source: str
+    started_ts: int
+    ended_ts: int | None
+    status: str  # "running" until finish_run
+
+
+@dataclass(frozen=True, slots=True)
+class WalletStatus:
+    """One wallet's latest state, as `hedgekit status` shows it."""
+
+    run_id: int
+    wallet: str
+    strategy: str
+    mode: str
+    phase: str
+    unit: int | None
+    anchor: float | None
+    position: float  # signed
+    avg_price: float
+    realized_pnl: float
+    unrealized_pnl: float
+    fees: float
+    funding: float
+    equity: float
+    last_price: float | None
+    last_price_ts: int | None
+    updated_ts: int
+    paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    client_id: str
+    venue_id: str | None  # the venue's own order id, once known
+    kind: OrderKind
+    order_type: OrderType
+    unit: int | None
+    side: Side
+    qty: float
+    trigger: float | None  # stop trigger or limit price (OrderSpec.price)
+    reduce_only: bool
+    status: OrderStatus
+    filled_qty: float  # sum of the journaled fills of this order
+    created_ts: int
+    updated_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class FillRow:
+    fill_id: str
+    client_id: str  # or "liquidation"
+    ts: int
+    kind: str  # OrderKind value or "liquidation"
+    side: Side
+    qty: float
+    price: float
+    fee: float  # quote currency, positive = paid
+    unit: int | None
+    phase: str | None  # the wallet's phase when the fill happened (from fill_phases)
+    position: float  # signed position after the fill
+    realized_pnl: float  # cumulative, before fees
+    liquidity: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEventRow:
+    cursor: int
+    seq: int
+    ts: int
+    client_id: str
+    event: str  # placed, triggered, filled, cancelled, rejected
+    kind: str
+    side: Side
+    qty: float
+    trigger: float | None
+    unit: int | None
+    price: float | None
+    reason: str
+
+
+# -- schema -------------------------------------------------------------------------------
+_md = MetaData()
+
+_meta = Table(
+    "hedgekit_meta", _md,
+    Column("key", String(128), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+_runs = Table(
+    "runs", _md,
+    Column("run_id", Integer, primary_key=True, autoincrement=True),
+    Column("mode", String(32), nullable=False),
+    Column("config_json", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("started_ts", BigInteger, nullable=False),
+    Column("ended_ts", BigInteger),
+    Column("status", Text, nullable=False),
+    Index("ix_runs_resume", "mode", "ended_ts"),
+)
+_wallets = Table(
+    "wallets", _md,
+    Column("run_id", Integer, nullable=False),
+    Column("wallet", String(128), nullable=False),
+    Column("strategy", String(128), nullable=False),
+    PrimaryKeyConstraint("run_id", "wallet"),
+    ForeignKeyConstraint(["run_id"], ["runs.run_id"]),
+)
+_orders = Table(
+    "orders", _md,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("wallet", String(128), nullable=False),
+    # the bot's own fields (the intent)
+    Column("client_id", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("order_type", String(16), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("qty", Double, nullable=False),
+    Column("trigger_price", Double),
+    Column("reduce_only", Boolean, nullable=False),
+    Column("unit", Integer),
+    Column("status", String(24), nullable=False),
+    Column("filled_qty", Double, nullable=False),
+    Column("created_ts", BigInteger, nullable=False),
+    Column("updated_ts", BigInteger, nullable=False),
+    # the venue's field
+    Column("venue_id", String(128)),
+    UniqueConstraint("run_id", "wallet", "client_id", name="uq_orders_client_id"),
+    UniqueConstraint("run_id", "wallet", "venue_id", name="uq_orders_venue_id"),
+    ForeignKeyConstraint(["run_id", "wallet"], ["wallets.run_id", "wallets.wallet"]),
+)
+_batches = Table(  # one row per committed batch that had events or phases
+    "batches", _md,
+    Column("batch_id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("wallet", String(128), nullable=False),
+    Column("input_cursor", BigInteger, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=False),  # sha256 of the batch's events and phases
+    UniqueConstraint("run_id", "wallet", "input_cursor", "digest", name="uq_batches_digest"),
+    ForeignKeyConstraint(["run_id", "wallet"], ["wallets.run_id", "wallets.wallet"]),
+)
+_events = Table(
+    "order_events", _md,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("wallet", String(128), nullable=False),
+    Column("input_cursor", BigInteger, nullable=False),
+    Column("batch_id", Integer, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("client_id", String(128), nullable=False),
+    # as the venue reported it
+    Column("event", String(16), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("qty", Double, nullable=False),
+    Column("trigger_price", Double),
+    Column("unit", Integer),
+    Column("price", Double),
+    Column("reason", Text, nullable=False),
+    UniqueConstraint("batch_id", "seq", name="uq_order_events_key"),
+    ForeignKeyConstraint(["batch_id"], ["batches.batch_id"]),
+    ForeignKeyConstraint(
+        ["run_id", "wallet", "client_id"],
+        ["orders.run_id", "orders.wallet", "orders.client_id"],
+    ),
+)
+_fills = Table(
+    "fills", _md,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("wallet", String(128), nullable=False),
+    Column("input_cursor", BigInteger, nullable=False),
+    # as the venue reported it
+    Column("fill_id", String(128), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("qty", Double, nullable=False),
+    Column("price", Double, nullable=False),
+    Column("fee", Double, nullable=False),
+    Column("liquidity", String(8), nullable=False),
+    # the bot's own fields
+    Column("client_id", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("unit", Integer),
+    Column("phase", String(128)),
+    Column("position_after", Double, nullable=False),
+    Column("realized_pnl_cum", Double, nullable=False),
+    UniqueConstraint("run_id", "wallet", "fill_id", name="uq_fills_fill_id"),
+    ForeignKeyConstraint(["run_id", "wallet"], ["wallets.run_id", "wallets.wallet"]),
+)
+_phases = Table(
+    "phases", _md,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("wallet", String(128), nullable=False),
+    Column("input_cursor", BigInteger, nullable=False),
+    Column("batch_id", Integer, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("phase", String(128), nullable=False),
+    UniqueConstraint("batch_id", "seq", name="uq_phases_key"),
+    ForeignKeyConstraint(["batch_id"], ["batches.batch_id"]),
+    ForeignKeyConstraint(["run_id", "wallet"], ["wallets.run_id", "wallets.wallet"]),
+)
+_status = Table(
+    "wallet_status", _md,
+    Column("run_id", Integer, nullable=False),
+    Column("wallet", String(128), nullable=False),
+    Column("strategy", String(128), nullable=False),
+    Column("mode", String(32), nullable=False),
+    Column("phase", String(128), nullable=False),
+    Column("unit", Integer),
+    Column("anchor", Double),
+    Column("position", Double, nullable=False),
+    Column("avg_price", Double, nullable=False),
+    Column("realized_pnl", Double, nullable=False),
+    Column("unrealized_pnl", Double, nullable=False),
+    Column("fees", Double, nullable=False),
+    Column("funding", Double, nullable=False),
+    Column("equity", Double, nullable=False),
+    Column("last_price", Double),
+    Column("last_price_ts", BigInteger),
+    Column("updated_ts", BigInteger, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("input_cursor", BigInteger, nullable=False),  # the batch that wrote this row
+    PrimaryKeyConstraint("run_id", "wallet"),
+    ForeignKeyConstraint(["run_id", "wallet"], ["wallets.run_id", "wallets.wallet"]),
+)
+_checkpoints = Table(
+    "checkpoints", _md,
+    Column("run_id", Integer, nullable=False),
+    Column("wallet", String(128), nullable=False),
+    Column("input_cursor", BigInteger, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("snapshot", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("run_id", "wallet"),
+    ForeignKeyConstraint(["run_id", "wallet"], ["wallets.run_id", "wallets.wallet"]),
+)
+_TABLES = tuple(t.name for t in _md.sorted_tables)
+
+
+# -- opening ------------------------------------------------------------------------------
+def _sqlite_connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    """A DBAPI connection with our settings; read-only ones never create or change a file.
+
+    Read-only: when a ``-wal`` file exists (a writer is connected, or one crashed) the file is
+    opened ``mode=ro`` so committed WAL content is seen; otherwise no writer is connected and
+    the file is opened ``immutable=1``, which creates no ``-wal``/``-shm`` side files.
+    """
+    if readonly:
+        wal = path.with_name(path.name + "-wal")
+        flag = "mode=ro" if wal.exists() else "immutable=1"
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?{flag}", uri=True, timeout=_BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None, check_same_thread=False,
+        )
+    else:
+        conn = sqlite3.connect(
+            str(path), timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _sqlite_engine(path: Path, *, readonly: bool) -> Engine:
+    engine = create_engine(
+        "sqlite://",
+        creator=lambda: _sqlite_connect(path, readonly=readonly),
+        # read-only: a fresh connection each time, so the ro/immutable choice is current
+        poolclass=pool.NullPool if readonly else pool.QueuePool,
+    )
+    # sqlite3 runs with isolation_level=None (no implicit BEGIN); we begin explicitly.
+    # IMMEDIATE takes the write lock up front, so a read-then-write batch never deadlocks.
+    begin_sql = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin_sql)
+
+    return engine
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse, without writing anything, a file that is not a SQLite database."""
+    size = path.stat().st_size
+    if size == 0:
+        raise JournalError(
+            f"journal {path}: the file is empty (0 bytes), not a hedgekit journal; "
+            "remove it or choose another path"
+        )
+    with path.open("rb") as fh:
+        header = fh.read(100)
+    if header[:16] != _SQLITE_HEADER:
+        raise JournalError(
+            f"journal {path}: not a SQLite database (first bytes {header[:16]!r}); "
+            "the file is corrupt or belongs to something else; choose another path"
+        )
+    if len(header) >= 72:
+        app_id = int.from_bytes(header[68:72], "big")
+        if app_id not in (0, SQLITE_APPLICATION_ID):
+            raise JournalError(
+                f"journal {path}: SQLite application id {app_id:#010x} belongs to another "
+                f"application (hedgekit's is {SQLITE_APPLICATION_ID:#010x}); choose another path"
+            )
+
+
+def _check_schema(conn: Connection, where: str) -> int | None:
+    """The stored schema version, or None when there is no hedgekit table at all.
+
+    Raises JournalError for a database that holds another application's tables, a meta table
+    naming another application, a newer or unknown schema version, or missing tables.
+    """
+    tables = set(inspect(conn).get_table_names())
+    if _meta.name not in tables:
+        clash = sorted(tables & set(_TABLES))
+        if clash:
+            raise JournalError(
+                f"journal {where}: has table(s) {', '.join(clash)} but no {_meta.name} table: "
+                "not a hedgekit journal; choose another database"
+            )
+        return None
+    meta = dict(conn.execute(select(_meta.c.key, _meta.c.value)).all())
+    app = meta.get("application")
+    if app != APPLICATION:
+        raise JournalError(
+            f"journal {where}: {_meta.name} names application {app!r}, not {APPLICATION!r}; "
+            "choose another database"
+        )
+    raw = meta.get("schema_version", "")
+    try:
+        version = int(raw)
+    except ValueError:
+        raise JournalError(f"journal {where}: invalid schema_version {raw!r} in {_meta.name}") from None
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"journal {where}: schema version {version} was written by a newer hedgekit "
+            f"(this one reads up to {SCHEMA_VERSION}); upgrade hedgekit"
+        )
+    if version < 1:
+        raise JournalError(f"journal {where}: invalid schema version {version}")
+    missing = sorted(set(_TABLES) - tables)
+    if missing:
+        raise JournalError(f"journal {where}: incomplete journal, missing table(s) {', '.join(missing)}")
+    return version
+
+
+def _create_schema(conn: Connection) -> None:
+    _md.create_all(conn)
+    conn.execute(_meta.insert(), [
+        {"key": "application", "value": APPLICATION},
+        {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+    ])
+
+
+def _create_sqlite_file(path: Path) -> None:
+    """Build a new journal in a temporary file, then rename it into place (atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        engine = _sqlite_engine(tmp, readonly=False)
+        try:
+            with engine.begin() as conn:
+                _create_schema(conn)
+                conn.exec_driver_sql(f"PRAGMA application_id={SQLITE_APPLICATION_ID}")
+        finally:
+            engine.dispose()  # the last connection closes: WAL checkpointed and removed
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        if path.exists():  # created meanwhile by another process: inspect theirs instead
+            return
+        os.replace(tmp, path)
+        with contextlib.suppress(OSError):  # not every platform can fsync a directory
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+def _sqlite_path(url: str | os.PathLike[str] | None) -> tuple[Path | None, str]:
+    """(file path for a SQLite file journal or None, SQLAlchemy URL)."""
+    if url is None:
+        return DEFAULT_PATH, ""
+    text = os.fspath(url)
+    if "://" not in text:
+        return Path(text), ""
+    try:
+        parsed = make_url(text)
+    except ArgumentError as exc:
+        raise JournalError(f"journal URL {text!r}: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:" and not db.startswith("file:"):
+            return Path(db), ""
+    return None, text
+
+
+# -- the journal --------------------------------------------------------------------------
+class Journal:
+    """A run journal. Open with ``Journal.open``; one writer per journal at a time."""
+
+    def __init__(self, engine: Engine, *, location: str, schema_version: int, readonly: bool) -> None:
+        self._engine = engine
+        self.location = location  # the file path, or the URL with its password hidden
+        self.schema_version = schema_version
+        self.readonly = readonly
+
+    # -- open / close
+    @classmethod
+    def open(
+        cls, url: str | os.PathLike[str] | None = None, *, create: bool = True, readonly: bool = False
+    ) -> Journal:
+        """Open (or create) a journal.
+
+        ``url``: None -> ``./state/hedgekit.db``; a plain path -> a SQLite file; otherwise any
+        SQLAlchemy URL. ``readonly`` never writes and requires an existing journal.
+        """
+        path, sa_url = _sqlite_path(url)
+        if path is not None:
+            return cls._open_sqlite(path, create=create and not readonly, readonly=readonly)
+        return cls._open_url(sa_url, create=create and not readonly, readonly=readonly)
+
+    @classmethod
+    def _open_sqlite(cls, path: Path, *, create: bool, readonly: bool) -> Journal:
+        if path.is_dir():
+            raise JournalError(f"journal {path}: is a directory; give a file path")
+        if not path.exists():
+            if not create:
+                why = "opened read-only" if readonly else "create=False"
+                raise JournalError(f"journal {path}: no such file ({why}); run hedgekit first or fix the path")
+            _create_sqlite_file(path)
+        _check_sqlite_file(path)
+        where, path = str(path), path.resolve()  # a later chdir must not move the journal
+        probe = _sqlite_engine(path, readonly=True)
+        try:
+            with probe.connect() as conn:
+                version = _check_schema(conn, where)
+        except SQLAlchemyError as exc:
+            probe.dispose()
+            raise JournalError(
+                f"journal {where}: cannot be read as SQLite ({_reason(exc)}); "
+                "the file is corrupt or not a journal"
+            ) from None
+        if version is None:
+            probe.dispose()
+            raise JournalError(
+                f"journal {where}: a SQLite database without a {_meta.name} table: "
+                "not a hedgekit journal; choose another path"
+            )
+        if readonly:
+            return cls(probe, location=where, schema_version=version, readonly=True)
+        probe.dispose()
+        return cls(_sqlite_engine(path, readonly=False), location=where, schema_version=version,
+                   readonly=False)
+
+    @classmethod
+    def _open_url(cls, url: str, *, create: bool, readonly: bool) -> Journal:
+        parsed = make_url(url)
+        where = parsed.render_as_string(hide_password=True)
+        kwargs: dict[str, Any] = {}
+        if parsed.get_backend_name() == "sqlite":  # in-memory: one shared connection
+            kwargs = {"poolclass": pool.StaticPool, "connect_args": {"check_same_thread": False}}
+        try:
+            engine = create_engine(url, **kwargs)
+            with engine.begin() as conn:
+                version = _check_schema(conn, where)
+                if version is None:
+                    if not create:
+                        raise JournalError(f"journal {where}: no hedgekit journal there (no {_meta.name} table)")
+                    _create_schema(conn)
+                    version = SCHEMA_VERSION
+        except SQLAlchemyError as exc:
+            raise JournalError(f"journal {where}: cannot open ({_reason(exc)})") from None
+        return cls(engine, location=where, schema_version=version, readonly=readonly)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Journal({self.location!r}, schema_version={self.schema_version}, readonly={self.readonly})"
+
+    # -- transactions
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise JournalError(f"journal {self.location}: read failed ({_reason(exc)})") from exc
+
+    @contextlib.contextmanager
+    def _write(self, what: str) -> Iterator[Connection]:
+        if self.readonly:
+            raise JournalError(f"journal {self.location}: opened read-only, cannot {what}")
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise JournalError(f"journal {self.location}: {what} failed ({_reason(exc)})") from exc
+
+    # -- runs
+    def start_run(self, *, mode: str, config_json: str, source: str, started_ts: int) -> int:
+        with self._write("start a run") as conn:
+            res = conn.execute(_runs.insert().values(
+                mode=mode, config_json=config_json, source=source, started_ts=started_ts,
+                ended_ts=None, status="running",
+            ))
+            return int(res.inserted_primary_key[0])
+
+    def find_resumable_run(self, *, mode: str, config_json: str, source: str) -> int | None:
+        """The latest run with this mode, config and source that ``finish_run`` never closed."""
+        q = (
+            select(_runs.c.run_id)
+            .where(_runs.c.mode == mode, _runs.c.config_json == config_json,
+                   _runs.c.source == source, _runs.c.ended_ts.is_(None))
+            .order_by(_runs.c.run_id.desc()).limit(1)
+        )
+        with self._read() as conn:
+            found = conn.execute(q).scalar_one_or_none()
+        return None if found is None else int(found)
+
+    def finish_run(self, run_id: int, ended_ts: int, status: str = "finished") -> None:
+        with self._write("finish a run") as conn:
+            res = conn.execute(
+                _runs.update().where(_runs.c.run_id == run_id).values(ended_ts=ended_ts, status=status)
+            )
+            if res.rowcount != 1:
+                raise JournalError(f"journal {self.location}: finish_run: no run {run_id}")
+
+    def runs(self) -> list[RunRow]:
+        with self._read() as conn:
+            rows = conn.execute(select(_runs).order_by(_runs.c.run_id)).all()
+        return [RunRow(*r) for r in rows]
+
+    # -- wallets
+    def ensure_wallet(self, run_id: int, name: str, strategy: str) -> None:
+        with self._write("register a wallet") as conn:
+            if conn.execute(select(_runs.c.run_id).where(_runs.c.run_id == run_id)).first() is None:
+                raise JournalError(f"journal {self.location}: ensure_wallet({name!r}): no run {run_id}")
+            known = conn.execute(
+                select(_wallets.c.strategy).where(_wallets.c.run_id == run_id, _wallets.c.wallet == name)
+            ).scalar_one_or_none()
+            if known is None:
+                conn.execute(_wallets.insert().values(run_id=run_id, wallet=name, strategy=strategy))
+            elif known != strategy:
+                raise JournalError(
+                    f"journal {self.location}: wallet {name!r} of run {run_id} runs strategy "
+                    f"{known!r}, not {strategy!r}; start a new run to change it"
+                )
+
+    # -- orders
+    def record_intent(self, run_id: int, wallet: str, spec: OrderSpec, ts: int) -> None:
+        """Record an order before it is sent (committed at once). Idempotent per client id.
+
+        Same spec again: no-op (a replay), except that a rejected order goes back to ``new``
+        (a retry with the same id). A different spec is accepted only while the order is
+        ``new`` or ``rejected`` (a retry with adjusted parameters); otherwise JournalError.
+        """
+        if spec.wallet != wallet:
+            raise JournalError(
+                f"record_intent: order {spec.client_id} belongs to wallet {spec.wallet!r}, not {wallet!r}"
+            )
+        fields = {
+            "kind": str(spec.kind), "order_type": str(spec.type), "side": str(spec.side),
+            "qty": float(spec.qty), "trigger_price": None if spec.price is None else float(spec.price),
+            "reduce_only": bool(spec.reduce_only), "unit": spec.unit,
+        }
+        with self._write("record an order intent") as conn:
+            self._require_wallet(conn, run_id, wallet)
+            key = (_orders.c.run_id == run_id, _orders.c.wallet == wallet,
+                   _orders.c.client_id == spec.client_id)
+            row = conn.execute(select(_orders).where(*key)).mappings().first()
+            if row is None:
+                conn.execute(_orders.insert().values(
+                    run_id=run_id, wallet=wallet, client_id=spec.client_id, status=str(OrderStatus.NEW),
+                    filled_qty=0.0, created_ts=ts, updated_ts=ts, venue_id=None, **fields,
+                ))
+                return
+            status = OrderStatus(row["status"])
+            same = all(row[k] == v for k, v in fields.items())
+            if same and status is not OrderStatus.REJECTED:
+                return
+            if status not in (OrderStatus.NEW, OrderStatus.REJECTED):
+                raise JournalError(
+                    f"journal {self.location}: client id {spec.client_id} of wallet {wallet!r} "
+                    f"is already an order in status {status} with a different spec; "
+                    "a client id must never be reused for another order"
+                )
+            conn.execute(_orders.update().where(*key).values(
+                status=str(OrderStatus.NEW), updated_ts=ts, **fields,
+            ))
+
+    # -- the batch
+    def commit_batch(
+        self, run_id: int, wallet: str, *, cursor: int, ts: int,
+        order_events: Sequence[OrderLogRecord], fills: Sequence[FillRecord],
+        fill_phases: Mapping[str, str], phases: Sequence[tuple[int, str]],
+        status: WalletStatus, snapshot: bytes | None,
+        venue_ids: Mapping[str, str] | None = None,
+    ) -> None:
+        """Write what one input produced, atomically (all of it or none of it).
+
+        ``cursor`` identifies the input (increasing per wallet). The same batch committed again
+        for the same cursor is a replay and adds nothing; a different one is appended. The
+        status row and the checkpoint are replaced only by a batch of a cursor >= theirs.
+        ``fill_phases`` maps fill id -> the wallet's phase at that fill. ``phases`` are
+        (ts, phase) transitions. ``snapshot`` None leaves the checkpoint where it was (a
+        checkpoint's cursor always matches its snapshot). ``venue_ids`` maps client id ->
+        the venue's order id, when the venue reports one.
+        """
+        if status.run_id != run_id or status.wallet != wallet:
+            raise JournalError(
+                f"commit_batch: status row is for run {status.run_id} wallet {status.wallet!r}, "
+                f"not run {run_id} wallet {wallet!r}"
+            )
+        events = _event_rows(order_events)
+        phase_rows = [{"ts": int(t), "phase": str(p)} for t, p in phases]
+        with self._write(f"commit the batch of input {cursor} of wallet {wallet!r}") as conn:
+            self._require_wallet(conn, run_id, wallet)
+            batch_id = self._new_batch(conn, run_id, wallet, cursor, ts, events, phase_rows)
+            new_fills = self._insert_fills(conn, run_id, wallet, cursor, fills, fill_phases)
+            self._apply_events(conn, run_id, wallet, cursor, batch_id, events, new_fills, venue_ids or {})
+            if batch_id is not None and phase_rows:
+                conn.execute(_phases.insert(), [
+                    {"run_id": run_id, "wallet": wallet, "input_cursor": cursor, "batch_id": batch_id,
+                     "seq": i, **r} for i, r in enumerate(phase_rows)
+                ])
+            self._upsert_status(conn, status, cursor)
+            if snapshot is not None:
+                self._upsert_checkpoint(conn, run_id, wallet, cursor, ts, snapshot)
+
+    def _require_wallet(self, conn: Connection, run_id: int, wallet: str) -> None:
+        q = select(_wallets.c.wallet).where(_wallets.c.run_id == run_id, _wallets.c.wallet == wallet)
+        if conn.execute(q).first() is None:
+            raise JournalError(
+                f"journal {self.location}: unknown wallet {wallet!r} in run {run_id}; call ensure_wallet first"
+            )
+
+    def _insert_fills(
+        self, conn: Connection, run_id: int, wallet: str, cursor: int,
+        fills: Sequence[FillRecord], fill_phases: Mapping[str, str],
+    ) -> list[FillRecord]:
+        """Insert the fills whose id is not stored yet; returns them."""
+        for f in fills:
+            if not f.fill_id:
+                raise JournalError(f"commit_batch: fill of order {f.order_id} at {f.ts} has no fill_id")
+        ids = {f.fill_id for f in fills}
+        stored: set[str] = set()
+        if ids:
+            stored = set(conn.execute(select(_fills.c.fill_id).where(
+                _fills.c.run_id == run_id, _fills.c.wallet == wallet, _fills.c.fill_id.in_(ids),
+            )).scalars())
+        new: list[FillRecord] = []
+        for f in fills:
+            if f.fill_id in stored:
+                continue
+            stored.add(f.fill_id)
+            new.append(f)
+        if new:
+            conn.execute(_fills.insert(), [{
+                "run_id": run_id, "wallet": wallet, "input_cursor": cursor, "fill_id": f.fill_id,
+                "ts": f.ts, "side": str(f.side), "qty": float(f.qty), "price": float(f.price),
+                "fee": float(f.fee), "liquidity": f.liquidity, "client_id": f.order_id,
+                "kind": f.kind, "unit": f.unit, "phase": fill_phases.get(f.fill_id),
+                "position_after": float(f.position_after), "realized_pnl_cum": float(f.realized_pnl_cum),
+            } for f in new])
+        return new
+
+    def _new_batch(
+        self, conn: Connection, run_id: int, wallet: str, cursor: int, ts: int,
+        events: list[dict[str, Any]], phases: list[dict[str, Any]],
+    ) -> int | None:
+        """Register a batch's events and phases; None when there are none, or when the same
+        batch was already committed for this cursor (a replay: its rows must not be re-added)."""
+        if not events and not phases:
+            return None
+        body = json.dumps([[list(r.values()) for r in events], [list(r.values()) for r in phases]])
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        known = conn.execute(select(_batches.c.batch_id).where(
+            _batches.c.run_id == run_id, _batches.c.wallet == wallet,
+            _batches.c.input_cursor == cursor, _batches.c.digest == digest,
+        )).first()
+        if known is not None:
+            return None
+        res = conn.execute(_batches.insert().values(
+            run_id=run_id, wallet=wallet, input_cursor=cursor, ts=ts, digest=digest,
+        ))
+        return int(res.inserted_primary_key[0])
+
+    def _apply_events(
+        self, conn: Connection, run_id: int, wallet: str, cursor: int, batch_id: int | None,
+        rows: list[dict[str, Any]], new_fills: Sequence[FillRecord], venue_ids: Mapping[str, str],
+    ) -> None:
+        """Append the order events (unless the batch is a replay) and bring the orders rows
+        up to date: status from the events, filled qty from the fills, venue ids."""
+        named = {r["client_id"] for r in rows} | set(venue_ids)
+        touched = named | {f.order_id for f in new_fills}
+        orders = {
+            r["client_id"]: r for r in conn.execute(select(_orders).where(
+                _orders.c.run_id == run_id, _orders.c.wallet == wallet, _orders.c.client_id.in_(touched),
+            )).mappings()
+        } if touched else {}
+        unknown = sorted(named - set(orders))
+        if unknown:
+            raise JournalError(
+                f"commit_batch: order event for unknown client id(s) {', '.join(unknown)} of wallet "
+                f"{wallet!r}; record_intent must be called before an order is sent"
+            )
+        fresh = rows if batch_id is not None else []
+        if fresh:
+            conn.execute(_events.insert(), [
+                {"run_id": run_id, "wallet": wallet, "input_cursor": cursor, "batch_id": batch_id,
+                 "seq": i, **r} for i, r in enumerate(fresh)
+            ])
+        # client id -> (status the events lead to, ts of the last event); a replay adds nothing
+        final: dict[str, tuple[OrderStatus, int]] = {}
+        for r in fresh:
+            final[r["client_id"]] = (_EVENT_STATUS[r["event"]], r["ts"])
+        if not orders:
+            return
+        filled = dict(conn.execute(
+            select(_fills.c.client_id, func.sum(_fills.c.qty))
+            .where(_fills.c.run_id == run_id, _fills.c.wallet == wallet,
+                   _fills.c.client_id.in_(set(orders)))
+            .group_by(_fills.c.client_id)
+        ).all())
+        for cid, row in orders.items():
+            values: dict[str, Any] = {"filled_qty": float(filled.get(cid) or 0.0)}
+            if cid in final:
+                new_status, event_ts = final[cid]
+                if new_status is OrderStatus.FILLED and values["filled_qty"] < row["qty"] * (1 - _QTY_RTOL):
+                    new_status = OrderStatus.PARTIALLY_FILLED
+                values["status"] = str(new_status)
+                values["updated_ts"] = max(int(row["updated_ts"]), event_ts)
+            if cid in venue_ids:
+                values["venue_id"] = venue_ids[cid]
+            conn.execute(_orders.update().where(_orders.c.id == row["id"]).values(**values))
+
+    def _upsert_status(self, conn: Connection, status: WalletStatus, cursor: int) -> None:
+        values = {f.name: getattr(status, f.name) for f in fields(WalletStatus)}
+        _upsert_latest(conn, _status, status.run_id, status.wallet, cursor, values)
+
+    def _upsert_checkpoint(
+        self, conn: Connection, run_id: int, wallet: str, cursor: int, ts: int, snapshot: bytes
+    ) -> None:
+        values = {"ts": ts, "snapshot": bytes(snapshot)}
+        _upsert_latest(conn, _checkpoints, run_id, wallet, cursor, values)
+
+    def load_checkpoint(self, run_id: int, wallet: str) -> tuple[int, bytes] | None:
+        """(cursor, snapshot) of the last batch committed with a snapshot, or None."""
+        with self._read() as conn:
+            row = conn.execute(select(_checkpoints.c.input_cursor, _checkpoints.c.snapshot).where(
+                _checkpoints.c.run_id == run_id, _checkpoints.c.wallet == wallet,
+            )).first()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    # -- reads
+    def wallet_status(self, run_id: int | None = None) -> list[WalletStatus]:
+        """Every wallet's status row of ``run_id`` (the latest run when None)."""
+        with self._read() as conn:
+            if run_id is None:
+                run_id = conn.execute(select(func.max(_runs.c.run_id))).scalar_one_or_none()
+                if run_id is None:
+                    return []
+            rows = conn.execute(
+                select(*(_status.c[f.name] for f in fields(WalletStatus)))
+                .where(_status.c.run_id == run_id).order_by(_status.c.wallet)
+            ).all()
+        return [WalletStatus(*r[:-1], paused=bool(r[-1])) for r in rows]
+
+    def orders(self, run_id: int, wallet: str, *, working_only: bool = False) -> list[OrderRow]:
+        """The wallet's orders in creation order; ``working_only``: new/open/triggered/partial."""
+        q = select(_orders).where(_orders.c.run_id == run_id, _orders.c.wallet == wallet)
+        if working_only:
+            q = q.where(_orders.c.status.in_([str(s) for s in WORKING_STATUSES]))
+        with self._read() as conn:
+            rows = conn.execute(q.order_by(_orders.c.id)).mappings().all()
+        return [OrderRow(
+            client_id=r["client_id"], venue_id=r["venue_id"], kind=OrderKind(r["kind"]),
+            order_type=OrderType(r["order_type"]), unit=r["unit"], side=Side(r["side"]), qty=r["qty"],
+            trigger=r["trigger_price"], reduce_only=bool(r["reduce_only"]),
+            status=OrderStatus(r["status"]), filled_qty=r["filled_qty"], created_ts=r["created_ts"],
+            updated_ts=r["updated_ts"],
+        ) for r in rows]
+
+    def fills(self, run_id: int, wallet: str) -> list[FillRow]:
+        """The wallet's fills in the order they were journaled."""
+        with self._read() as conn:
+            rows = conn.execute(select(_fills).where(
+                _fills.c.run_id == run_id, _fills.c.wallet == wallet,
+            ).order_by(_fills.c.id)).mappings().all()
+        return [FillRow(
+            fill_id=r["fill_id"], client_id=r["client_id"], ts=r["ts"], kind=r["kind"],
+            side=Side(r["side"]), qty=r["qty"], price=r["price"], fee=r["fee"], unit=r["unit"],
+            phase=r["phase"], position=r["position_after"], realized_pnl=r["realized_pnl_cum"],
+            liquidity=r["liquidity"],
+        ) for r in rows]
+
+    def order_events(self, run_id: int, wallet: str) -> list[OrderEventRow]:
+        """The wallet's order events in input order."""
+        with self._read() as conn:
+            rows = conn.execute(select(_events).where(
+                _events.c.run_id == run_id, _events.c.wallet == wallet,
+            ).order_by(_events.c.input_cursor, _events.c.batch_id, _events.c.seq)).mappings().all()
+        return [OrderEventRow(
+            cursor=r["input_cursor"], seq=r["seq"], ts=r["ts"], client_id=r["client_id"],
+            event=r["event"], kind=r["kind"], side=Side(r["side"]), qty=r["qty"],
+            trigger=r["trigger_price"], unit=r["unit"], price=r["price"], reason=r["reason"],
+        ) for r in rows]
+
+    def phases(self, run_id: int, wallet: str) -> list[tuple[int, str]]:
+        """The wallet's (ts, phase) transitions in input order."""
+        with self._read() as conn:
+            rows = conn.execute(select(_phases.c.ts, _phases.c.phase).where(
+                _phases.c.run_id == run_id, _phases.c.wallet == wallet,
+            ).order_by(_phases.c.input_cursor, _phases.c.batch_id, _phases.c.seq)).all()
+        return [(int(ts), str(p)) for ts, p in rows]
+
+    def position_from_fills(self, run_id: int, wallet: str) -> float:
+        """The signed position rebuilt from the journaled fills (sum of signed quantities)."""
+        return sum(f.qty * f.side.sign for f in self.fills(run_id, wallet))
+
+
+def _event_rows(events: Sequence[OrderLogRecord]) -> list[dict[str, Any]]:
+    rows = [{
+        "client_id": e.order_id, "ts": int(e.ts), "event": e.event, "kind": e.kind,
+        "side": str(e.side), "qty": float(e.qty),
+        "trigger_price": None if e.trigger_price is None else float(e.trigger_price),
+        "unit": e.unit, "price": None if e.price is None else float(e.price), "reason": e.reason,
+    } for e in events]
+    for r in rows:
+        if r["event"] not in _EVENT_STATUS:
+            raise JournalError(
+                f"commit_batch: unknown order event {r['event']!r} of {r['client_id']} "
+                f"(known: {', '.join(_EVENT_STATUS)})"
+            )
+    return rows
+
+
+def _upsert_latest(
+    conn: Connection, table: Table, run_id: int, wallet: str, cursor: int, values: dict[str, Any]
+) -> None:
+    """Keep one row per wallet: the one of the highest input cursor (a replay of an older
+    input, already superseded, leaves it alone)."""
+    key = (table.c.run_id == run_id, table.c.wallet == wallet)
+    stored = conn.execute(select(table.c.input_cursor).where(*key)).scalar_one_or_none()
+    values = {**values, "run_id": run_id, "wallet": wallet, "input_cursor": cursor}
+    if stored is None:
+        conn.execute(table.insert().values(**values))
+    elif cursor >= stored:
+        conn.execute(table.update().where(*key).values(**values))
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).splitlines()[0]
+
