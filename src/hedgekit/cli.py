@@ -121,3 +121,151 @@ def main() -> None:  # pragma: no cover - console entry
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# -- real time: run, status, flatten -------------------------------------------------------------
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="YAML config")],
+    mode: Annotated[str | None, typer.Option("--mode", help="paper | recommendation (default: the config's trading_mode)")] = None,
+    feed: Annotated[str, typer.Option("--feed", help="live | replay:FILE")] = "live",
+    speed: Annotated[str, typer.Option("--speed", help="replay speed: 60 = one minute of data per second; max")] = "max",
+    db: Annotated[str | None, typer.Option("--db", help="journal: SQLAlchemy URL or SQLite path (default ./state/hedgekit.db)")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="also export fills.csv/orders.csv here at the end")] = None,
+    cancel_on_exit: Annotated[bool, typer.Option("--cancel-on-exit", help="cancel working orders on exit")] = False,
+    stale_after: Annotated[float, typer.Option("--stale-after", help="seconds without a price before pausing")] = 30.0,
+) -> None:
+    """Run the wallets of CONFIG in real time: PAPER (simulated fills) or RECOMMENDATION (prints actions)."""
+    import asyncio
+
+    from hedgekit.config import load_config
+    from hedgekit.engine.live import LiveEngine
+    from hedgekit.engine.session import load_data
+    from hedgekit.store.journal import Journal
+
+    try:
+        cfg = load_config(config)
+        chosen = (mode or (cfg.trading_mode or "")).lower()
+        if chosen == "real":
+            raise HedgekitError("REAL mode is not available yet: use --mode paper or --mode recommendation")
+        if chosen not in ("paper", "recommendation"):
+            raise HedgekitError("--mode must be 'paper' or 'recommendation' (or set trading_mode in the config)")
+        journal = Journal.open(db)
+        funding = None
+        if feed.startswith("replay:"):
+            path = Path(feed.removeprefix("replay:")).resolve()
+            source = f"replay:{path}"
+            loaded = load_data(cfg, str(path))
+            funding = loaded.funding
+        elif feed == "live":
+            source = f"live:{cfg.venue.name}:{cfg.instrument.symbol}"
+        else:
+            raise HedgekitError(f"--feed {feed!r}: use 'live' or 'replay:FILE'")
+        engine = LiveEngine(
+            cfg, mode=chosen, journal=journal, source=source, funding=funding,  # type: ignore[arg-type]
+            printer=lambda line: out.print(line, highlight=False, soft_wrap=True),
+            cancel_on_exit=cancel_on_exit,
+        )
+        engine.open(_now_ms())
+        stream = _make_feed(cfg, feed, speed, engine.resume_after, stale_after)
+        asyncio.run(engine.run(stream))
+        if feed.startswith("replay:") and not engine.stopped_early:
+            journal.finish_run(engine.run_id, _now_ms())
+        if out_dir is not None:
+            from hedgekit.report.results import export_run
+
+            export_run(journal, engine.run_id, cfg, out_dir)
+        _print_status(journal, engine.run_id)
+        journal.close()
+    except (HedgekitError, ValueError, FileNotFoundError) as err:
+        _fail(err)
+
+
+def _make_feed(cfg, feed: str, speed: str, resume_after: int, stale_after: float):
+    if feed.startswith("replay:"):
+        from hedgekit.feeds.replay import ReplayFeed, parse_speed
+
+        return ReplayFeed(feed.removeprefix("replay:"), speed=parse_speed(speed), resume_after_seq=resume_after)
+    from hedgekit.feeds.live import CcxtFeed
+
+    return CcxtFeed(exchange_id=cfg.venue.name, symbol=_ccxt_symbol(cfg.instrument.symbol), sandbox=True, stale_after=stale_after)
+
+
+def _ccxt_symbol(symbol: str) -> str:
+    """BTCUSDT -> BTC/USDT:USDT (a linear perpetual in ccxt's unified notation)."""
+    if "/" in symbol:
+        return symbol
+    for quote in ("USDT", "USDC", "USD"):
+        if symbol.endswith(quote):
+            return f"{symbol[: -len(quote)]}/{quote}:{quote}"
+    return symbol
+
+
+def _print_status(journal, run_id: int | None = None) -> None:
+    rows = journal.wallet_status(run_id)
+    if not rows:
+        out.print("no wallets in this journal yet")
+        return
+    now = _now_ms()
+    table = Table(title=f"run {rows[0].run_id} ({rows[0].mode})")
+    for col in ("wallet", "strategy", "phase", "unit", "anchor", "position", "realized", "unrealized", "equity", "orders", "last price", "age"):
+        table.add_column(col, justify="left" if col in ("wallet", "strategy", "phase") else "right")
+    for s in rows:
+        working = journal.orders(s.run_id, s.wallet, working_only=True)
+        age_s = max(now - s.last_price_ts, 0) / 1000 if s.last_price_ts else None
+        age = "-" if age_s is None else (f"{age_s:.0f}s" if age_s < 3600 else f"{age_s / 3600:.1f}h")
+        table.add_row(
+            s.wallet, s.strategy, s.phase + (" (paused)" if s.paused else ""),
+            "-" if s.unit is None else str(s.unit), "-" if s.anchor is None else f"{s.anchor:,.2f}",
+            f"{s.position:.6g}", f"{s.realized_pnl:,.2f}", f"{s.unrealized_pnl:,.2f}", f"{s.equity:,.2f}",
+            str(len(working)), f"{s.last_price:,.2f}", age,
+        )
+    out.print(table)
+    for s in rows:
+        for o in journal.orders(s.run_id, s.wallet, working_only=True):
+            unit = "" if o.unit is None else f" unit {o.unit}"
+            trig = "market" if o.trigger is None else f"{o.trigger:,.2f}"
+            out.print(f"  {s.wallet}: {o.kind} {o.side} {o.qty:.6g} @ {trig}{unit}  [{o.client_id}]", highlight=False, markup=False)
+
+
+@app.command()
+def status(
+    db: Annotated[str | None, typer.Option("--db", help="journal: SQLAlchemy URL or SQLite path")] = None,
+) -> None:
+    """Every wallet of the latest run: phase, unit, position, working orders, PnL, last price."""
+    from hedgekit.store.journal import Journal
+
+    try:
+        journal = Journal.open(db, readonly=True)
+        _print_status(journal)
+        journal.close()
+    except HedgekitError as err:
+        _fail(err)
+
+
+@app.command()
+def flatten(
+    wallet: Annotated[str, typer.Argument(help="wallet name")],
+    db: Annotated[str | None, typer.Option("--db", help="journal: SQLAlchemy URL or SQLite path")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+) -> None:
+    """Emergency stop: cancel all of WALLET's orders and close its position."""
+    from hedgekit.engine.live import flatten_wallet
+    from hedgekit.store.journal import Journal
+
+    try:
+        journal = Journal.open(db)
+        if not yes:
+            typer.confirm(f"Cancel every order of wallet {wallet!r} and close its position at market?", abort=True)
+        msg = flatten_wallet(journal, wallet, _now_ms())
+        out.print(msg, highlight=False)
+        _print_status(journal)
+        journal.close()
+    except HedgekitError as err:
+        _fail(err)

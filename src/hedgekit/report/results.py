@@ -260,3 +260,28 @@ def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_sou
         },
         "config": cfg.model_dump(mode="json"),
     }
+
+
+def export_run(journal, run_id: int, cfg: BacktestConfig, out: str | Path) -> Path:
+    """fills.csv and orders.csv of a journaled (PAPER/RECOMMENDATION) run, in the backtest's
+    format, so the two can be compared file to file."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    fills_rows, order_rows = [], []
+    for w in cfg.wallets:
+        for f in journal.fills(run_id, w.name):
+            fills_rows.append((f.ts, w.name, f.client_id, f.kind, f.side, f.qty, f.price, f.fee,
+                               _unit_str(f.unit), f.phase or "", f.position, f.realized_pnl))
+        for e in journal.order_events(run_id, w.name):
+            order_rows.append((e.ts, w.name, e.client_id, e.event, e.kind, e.side, e.qty,
+                               e.trigger, _unit_str(e.unit)))
+    fills = pd.DataFrame(fills_rows, columns=FILL_COLUMNS).sort_values("timestamp", kind="stable")
+    orders = pd.DataFrame(order_rows, columns=ORDER_COLUMNS).sort_values("timestamp", kind="stable")
+    fills["timestamp"] = iso_ms(fills["timestamp"].to_numpy(dtype=np.int64))
+    orders["timestamp"] = iso_ms(orders["timestamp"].to_numpy(dtype=np.int64))
+    inst = cfg.instrument_model()
+    pd_, qd = inst.price_decimals, inst.qty_decimals + 4
+    _csv(fills, out / "fills.csv", {"qty": qd, "price": pd_, "fee": MONEY_DECIMALS,
+                                    "position": qd, "realized_pnl": MONEY_DECIMALS})
+    _csv(orders, out / "orders.csv", {"qty": qd, "trigger_price": pd_})
+    return out
