@@ -112,16 +112,6 @@ def _print_summary(summary: dict) -> None:
     out.print(table)
 
 
-def main() -> None:  # pragma: no cover - console entry
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
 
 # -- real time: run, status, flatten -------------------------------------------------------------
 
@@ -269,3 +259,14 @@ def flatten(
         journal.close()
     except HedgekitError as err:
         _fail(err)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
