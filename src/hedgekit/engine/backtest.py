@@ -81,23 +81,22 @@ Progress = Callable[[int], None]
 
 
 def _walk_bar(runners: list[WalletRunner], i: int, bars: Bars, skip_quiet: bool = False) -> None:
+    """Walk bar ``i``: gap to the open, then the two extremes, then the close.
+
+    ``skip_quiet`` (fast path only) lets each runner set the price of segments that stay
+    inside its quiet band instead of walking them; the result is the same.
+    """
     ts = int(bars.ts[i])
     o, h, lo, c = bars.open[i], bars.high[i], bars.low[i], bars.close[i]
     first, second = (lo, h) if c > o else (h, lo)
     for r in runners:
         if r.next_timer is not None:
             r.fire_timers(ts)
-        if skip_quiet:
-            # Another wallet needed this bar; for this one it may be quiet (fast path only).
-            band_lo, band_hi = _band([r])
-            if lo > band_lo and h < band_hi:
-                r.advance(c, ts)
-                continue
         if r.venue.last_price != o:
-            r.advance(o, ts, gap=True)
-        r.advance(first, ts)
-        r.advance(second, ts)
-        r.advance(c, ts)
+            r.advance(o, ts, gap=True, quiet_skip=skip_quiet)
+        r.advance(first, ts, quiet_skip=skip_quiet)
+        r.advance(second, ts, quiet_skip=skip_quiet)
+        r.advance(c, ts, quiet_skip=skip_quiet)
 
 
 def _apply_funding(runners: list[WalletRunner], rate: float, ts: int) -> None:
@@ -166,18 +165,9 @@ def _band(runners: list[WalletRunner]) -> tuple[float, float]:
     """(lo, hi): a bar whose low > lo and high < hi changes nothing in any wallet."""
     lo, hi = -INF, INF
     for r in runners:
-        v = r.venue
-        below = v.next_trigger_below()
-        above = v.next_trigger_above()
-        t = r.tracker
-        if t is not None:
-            d, u = t.next_levels()
-            below = d if below is None or d > below else below
-            above = u if above is None or u < above else above
-        if below is not None and below > lo:
-            lo = below
-        if above is not None and above < hi:
-            hi = above
+        b_lo, b_hi = r.band()
+        lo = b_lo if b_lo > lo else lo
+        hi = b_hi if b_hi < hi else hi
     return lo, hi
 
 
@@ -232,7 +222,7 @@ def _fast(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress) -> No
             ts_last = int(ts_arr[k - 1])
             for w in wallets:
                 _fill_quiet(w, i, k, close)
-                w.runner.advance(last_close, ts_last)
+                w.runner.advance(last_close, ts_last, quiet_skip=True)
             i = k
             if i >= n:
                 break
@@ -240,7 +230,7 @@ def _fast(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress) -> No
         while fi < len(fund_ts) and fund_ts[fi] <= ts:
             _apply_funding(runners, float(fund_rate[fi]), int(fund_ts[fi]))
             fi += 1
-        _walk_bar(runners, i, bars, skip_quiet=len(runners) > 1)
+        _walk_bar(runners, i, bars, skip_quiet=True)
         stats.stepped_bars += 1
         c = float(close[i])
         for w in wallets:

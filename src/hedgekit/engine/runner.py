@@ -23,6 +23,8 @@ from hedgekit.core.strategy import Phase, Strategy
 from hedgekit.core.units import UnitTracker
 from hedgekit.venues.sim import Liquidated, SimExchange
 
+INF = float("inf")
+
 
 @dataclass(slots=True)
 class PhaseSpan:
@@ -54,6 +56,8 @@ class WalletRunner:
         self._timer_seq = 0
         self._on_command = on_command
         self._last_phase: Phase | None = None
+        self._band_key: object = None
+        self._band: tuple[float, float] = (-INF, INF)
 
     # -- public -------------------------------------------------------------------------
     def start(self, ts: int, price: float) -> None:
@@ -75,8 +79,35 @@ class WalletRunner:
                 events.insert(0, Tick(ts, price))
             self._deliver(events, ts)
 
-    def advance(self, target: float, ts: int, gap: bool = False) -> None:
-        """Move the market monotonically to ``target`` (a gap when ``gap``)."""
+    def band(self) -> tuple[float, float]:
+        """(lo, hi): while the price stays strictly inside, nothing can happen to this wallet
+        (no trigger, no liquidation, no unit step). Cached against the venue's revision."""
+        t = self.tracker
+        key = (self.venue.revision, None if t is None else (id(t.grid), t.unit))
+        if key == self._band_key:
+            return self._band
+        v = self.venue
+        lo = v.next_trigger_below()
+        hi = v.next_trigger_above()
+        if t is not None:
+            d, u = t.next_levels()
+            lo = d if lo is None or d > lo else lo
+            hi = u if hi is None or u < hi else hi
+        self._band = (-INF if lo is None else lo, INF if hi is None else hi)
+        self._band_key = key
+        return self._band
+
+    def advance(self, target: float, ts: int, gap: bool = False, quiet_skip: bool = False) -> None:
+        """Move the market monotonically to ``target`` (a gap when ``gap``).
+
+        ``quiet_skip`` (fast path only): a move that stays inside ``band()`` just sets the
+        price; the reference loop always takes the full path.
+        """
+        if quiet_skip:
+            p = self.venue.last_price
+            lo, hi = self.band()
+            if p is not None and lo < p < hi and lo < target < hi and self.venue.drift(target):
+                return
         if gap:
             self._gap_to(target, ts)
             return

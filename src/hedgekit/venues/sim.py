@@ -228,6 +228,9 @@ class SimExchange:
         # Fills are always whole lots, so the position is kept at the lot's precision.
         self.position = Position(qty_decimals=instrument.qty_decimals)
         self.cash = float(config.initial_cash)
+        # Bumped on every change of orders, position or cash: callers cache what depends
+        # on them (the backtest's quiet band) against it.
+        self.revision = 0
         self._liq_key: tuple[float, float, float] | None = None
         self._liq_price: float | None = None
         self.fees_paid = 0.0
@@ -412,6 +415,15 @@ class SimExchange:
         self.last_price = price
         return self._report(out)
 
+    def drift(self, price: float) -> bool:
+        """Set the price for a move the caller knows reaches no trigger and no liquidation
+        (the backtest's quiet band). Refused (False) while reports or partial fills are
+        pending, so fault injection always goes through ``move_to``."""
+        if self.last_price is None or self.liquidated or self._resume or self._held:
+            return False
+        self.last_price = price
+        return True
+
     def apply_funding(self, rate: float, mark_price: float, ts: int) -> FundingPaid | None:
         """Pay or receive funding: ``amount = -qty * mark_price * rate`` is added to cash
         (longs pay a positive rate, shorts receive it). None when flat (or on spot).
@@ -423,6 +435,7 @@ class SimExchange:
         if q == 0 or self._spot:
             return None
         amount = -q * mark_price * rate
+        self.revision += 1  # cash moved: the liquidation price moved
         self.cash += amount
         self.funding_paid += amount
         if self._liquidatable_at(mark_price):
@@ -569,6 +582,7 @@ class SimExchange:
         out: list[SimEvent], *, last: bool,
     ) -> None:
         spec = order.spec
+        self.revision += 1
         fill_id = f"{spec.client_id}#{len(order.fill_ids) + 1}"
         order.record_fill(fill_id, qty, price, self.instrument.lot_size)
         realized = self.position.apply_fill(spec.side, qty, price)
@@ -786,6 +800,7 @@ class SimExchange:
         price: float | None = None, reason: str = "",
     ) -> None:
         spec = order.spec
+        self.revision += 1
         self.order_log.append(OrderLogRecord(
             ts, spec.client_id, event, str(spec.kind), spec.side, qty, spec.price, spec.unit,
             price, reason,
