@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test bench lint clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,7 +17,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/hedgekit backtest
 
-test: $(STAMP)
+# Debian's chromium for the report's real-browser test; skipped when already there. If the
+# install fails the browser test fails with its own message (HEDGEKIT_SKIP_BROWSER=1 skips it).
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing Debian's chromium for the browser tests (apt-get)..."; \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+	  || echo "warning: could not install chromium; the browser tests will fail (HEDGEKIT_SKIP_BROWSER=1 skips them)"; \
+	}
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
 bench: $(STAMP)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -40,7 +41,8 @@ def example_path(name: str) -> Path:
 
 
 def _fail(err: Exception) -> None:
-    console.print(f"[bold red]error:[/] {err}", highlight=False)
+    # Escaped: messages name fields like wallets[0].leverage, which are not markup.
+    console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -54,8 +56,10 @@ def backtest(
     equity_every: Annotated[int | None, typer.Option("--equity-every", min=1, help="write equity every N bars")] = None,
     engine_mode: Annotated[str, typer.Option("--engine", help="fast | reference")] = "fast",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
+    png: Annotated[bool, typer.Option("--png", help="also write static PNG charts")] = False,
+    html: Annotated[bool, typer.Option("--html/--no-html", help="write report.html")] = True,
 ) -> None:
-    """Backtest the wallets of CONFIG on history and write fills, orders, equity and a summary."""
+    """Backtest the wallets of CONFIG on history and write fills, orders, equity, a summary and report.html."""
     from hedgekit.config import load_config
     from hedgekit.engine.session import load_data, run_backtest
 
@@ -87,13 +91,44 @@ def backtest(
                     progress=lambda i, n: bar.update(task, completed=i),
                 )
         folder = result.write(out_dir, equity_every=equity_every)
+        written = ["fills.csv", "orders.csv", "equity.csv", "summary.json"]
+        written += _write_reports(folder, html=html, png=png)
         elapsed = time.perf_counter() - t0
     except (HedgekitError, ValueError, FileNotFoundError) as err:
         _fail(err)
         return
     if not quiet:
         _print_summary(result.summary)
-        console.print(f"wrote {folder}/ (fills.csv, orders.csv, equity.csv, summary.json) in {elapsed:.2f}s")
+        console.print(f"wrote {folder}/ ({', '.join(written)}) in {elapsed:.2f}s", highlight=False)
+
+
+def _write_reports(folder: Path, *, html: bool, png: bool) -> list[str]:
+    names: list[str] = []
+    if html:
+        from hedgekit.report.html import build_report
+
+        names.append(build_report(folder).name)
+    if png:
+        from hedgekit.report.png import write_pngs
+
+        names += [p.name for p in write_pngs(folder)]
+    return names
+
+
+@app.command()
+def report(
+    out_dir: Annotated[Path, typer.Argument(help="a backtest output folder")],
+    png: Annotated[bool, typer.Option("--png", help="also write static PNG charts")] = False,
+) -> None:
+    """Rebuild report.html (and PNG charts) from an output folder's files."""
+    from hedgekit.report.html import ReportError
+
+    try:
+        names = _write_reports(out_dir, html=True, png=png)
+    except (ReportError, HedgekitError, FileNotFoundError) as err:
+        _fail(err)
+        return
+    console.print(f"wrote {out_dir}/ ({', '.join(names)})", highlight=False)
 
 
 def _print_summary(summary: dict) -> None:

@@ -116,8 +116,11 @@ def to_epoch_ms(values) -> np.ndarray:
     ser = pd.Series(values) if not isinstance(values, pd.Series) else values
     if ser.dtype.kind in "iu":
         return ser.to_numpy(dtype=np.int64)
-    dt = pd.to_datetime(ser, utc=True, format="ISO8601")
-    return dt.dt.tz_convert(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
+    # Parse each distinct stamp once (wallets share their bars' stamps).
+    codes, uniques = pd.factorize(ser)
+    dt = pd.to_datetime(pd.Series(uniques), utc=True, format="ISO8601")
+    ms = dt.dt.tz_convert(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
+    return ms[codes] if ms.size else np.empty(len(ser), dtype=np.int64)
 
 
 def periods_per_year(times_ms: np.ndarray) -> float | None:
@@ -212,7 +215,8 @@ def _wallet_fills(fills: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["ts", "wallet", "kind", "fee", "phase", "position",
                                      "realized_pnl", "qty", "price"])
     df = fills.copy()
-    df["ts"] = to_epoch_ms(df["timestamp"])
+    if "ts" not in df:
+        df["ts"] = to_epoch_ms(df["timestamp"])
     if "wallet" not in df:
         df["wallet"] = ""
     return df.sort_values("ts", kind="stable").reset_index(drop=True)
@@ -440,7 +444,8 @@ def compute_run_metrics(equity: pd.DataFrame, fills: pd.DataFrame,
     cfg_wallets = {w.get("name"): w for w in (summary.get("config", {}) or {}).get("wallets", []) or []}
     first_price = (summary.get("data") or {}).get("first_price")
     eq = equity.copy()
-    eq["ts"] = to_epoch_ms(eq["timestamp"])
+    if "ts" not in eq:  # epoch ms, when the caller has parsed the stamps already
+        eq["ts"] = to_epoch_ms(eq["timestamp"])
     names = list(s_wallets) + [w for w in pd.unique(eq["wallet"].astype(str)) if w not in s_wallets]
     fills = fills if fills is not None else pd.DataFrame(columns=["timestamp", "wallet"])
     fw = fills["wallet"].astype(str) if len(fills) else pd.Series([], dtype=str)
