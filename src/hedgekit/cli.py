@@ -30,8 +30,17 @@ DEFAULT_EXAMPLE = "dual_wallet.yaml"
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR")] = "INFO",
+    log_dir: Annotated[Path, typer.Option("--log-dir", help="rotating log files go here")] = Path("logs"),
+    log_json: Annotated[bool, typer.Option("--log-json", help="log files as JSON lines")] = False,
+) -> None:
     """hedgekit: backtest, paper-trade and run hedging strategies on crypto perpetuals."""
+    from hedgekit.logs import setup_logging
+
+    if log_level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
+        _fail(HedgekitError(f"--log-level {log_level!r}: use DEBUG, INFO, WARNING or ERROR"))
+    setup_logging(log_level, log_dir=log_dir, json=log_json)
 
 
 def example_path(name: str) -> Path:

@@ -101,11 +101,37 @@ def test_recommendation_prints_the_orders_paper_places(tmp_path):
     assert "(wallet long, unit -1, phase ADVANCE)" in "\n".join(lines)
 
 
-def _run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "hedgekit.cli", *args], cwd=REPO,
-        env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+class _Proc:
+    """A CLI process whose stderr goes to a file (a pipe nobody reads would block it)."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None, log: Path) -> None:
+        self.log = log
+        with log.open("ab") as err:
+            self.p = subprocess.Popen(
+                [sys.executable, "-m", "hedgekit.cli", "--log-dir", str(log.parent / "logs"), *args],
+                cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=err,
+            )
+
+    def wait(self, timeout: float) -> int:
+        return self.p.wait(timeout=timeout)
+
+    def poll(self) -> int | None:
+        return self.p.poll()
+
+    def send_signal(self, sig: int) -> None:
+        self.p.send_signal(sig)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.p.returncode
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-2000:]
+
+
+def _run_cli(args: list[str], env: dict[str, str] | None = None) -> _Proc:
+    db = Path(args[args.index("--db") + 1])
+    return _Proc(args, env, db.parent / f"{db.stem}.stderr.log")
 
 
 def _snapshot(db: Path, cfg) -> tuple[str, str, list[float]]:
@@ -126,7 +152,7 @@ def test_sigkill_at_random_points_loses_nothing_and_doubles_nothing(tmp_path):
 
     clean_db = tmp_path / "clean.db"
     p = _run_cli([*args, "--db", str(clean_db)])
-    assert p.wait(timeout=180) == 0, p.stderr.read().decode()[-2000:]
+    assert p.wait(timeout=180) == 0, p.tail()
     reference = _snapshot(clean_db, cfg)
     assert reference[0].count("\n") > 100, "the replay must trade a lot for the test to mean anything"
 
@@ -153,7 +179,7 @@ def test_sigkill_at_random_points_loses_nothing_and_doubles_nothing(tmp_path):
                 p.send_signal(signal.SIGKILL)
                 kills += 1
             p.wait(timeout=60)
-        assert p.returncode in (0, -signal.SIGKILL), p.stderr.read().decode()[-2000:]
+        assert p.returncode in (0, -signal.SIGKILL), p.tail()
         if p.returncode == 0:
             break  # the run finished before it could be killed: nothing left to crash
     else:

@@ -41,6 +41,7 @@ from hedgekit.engine import backtest as bt
 from hedgekit.engine.runner import WalletRunner
 from hedgekit.engine.session import build_strategy, sim_config
 from hedgekit.feeds.base import Bar, FeedStatus, FeedStatusChange, PricePoint
+from hedgekit.logs import fill_line, order_line
 from hedgekit.store.journal import Journal, WalletStatus
 from hedgekit.strategies.grid_hedge import GridHedge
 from hedgekit.venues.sim import SimExchange
@@ -296,6 +297,11 @@ class LiveEngine:
         v.order_log.clear()
         r.log.fill_phase.clear()
         r.log.phases.clear()
+        for e in events:
+            logger.info(order_line(w.name, e.event, e.order_id, e.kind, str(e.side), e.qty, e.trigger_price, e.unit))
+        for f in fills:
+            logger.info(fill_line(w.name, f.order_id, str(f.kind), str(f.side), f.qty, f.price, f.fee,
+                                  f.position_after, fill_phases.get(f.fill_id, "")))
         for _, msg in r.log.warnings:
             logger.warning(msg)
         r.log.warnings.clear()

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from typing import Protocol, Self, TypeAlias
 from loguru import logger
 
 from hedgekit.core.errors import HedgekitError, ParameterError
+from hedgekit.logs import redact  # one redaction for every log line and error message
 
 __all__ = [
     "Backoff",
@@ -189,13 +189,6 @@ class Backoff:
 
 # -- helpers ----------------------------------------------------------------------------------
 
-_URL_QUERY = re.compile(r"((?:https?|wss?)://[^\s?#'\"]+)[?#][^\s'\"]*")
-
-
-def redact(text: str) -> str:
-    """``text`` with the query string of every URL replaced by ``?...`` (signatures, keys and
-    tokens travel there), for log lines and error messages."""
-    return _URL_QUERY.sub(r"\1?...", text)
 
 
 def describe(exc: BaseException) -> str:

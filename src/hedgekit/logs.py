@@ -1,0 +1,144 @@
+"""Logging: loguru to the console and to rotating files, one line format, secrets redacted.
+
+Every record passes through ``_patch`` before any sink sees it, so a secret (an API key from
+the environment, a signature in a URL, ``secret=...`` in a message or in an exception) never
+reaches the console, a file or a JSON line. Tracebacks never include local variable values
+(``diagnose=False``): they are where keys hide.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+CONSOLE_FORMAT = (
+    "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <7}</level> | {message}"
+)
+FILE_FORMAT = "{time:YYYY-MM-DDTHH:mm:ss.SSSZ} | {level: <7} | {name}:{line} | {message}"
+MASK = "***"
+
+# Environment variables whose values are secrets: credentials are read from them (SPEC §7).
+_SECRET_NAME = re.compile(r"(KEY|SECRET|PASSWORD|PASSPHRASE|TOKEN|PRIVATE|MNEMONIC|CREDENTIAL)", re.I)
+# key=value / "key": "value" pairs whose value is a secret, wherever they appear in text.
+_SECRET_PAIR = re.compile(
+    r"""(?ix)
+    (\b(?:api[_-]?key|apikey|secret|api[_-]?secret|password|passphrase|token|signature|private[_-]?key)
+     ["']?\s*[:=]\s*["']?)
+    ([^\s"'&,;}]+)
+    """
+)
+_URL_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"]+)\?[^\s#'\"]*", re.I)
+_MIN_SECRET_LEN = 6  # shorter env values ("1", "true") would mask ordinary words
+
+
+def secret_values(environ: dict[str, str] | None = None) -> list[str]:
+    env = os.environ if environ is None else environ
+    values = {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_SECRET_LEN}
+    return sorted(values, key=len, reverse=True)  # longest first: no partial leftovers
+
+
+def redact(text: str, environ: dict[str, str] | None = None) -> str:
+    """``text`` without secrets: environment secret values, secret key=value pairs and URL
+    query strings (signatures, keys and tokens travel there) are replaced."""
+    for value in secret_values(environ):
+        if value in text:
+            text = text.replace(value, MASK)
+    text = _URL_QUERY.sub(r"\1?...", text)
+    return _SECRET_PAIR.sub(lambda m: m.group(1) + MASK, text)
+
+
+def _patch(record: dict[str, Any]) -> None:
+    record["message"] = redact(record["message"])
+    exc = record.get("exception")
+    if exc is not None and exc.value is not None:
+        text = str(exc.value)
+        clean = redact(text)
+        if clean != text:
+            # Rebuild the exception with the redacted message; keep its type when possible.
+            try:
+                value = type(exc.value)(clean)
+            except Exception:  # noqa: BLE001 - any constructor signature: fall back to RuntimeError
+                value = RuntimeError(f"{type(exc.value).__name__}: {clean}")
+            record["exception"] = type(exc)(type(value), value, exc.traceback)
+
+
+def setup_logging(
+    level: str = "INFO",
+    *,
+    log_dir: str | Path | None = "logs",
+    json: bool = False,
+    console: bool = True,
+    rotation_size: str = "20 MB",
+    retention: str = "14 days",
+) -> Path | None:
+    """Console at ``level`` plus ``log_dir/hedgekit_<date>.log`` rotated daily and at
+    ``rotation_size``, kept for ``retention``; ``json`` writes JSON lines instead of text."""
+    level = level.upper()
+    logger.remove()
+    logger.configure(patcher=_patch)
+    if console:
+        logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=None,
+                   backtrace=False, diagnose=False)
+    if log_dir is None:
+        return None
+    folder = Path(log_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ("hedgekit_{time:YYYY-MM-DD}.jsonl" if json else "hedgekit_{time:YYYY-MM-DD}.log")
+    logger.add(
+        path, level=level, format=FILE_FORMAT, serialize=json,
+        rotation=_DailyOrSize(_bytes(rotation_size)), retention=retention, encoding="utf-8",
+        backtrace=False, diagnose=False, enqueue=False,
+    )
+    return folder
+
+
+class _DailyOrSize:
+    """Rotate at UTC midnight and whenever the file would pass ``max_bytes``
+    (loguru 0.7 takes one condition, so both are checked here)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.day: object = None
+
+    def __call__(self, message: Any, file: Any) -> bool:
+        day = message.record["time"].astimezone(UTC).date()
+        if self.day is None:
+            self.day = day
+        if day != self.day:
+            self.day = day
+            return True
+        file.seek(0, 2)
+        return file.tell() > 0 and file.tell() + len(message) > self.max_bytes
+
+
+def _bytes(size: str) -> int:
+    """'20 MB' -> 20971520; plain numbers are bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?B?)\s*", size.upper())
+    if not m:
+        raise ValueError(f"log size {size!r}: use e.g. '20 MB', '512 KB' or a number of bytes")
+    scale = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": 1024**2, "MB": 1024**2, "G": 1024**3, "GB": 1024**3}
+    return int(float(m.group(1)) * scale[m.group(2)])
+
+
+# -- one line format for orders and fills ------------------------------------------------------
+
+
+def order_line(wallet: str, event: str, order_id: str, kind: str, side: str, qty: float,
+               trigger: float | None, unit: int | None) -> str:
+    at = "market" if trigger is None else f"{trigger:.8g}"
+    u = "-" if unit is None else str(unit)
+    return f"ORDER {event:<9} wallet={wallet} id={order_id} kind={kind} side={side} qty={qty:.8g} at={at} unit={u}"
+
+
+def fill_line(wallet: str, order_id: str, kind: str, side: str, qty: float, price: float,
+              fee: float, position: float, phase: str) -> str:
+    return (
+        f"FILL  wallet={wallet} id={order_id} kind={kind} side={side} qty={qty:.8g} "
+        f"price={price:.8g} fee={fee:.8g} position={position:.8g} phase={phase}"
+    )
