@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test bench lint clean chromium
+.PHONY: run test bench lint docs clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,9 @@ test: $(STAMP) chromium
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_backtest.py
+
+docs: $(STAMP)
+	$(BIN)/python -m hedgekit.docs README.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -32,8 +32,8 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 class UnitConfig(_Model):
     """Unit size: `fixed` quote amount, `percent` of P0 (0.01 = 1 %), or `geometric` ratio."""
 
-    mode: UnitMode = UnitMode.FIXED
-    value: PositiveFloat
+    mode: UnitMode = Field(default=UnitMode.FIXED, description="fixed amount, percent of P0, or geometric")
+    value: PositiveFloat = Field(description="USD for fixed; fraction of P0 (0.01 = 1 %) otherwise")
 
     def spec(self) -> UnitSpec:
         return UnitSpec(self.mode, self.value)
@@ -44,42 +44,42 @@ class _WalletBase(_Model):
         description="wallet name: letters, digits, '_' (max 12, it goes into order ids)"
     )
     allocation: PositiveFloat = Field(description="USD margin given to this wallet")
-    leverage: PositiveFloat = 1.0
+    leverage: PositiveFloat = Field(default=1.0, description="N = allocation × leverage; at most venue.max_leverage")
     unit: UnitConfig = Field(description="unit size of the grid")
 
 
 class LongWalletConfig(_WalletBase):
     strategy: Literal["long_wallet"]
-    buy_fragment: Literal["continuous", "fixed"] = "continuous"
+    buy_fragment: Literal["continuous", "fixed"] = Field(default="continuous", description="buy size: (N + cycle PnL)/4 or N/4")
 
 
 class HedgeWalletConfig(_WalletBase):
     strategy: Literal["hedge_wallet"]
-    max_short_notional: PositiveFloat | None = None
+    max_short_notional: PositiveFloat | None = Field(default=None, description="cap on the four short fragments together (USD)")
 
 
 class GridSettings(_Model):
     volatility: float | None = Field(default=None, description="daily σ (0.02 = 2 %); omit to estimate from data")
-    num_levels: int = 5
-    direction: Literal["SHORT", "LONG", "BOTH"] = "SHORT"
-    spacing_pct: float | None = None
-    min_price_distance: float = 0.0
-    volatility_lookback_days: int = 30
-    rebalance_interval_seconds: float = 60.0
+    num_levels: int = Field(default=5, description="rungs per side, 1 to 100")
+    direction: Literal["SHORT", "LONG", "BOTH"] = Field(default="SHORT", description="SHORT hedges a spot long")
+    spacing_pct: float | None = Field(default=None, description="Δ = price × spacing_pct instead of price × σ / 2")
+    min_price_distance: float = Field(default=0.0, description="smallest Δ in price")
+    volatility_lookback_days: int = Field(default=30, description="days of daily returns for σ")
+    rebalance_interval_seconds: float = Field(default=60.0, description="re-estimate σ and re-centre the grid this often")
 
 
 class RiskSettings(_Model):
     stop_loss_pct: float | None = Field(default=None, description="default 2σ (or 95 % VaR)")
     take_profit_pct: float | None = Field(default=None, description="default 1.5 × stop loss")
-    max_hedge_ratio: float = 1.0
-    max_hedge_ratio_limit: float = 1.0
-    hedge_ratio_band: tuple[float, float] = (0.0, 1.0)
-    max_size_pct: float = 0.2
-    target_vol: float = 0.01
-    portfolio_value: float | None = None
-    rearm_after_seconds: float | None = None
-    funding_threshold: float | None = None
-    funding_size_factor: float = 1.0
+    max_hedge_ratio: float = Field(default=1.0, description="the hedge never exceeds spot × this")
+    max_hedge_ratio_limit: float = Field(default=1.0, description="ceiling of max_hedge_ratio")
+    hedge_ratio_band: tuple[float, float] = Field(default=(0.0, 1.0), description="a warning is logged outside it")
+    max_size_pct: float = Field(default=0.2, description="risk_size = portfolio × min(this, target_vol/σ)")
+    target_vol: float = Field(default=0.01, description="see max_size_pct")
+    portfolio_value: float | None = Field(default=None, description="default: spot value at start")
+    rearm_after_seconds: float | None = Field(default=None, description="re-lay the grid this long after a SL/TP; null = stay stopped")
+    funding_threshold: float | None = Field(default=None, description="|funding rate| above which rungs are scaled")
+    funding_size_factor: float = Field(default=1.0, description="rung size factor beyond the funding threshold")
 
 
 class GridHedgeConfig(_Model):
@@ -91,7 +91,7 @@ class GridHedgeConfig(_Model):
     allocation: PositiveFloat | None = Field(
         default=None, description="USD margin of the futures account; default: the spot value at start"
     )
-    leverage: PositiveFloat = 1.0
+    leverage: PositiveFloat = Field(default=1.0, description="leverage of the futures account")
     grid: GridSettings = GridSettings()
     risk: RiskSettings = RiskSettings()
 
@@ -121,19 +121,19 @@ UNIT_WALLETS = (LongWalletConfig, HedgeWalletConfig)
 
 
 class InstrumentConfig(_Model):
-    symbol: str = "BTCUSDT"
-    tick_size: PositiveFloat = 0.1
-    lot_size: PositiveFloat = 0.001
-    min_notional: Annotated[float, Field(ge=0)] = 5.0
-    contract: Literal["perp", "spot"] = "perp"
+    symbol: str = Field(default="BTCUSDT", description="exchange symbol")
+    tick_size: PositiveFloat = Field(default=0.1, description="price step; every price is rounded to it")
+    lot_size: PositiveFloat = Field(default=0.001, description="size step; sizes round down to it")
+    min_notional: Annotated[float, Field(ge=0, description="smallest order value in quote currency")] = 5.0
+    contract: Literal["perp", "spot"] = Field(default="perp", description="perpetual future or spot")
 
 
 class FundingConfig(_Model):
     """Funding source: a funding-rate file, a constant rate per interval, or none."""
 
-    file: str | None = None
-    rate: float | None = Field(default=None, ge=-0.01, le=0.01)
-    interval_hours: PositiveFloat = 8.0
+    file: str | None = Field(default=None, description="funding-rate file (or bundled:NAME)")
+    rate: float | None = Field(default=None, ge=-0.01, le=0.01, description="constant rate per interval")
+    interval_hours: PositiveFloat = Field(default=8.0, description="funding interval")
 
     @model_validator(mode="after")
     def _one_source(self) -> FundingConfig:
@@ -143,33 +143,33 @@ class FundingConfig(_Model):
 
 
 class VenueConfig(_Model):
-    name: str = "binanceusdm"
+    name: str = Field(default="binanceusdm", description="ccxt exchange id (live feeds)")
     # Binance USD-M base tier: 0.02 % maker, 0.05 % taker.
-    maker_fee: Annotated[float, Field(ge=-0.01, le=0.01)] = 0.0002
-    taker_fee: Annotated[float, Field(ge=-0.01, le=0.01)] = 0.0005
-    slippage: Annotated[float, Field(ge=0, le=0.05)] = 0.0
-    margin_mode: Literal["cross", "isolated"] = "cross"
-    maintenance_margin_rate: Annotated[float, Field(ge=0, lt=1)] = 0.005
-    max_leverage: PositiveFloat = 20.0
-    trigger_order: Literal["random", "fifo", "reverse"] = "random"
-    limit_fill: Literal["touch", "through"] = "touch"
-    funding: FundingConfig = FundingConfig()
+    maker_fee: Annotated[float, Field(ge=-0.01, le=0.01, description="limit fills")] = 0.0002
+    taker_fee: Annotated[float, Field(ge=-0.01, le=0.01, description="market and stop fills")] = 0.0005
+    slippage: Annotated[float, Field(ge=0, le=0.05, description="added against market orders (fraction)")] = 0.0
+    margin_mode: Literal["cross", "isolated"] = Field(default="cross", description="margin mode of each wallet")
+    maintenance_margin_rate: Annotated[float, Field(ge=0, lt=1, description="liquidation when equity <= notional × this")] = 0.005
+    max_leverage: PositiveFloat = Field(default=20.0, description="ceiling of every wallet's leverage")
+    trigger_order: Literal["random", "fifo", "reverse"] = Field(default="random", description="order of simultaneous triggers (random is seeded)")
+    limit_fill: Literal["touch", "through"] = Field(default="touch", description="limits fill when touched, or only when traded through")
+    funding: FundingConfig = Field(default=FundingConfig(), description="funding payments")
 
 
 class DataConfig(_Model):
     candles: str | None = Field(default=None, description="history file; default: bundled BTCUSDT 1m")
-    start: str | None = None
-    end: str | None = None
+    start: str | None = Field(default=None, description="first bar (ISO-8601 or ms), inclusive")
+    end: str | None = Field(default=None, description="last bar, exclusive")
 
 
 class BacktestConfig(_Model):
-    wallets: Annotated[list[WalletConfig], Field(min_length=1)]
+    wallets: Annotated[list[WalletConfig], Field(min_length=1, description="the wallets to run, each its own account (sub-account)")]
     instrument: InstrumentConfig = InstrumentConfig()
     venue: VenueConfig = VenueConfig()
     data: DataConfig = DataConfig()
-    seed: int = 42
-    equity_every: Annotated[int, Field(ge=1)] = 1
-    trading_mode: Literal["BACKTEST", "PAPER", "RECOMMENDATION", "REAL"] | None = None
+    seed: int = Field(default=42, description="seed of the simulated exchange (simultaneous trigger order)")
+    equity_every: Annotated[int, Field(ge=1, description="write equity.csv every N bars")] = 1
+    trading_mode: Literal["BACKTEST", "PAPER", "RECOMMENDATION", "REAL"] | None = Field(default=None, description="default --mode of `hedgekit run`")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> BacktestConfig:
