@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hedgekit.core.commands import Command
 from hedgekit.core.errors import ParameterError, require_positive
 from hedgekit.core.instrument import Instrument
-from hedgekit.core.units import UnitMode, UnitSpec
+from hedgekit.core.orders import OrderKind, OrderType, Side
+from hedgekit.core.strategy import Phase, Strategy
+from hedgekit.core.units import UnitGrid, UnitMode, UnitSpec
 
 WINDOW = 4  # orders per window: c±1 … c±4
 
@@ -56,3 +59,43 @@ def min_order_qty(instrument: Instrument, price: float) -> float:
     while not instrument.meets_min_notional(q, price):
         q = instrument.round_qty(q + instrument.lot_size)
     return q
+
+
+class UnitWallet(Strategy):
+    """What the long and hedge wallets share: the opening market buy of N = allocation x
+    leverage, the unit grid anchored at the fill (the engine's tracker follows ``grid``), the
+    current unit, the last pure phase that names a mixed one, and the RESET count."""
+
+    def __init__(self, wallet: str, instrument: Instrument, params: WalletParams) -> None:
+        super().__init__(wallet, instrument)
+        params.check_against(instrument)
+        self.params = params
+        self.notional = params.notional  # N, re-based at every RESET
+        self._grid: UnitGrid | None = None
+        self._unit = 0
+        self._last_pure = Phase.ADVANCE
+        self.resets = 0
+
+    @property
+    def grid(self) -> UnitGrid | None:
+        return self._grid
+
+    @property
+    def unit(self) -> int:
+        return self._unit
+
+    def start(self, ts: int, price: float) -> list[Command]:
+        qty = self.instrument.qty_for_notional(self.notional, price)
+        if qty <= 0:
+            raise ParameterError("allocation", self.params.allocation, f"buys less than one lot at {price:g}")
+        return [self._place(OrderKind.MARKET_BUY, Side.BUY, OrderType.MARKET, qty)]
+
+    def _lay_grid(self, price: float) -> None:
+        self._grid = UnitGrid(price, self.params.unit, self.instrument)
+        self._unit = 0
+        self._last_pure = Phase.ADVANCE
+
+    def _level(self, u: int) -> float:
+        if self._grid is None:
+            raise RuntimeError(f"{self.wallet}: no grid before the entry fill")
+        return self._grid.level(u)

@@ -16,9 +16,8 @@ from hedgekit.core.errors import ParameterError
 from hedgekit.core.events import OrderRejected, Timer, UnitChanged
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import OrderKind, OrderSpec, OrderType, Side
-from hedgekit.core.strategy import Phase, Strategy
-from hedgekit.core.units import UnitGrid
-from hedgekit.strategies.common import WINDOW, WalletParams, min_order_qty
+from hedgekit.core.strategy import Phase
+from hedgekit.strategies.common import WINDOW, UnitWallet, WalletParams, min_order_qty
 
 FULL = OrderKind.STOP_LOSS_FULL
 SHORT = OrderKind.STOP_ENTRY_SHORT
@@ -42,31 +41,17 @@ class HedgeWalletParams(WalletParams):
             raise ParameterError("reset_retry_ms", self.reset_retry_ms, "must be > 0")
 
 
-class HedgeWallet(Strategy):
+class HedgeWallet(UnitWallet):
     name = "hedge_wallet"
+    params: HedgeWalletParams
 
     def __init__(self, wallet: str, instrument: Instrument, params: HedgeWalletParams) -> None:
-        super().__init__(wallet, instrument)
-        params.check_against(instrument)
-        self.params = params
-        self.notional = params.notional
+        super().__init__(wallet, instrument, params)
         self.fragment = self._fragment_usd(self.notional)  # F, USD per short
-        self._grid: UnitGrid | None = None
-        self._unit = 0
-        self._last_pure = Phase.ADVANCE
         self._resetting = False
         self._reset_attempt = 0
         self._reset_price = 0.0
-        self.resets = 0
         self.warnings: list[str] = []  # drained and logged by the engine
-
-    @property
-    def grid(self) -> UnitGrid | None:
-        return self._grid
-
-    @property
-    def unit(self) -> int:
-        return self._unit
 
     @property
     def phase(self) -> Phase:
@@ -88,12 +73,6 @@ class HedgeWallet(Strategy):
         return Phase.RETRACEMENT if self._last_pure is Phase.ADVANCE else Phase.RECOVERY
 
     # -- events -------------------------------------------------------------------------
-    def start(self, ts: int, price: float) -> list[Command]:
-        qty = self.instrument.qty_for_notional(self.notional, price)
-        if qty <= 0:
-            raise ParameterError("allocation", self.params.allocation, f"buys less than one lot at {price:g}")
-        return [self._place(OrderKind.MARKET_BUY, Side.BUY, OrderType.MARKET, qty)]
-
     def _on_filled(self, spec: OrderSpec, qty: float, price: float, ts: int) -> list[Command]:
         if spec.kind in ENTRY_KINDS:
             return self._anchor(price)
@@ -152,10 +131,6 @@ class HedgeWallet(Strategy):
             f = min(f, self.params.max_short_notional / WINDOW)
         return f
 
-    def _level(self, u: int) -> float:
-        assert self._grid is not None
-        return self._grid.level(u)
-
     def _anchor(self, price: float) -> list[Command]:
         """Long is on: anchor at the fill, lay the full stop and four shorts (ADVANCE)."""
         if self._resetting:
@@ -165,9 +140,7 @@ class HedgeWallet(Strategy):
             equity = self.params.allocation + self.realized_pnl - self.fees
             self.notional = equity * self.params.leverage
             self.fragment = self._fragment_usd(self.notional)
-        self._grid = UnitGrid(price, self.params.unit, self.instrument)
-        self._unit = 0
-        self._last_pure = Phase.ADVANCE
+        self._lay_grid(price)
         cmds: list[Command] = [self._place_full(-1, self.position.qty)]
         cmds += [self._place_short(-(i + 1)) for i in range(WINDOW)]
         return cmds

@@ -15,9 +15,8 @@ from hedgekit.core.errors import ParameterError
 from hedgekit.core.events import OrderRejected, UnitChanged
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import OrderKind, OrderSpec, OrderType, Side
-from hedgekit.core.strategy import Phase, Strategy
-from hedgekit.core.units import UnitGrid
-from hedgekit.strategies.common import WINDOW, WalletParams, min_order_qty, split_qty
+from hedgekit.core.strategy import Phase
+from hedgekit.strategies.common import WINDOW, UnitWallet, WalletParams, min_order_qty, split_qty
 
 SELL, BUY = OrderKind.STOP_LOSS, OrderKind.STOP_ENTRY_BUY
 
@@ -41,30 +40,16 @@ class LongWalletParams(WalletParams):
             ) from None
 
 
-class LongWallet(Strategy):
+class LongWallet(UnitWallet):
     name = "long_wallet"
+    params: LongWalletParams
 
     def __init__(self, wallet: str, instrument: Instrument, params: LongWalletParams) -> None:
-        super().__init__(wallet, instrument)
-        params.check_against(instrument)
-        self.params = params
-        self.notional = params.notional  # N, re-based at every RESET
-        self._grid: UnitGrid | None = None
-        self._unit = 0
+        super().__init__(wallet, instrument, params)
         self._cycle_realized0 = 0.0  # realized PnL when this cycle began
-        self._last_pure = Phase.ADVANCE
-        self.resets = 0
         self._retried: set[str] = set()  # client ids that are already a retry
 
     # -- state the engine reads ---------------------------------------------------------
-    @property
-    def grid(self) -> UnitGrid | None:
-        return self._grid
-
-    @property
-    def unit(self) -> int:
-        return self._unit
-
     @property
     def cycle_realized(self) -> float:
         return self.realized_pnl - self._cycle_realized0
@@ -84,14 +69,6 @@ class LongWallet(Strategy):
         return Phase.RETRACEMENT if self._last_pure is Phase.ADVANCE else Phase.RECOVER
 
     # -- events -------------------------------------------------------------------------
-    def start(self, ts: int, price: float) -> list[Command]:
-        qty = self.instrument.qty_for_notional(self.notional, price)
-        if qty <= 0:
-            raise ParameterError(
-                "allocation", self.params.allocation, f"buys less than one lot at {price:g}"
-            )
-        return [self._place(OrderKind.MARKET_BUY, Side.BUY, OrderType.MARKET, qty)]
-
     def _on_filled(self, spec: OrderSpec, qty: float, price: float, ts: int) -> list[Command]:
         if spec.kind is OrderKind.MARKET_BUY:
             return self._anchor(price)
@@ -136,15 +113,9 @@ class LongWallet(Strategy):
         return self.stop()
 
     # -- rules --------------------------------------------------------------------------
-    def _level(self, u: int) -> float:
-        assert self._grid is not None
-        return self._grid.level(u)
-
     def _anchor(self, price: float) -> list[Command]:
         """Lay the grid at ``price`` with c = 0 and four sells splitting the position."""
-        self._grid = UnitGrid(price, self.params.unit, self.instrument)
-        self._unit = 0
-        self._last_pure = Phase.ADVANCE
+        self._lay_grid(price)
         sizes = split_qty(self.position.qty, WINDOW, self.instrument)
         return [self._place_sell(-(i + 1), q) for i, q in enumerate(sizes)]
 
