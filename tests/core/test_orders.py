@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from hedgekit.core import Order, OrderKind, OrderSpec, OrderStatus, OrderTrigger, OrderType, Position, Side
+from hedgekit.core import (
+    Order,
+    OrderKind,
+    OrderSpec,
+    OrderStatus,
+    OrderTrigger,
+    OrderType,
+    Position,
+    Side,
+)
 from hedgekit.core.orders import InvalidOrderTransition, make_client_id
 
 
