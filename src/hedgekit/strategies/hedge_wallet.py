@@ -17,7 +17,7 @@ from hedgekit.core.events import OrderRejected, Timer, UnitChanged
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import OrderKind, OrderSpec, OrderType, Side
 from hedgekit.core.strategy import Phase
-from hedgekit.strategies.common import WINDOW, UnitWallet, WalletParams, min_order_qty
+from hedgekit.core.unit_wallet import WINDOW, UnitWallet, WalletParams, min_order_qty
 
 FULL = OrderKind.STOP_LOSS_FULL
 SHORT = OrderKind.STOP_ENTRY_SHORT

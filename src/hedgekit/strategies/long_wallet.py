@@ -16,7 +16,7 @@ from hedgekit.core.events import OrderRejected, UnitChanged
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import OrderKind, OrderSpec, OrderType, Side
 from hedgekit.core.strategy import Phase
-from hedgekit.strategies.common import WINDOW, UnitWallet, WalletParams, min_order_qty, split_qty
+from hedgekit.core.unit_wallet import WINDOW, UnitWallet, WalletParams, min_order_qty, split_qty
 
 SELL, BUY = OrderKind.STOP_LOSS, OrderKind.STOP_ENTRY_BUY
 

@@ -1,4 +1,4 @@
-"""Pieces shared by the two unit strategies (long wallet and hedge wallet)."""
+"""The unit wallet: what the long wallet and the hedge wallet share (SPEC §3, §4)."""
 
 from __future__ import annotations
 

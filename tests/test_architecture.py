@@ -1,0 +1,41 @@
+"""Dependencies point inward: strategies import only hedgekit.core; core does no I/O."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "hedgekit"
+
+
+def hedgekit_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("hedgekit")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hedgekit"):
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((SRC / "strategies").glob("*.py")), ids=lambda p: p.name)
+def test_strategies_import_only_core(path):
+    outside = {m for m in hedgekit_imports(path) if not m.startswith("hedgekit.core")}
+    assert not outside, f"{path.name} imports {sorted(outside)}"
+
+
+@pytest.mark.parametrize("path", sorted((SRC / "core").glob("*.py")), ids=lambda p: p.name)
+def test_core_imports_only_core_and_does_no_io(path):
+    outside = {m for m in hedgekit_imports(path) if not m.startswith("hedgekit.core")}
+    assert not outside, f"{path.name} imports {sorted(outside)}"
+    text = path.read_text()
+    for banned in ("open(", "import os", "import time", "datetime.now", "requests", "ccxt", "sqlalchemy", "loguru"):
+        assert banned not in text, f"{path.name} uses {banned!r}: core is pure"
+
+
+@pytest.mark.parametrize("layer", ["venues", "feeds"])
+def test_venues_and_feeds_never_reach_into_strategies(layer):
+    for path in (SRC / layer).glob("*.py"):
+        assert not {m for m in hedgekit_imports(path) if m.startswith("hedgekit.strategies")}, path.name
