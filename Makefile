@@ -2,17 +2,24 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
 
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: run test bench lint docs clean chromium
 
+# `make run` needs only the runtime dependencies; the test tools come with `make test`.
+# Both are redone when pyproject.toml changes.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(PIP) -e .
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(PIP) -e '.[dev]'
+	touch $(DEV_STAMP)
 
 run: $(STAMP)
 	$(BIN)/hedgekit backtest
@@ -27,7 +34,7 @@ chromium:
 	  || echo "warning: could not install chromium; the browser tests will fail (HEDGEKIT_SKIP_BROWSER=1 skips them)"; \
 	}
 
-test: $(STAMP) chromium
+test: $(DEV_STAMP) chromium
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
 bench: $(STAMP)
@@ -36,7 +43,7 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m hedgekit.docs README.md
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
