@@ -174,6 +174,7 @@ def run(
     out_dir: Annotated[Path | None, typer.Option("--out", help="also export fills.csv/orders.csv here at the end")] = None,
     cancel_on_exit: Annotated[bool, typer.Option("--cancel-on-exit", help="cancel working orders on exit")] = False,
     stale_after: Annotated[float, typer.Option("--stale-after", help="seconds without a price before pausing")] = 30.0,
+    mainnet: Annotated[bool, typer.Option("--mainnet", help="read the real (mainnet) account instead of testnet")] = False,
 ) -> None:
     """Run the wallets of CONFIG in real time: PAPER (simulated fills) or RECOMMENDATION (prints actions)."""
     import asyncio
@@ -207,6 +208,8 @@ def run(
             cancel_on_exit=cancel_on_exit,
         )
         engine.open(_now_ms())
+        if chosen == "recommendation":
+            _show_accounts(cfg, mainnet)
         stream = _make_feed(cfg, feed, speed, engine.resume_after, stale_after)
         asyncio.run(engine.run(stream))
         if feed.startswith("replay:") and not engine.stopped_early:
@@ -219,6 +222,32 @@ def run(
         journal.close()
     except (HedgekitError, ValueError, FileNotFoundError) as err:
         _fail(err)
+
+
+def _show_accounts(cfg, mainnet: bool) -> None:
+    """With HEDGEKIT_<WALLET>_API_KEY/SECRET set, print each wallet's real position (read-only)."""
+    import asyncio
+
+    from hedgekit.venues.ccxt_account import AccountReader, load_credentials
+
+    readers = []
+    for w in cfg.wallets:
+        creds = load_credentials(w.name)
+        if creds is not None:
+            readers.append(AccountReader(w.name, cfg.venue.name, _ccxt_symbol(cfg.instrument.symbol), creds, mainnet=mainnet))
+    if not readers:
+        return
+    if mainnet:
+        typer.confirm("Read the MAINNET accounts (read-only; nothing is placed)?", abort=True)
+
+    async def read_all() -> None:
+        for reader in readers:
+            try:
+                out.print((await reader.read()).describe(), highlight=False, markup=False)
+            finally:
+                await reader.close()
+
+    asyncio.run(read_all())
 
 
 def _make_feed(cfg, feed: str, speed: str, resume_after: int, stale_after: float):
