@@ -198,22 +198,38 @@ class LiveEngine:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        stop_wait = asyncio.ensure_future(self._stop.wait())
+        iterator = feed.__aiter__()
         try:
-            async for item in feed:
+            while True:
+                # A stop request wins even while the feed is silent (reconnecting, stale).
+                next_item = asyncio.ensure_future(iterator.__anext__())
+                await asyncio.wait({next_item, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if self._stop.is_set():
+                    next_item.cancel()
+                    self.stopped_early = True
+                    logger.info("stop requested: no new orders; journal flushed")
+                    break
+                try:
+                    item = next_item.result()
+                except StopAsyncIteration:
+                    break
                 if isinstance(item, FeedStatusChange):
                     self._on_status(item)
                     if item.status is FeedStatus.CLOSED:
                         break
                 else:
                     self.process(item)
-                if self._stop.is_set():
-                    self.stopped_early = True
-                    logger.info("stop requested: no new orders; journal flushed")
-                    break
                 self.items += 1
-                if self.items % 256 == 0:
-                    await asyncio.sleep(0)  # let signals and the feed breathe at speed=max
         finally:
+            stop_wait.cancel()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            close = getattr(feed, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
             self.shutdown()
 
     def _on_status(self, change: FeedStatusChange) -> None:
@@ -227,8 +243,6 @@ class LiveEngine:
                     w.paused = False
                     w.gap_next = True  # prices moved while we were blind
             logger.info("feed live: strategies resumed")
-        elif change.status is FeedStatus.RECONNECTING:
-            logger.warning(f"feed reconnecting: {change.reason}")
 
     def process(self, item: Bar | PricePoint) -> None:
         """Hand one input to every wallet (each wallet is its own single writer)."""
