@@ -223,7 +223,8 @@ def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_sou
             "liquidated": bool(w.venue.liquidated),
             "time_in_phase_pct": {k: round(v / span * 100.0, 3) for k, v in durations.items()},
             "time_in_phase_hours": {k: round(v / 3_600_000, 3) for k, v in durations.items()},
-            "buy_and_hold_return_pct": round(bh * wc.leverage, 4),
+            "buy_and_hold_return_pct": round(bh * wc.leverage, 4),  # same capital, same leverage
+            "buy_and_hold_1x_return_pct": round(bh, 4),
             "warnings": [msg for _, msg in w.runner.log.warnings][:50],
         }
         hedge = hedge_summary(w, bars, int(getattr(candles, "timeframe_ms", 0) or 0))
@@ -238,7 +239,11 @@ def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_sou
         "funding": round(sum(w.venue.funding_paid for w in run.wallets), 2),
         "fills": sum(len(w.venue.fills) for w in run.wallets),
         "resets": sum(int(getattr(w.strategy, "resets", 0)) for w in run.wallets),
-        "buy_and_hold_return_pct": round(bh, 4),
+        # Each wallet's buy-and-hold at its own leverage, weighted by its capital.
+        "buy_and_hold_return_pct": round(
+            sum(w["buy_and_hold_return_pct"] * w["start_equity"] for w in wallets.values()) / total_start, 4
+        ),
+        "buy_and_hold_1x_return_pct": round(bh, 4),
     }
     return {
         "data": {
