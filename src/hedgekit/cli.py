@@ -80,7 +80,11 @@ def backtest(
         t0 = time.perf_counter()
         if not quiet:
             console.print(f"hedgekit backtest: [bold]{cfg_path}[/]")
-        loaded = load_data(cfg, data, start, end)
+        if quiet:
+            loaded = load_data(cfg, data, start, end)
+        else:
+            with console.status("loading and checking the data…"):
+                loaded = load_data(cfg, data, start, end)
         c = loaded.candles
         if not quiet:
             console.print(

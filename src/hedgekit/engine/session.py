@@ -147,7 +147,21 @@ def run_backtest(
     factories = [(w.name, factory(w, i)) for i, w in enumerate(cfg.wallets)]
     cb = None if progress is None else (lambda i: progress(i, len(bars)))
     run = engine.run(bars, factories, funding=loaded.funding, mode=mode, progress=cb)
+    _log_warnings(run)
     return build_result(cfg, c, run, loaded.funding_source, warmup_bars=0 if warmup is None else len(warmup))
+
+
+def _log_warnings(run: engine.EngineRun, limit: int = 20) -> None:
+    """Strategy and venue warnings (refused orders, hedge ratio out of band, liquidation),
+    stamped with the data time they happened at; the rest are counted."""
+    from hedgekit.report.results import iso_ms
+
+    for w in run.wallets:
+        warnings = w.runner.log.warnings
+        for ts, msg in warnings[:limit]:
+            logger.warning(f"{iso_ms([ts])[0]} {msg}")
+        if len(warnings) > limit:
+            logger.warning(f"{w.name}: {len(warnings) - limit} more warning(s), see summary.json")
 
 
 def _split_warmup(cfg: BacktestConfig, candles: Candles) -> tuple[Candles, Candles | None]:
