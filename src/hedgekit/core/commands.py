@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hedgekit.core.fastinit import fast_init
 from hedgekit.core.orders import OrderSpec
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Place:
     order: OrderSpec
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Cancel:
     client_id: str

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hedgekit.core.fastinit import fast_init
 
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Tick:
     ts: int
     price: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class UnitChanged:
     ts: int
@@ -19,6 +23,7 @@ class UnitChanged:
     price: float  # the level price that was reached (exact, on the grid)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderFilled:
     ts: int
@@ -34,6 +39,7 @@ class OrderFilled:
         return self.leaves_qty <= 0
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderRejected:
     ts: int
@@ -41,12 +47,14 @@ class OrderRejected:
     reason: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderCancelled:
     ts: int
     client_id: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Timer:
     ts: int

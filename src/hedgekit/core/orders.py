@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from hedgekit.core.errors import HedgekitError
+from hedgekit.core.fastinit import fast_init
 
 
 class Side(StrEnum):
@@ -14,11 +15,11 @@ class Side(StrEnum):
 
     @property
     def sign(self) -> int:
-        return 1 if self is Side.BUY else -1
+        return 1 if self is _BUY else -1
 
     @property
     def opposite(self) -> Side:
-        return Side.SELL if self is Side.BUY else Side.BUY
+        return _SELL if self is _BUY else _BUY
 
 
 class OrderType(StrEnum):
@@ -74,6 +75,7 @@ def make_client_id(wallet: str, cycle: int, unit: int | None, kind: OrderKind, s
     return f"{CLIENT_ID_PREFIX}-{wallet}-{cycle}-{u}-{KIND_CODE[kind]}-{seq}"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderSpec:
     """An order as a strategy wants it. ``price`` is the trigger of a stop or the limit price."""
@@ -91,7 +93,7 @@ class OrderSpec:
     def __post_init__(self) -> None:
         if not self.qty > 0:
             raise HedgekitError(f"order {self.client_id}: qty must be > 0, got {self.qty!r}")
-        if self.type is not OrderType.MARKET and (self.price is None or not self.price > 0):
+        if self.type is not _MARKET and (self.price is None or not self.price > 0):
             raise HedgekitError(f"order {self.client_id}: {self.type} order needs a positive price")
 
 
@@ -106,7 +108,7 @@ class OrderStatus(StrEnum):
 
     @property
     def is_closed(self) -> bool:
-        return self in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
+        return self in _CLOSED
 
 
 class OrderTrigger(StrEnum):
@@ -117,6 +119,14 @@ class OrderTrigger(StrEnum):
     CANCEL = "cancel"
     REJECT = "reject"
 
+
+# Members used on every order event, bound once: on Python 3.11 looking a member up on its
+# enum class (``Side.BUY``) goes through the enum metaclass's attribute hook, which costs
+# several times a global lookup.
+_BUY, _SELL = Side.BUY, Side.SELL
+_MARKET = OrderType.MARKET
+_CLOSED = (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
+_FILL, _FILL_PARTIAL = OrderTrigger.FILL, OrderTrigger.FILL_PARTIAL
 
 _S, _T = OrderStatus, OrderTrigger
 # (state, trigger) -> next state. Anything not listed is an illegal move.
@@ -172,7 +182,11 @@ class Order:
         return max(self.spec.qty - self.filled_qty, 0.0)
 
     def apply(self, trigger: OrderTrigger) -> None:
-        self.status = next_status(self.status, trigger)
+        # next_status() inlined: every order goes through here two or three times.
+        try:
+            self.status = _TRANSITIONS[(self.status, trigger)]
+        except KeyError:
+            raise InvalidOrderTransition(f"illegal order transition {self.status} -> {trigger}") from None
 
     def record_fill(self, fill_id: str, qty: float, price: float, lot: float) -> None:
         """Apply a fill; duplicate fill ids are refused, overfills raise."""
@@ -187,4 +201,4 @@ class Order:
         self.filled_qty = total
         self.fill_ids.add(fill_id)
         done = self.spec.qty - total < lot / 2
-        self.apply(OrderTrigger.FILL if done else OrderTrigger.FILL_PARTIAL)
+        self.apply(_FILL if done else _FILL_PARTIAL)

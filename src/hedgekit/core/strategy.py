@@ -137,10 +137,9 @@ class Strategy:
     ) -> Place:
         self.seq += 1
         cid = make_client_id(self.wallet, self.cycle, unit, kind, self.seq)
-        spec = OrderSpec(
-            client_id=cid, wallet=self.wallet, kind=kind, side=side, type=otype,
-            qty=qty, price=price, reduce_only=reduce_only, unit=unit,
-        )
+        # Positional (client_id, wallet, kind, side, type, qty, price, reduce_only, unit):
+        # one of these is made for every order.
+        spec = OrderSpec(cid, self.wallet, kind, side, otype, qty, price, reduce_only, unit)
         self.working[cid] = spec
         self._known[cid] = spec
         return Place(spec)
@@ -155,7 +154,8 @@ class Strategy:
     def orders(self, *kinds: OrderKind) -> list[OrderSpec]:
         """Working orders of these kinds, lowest unit (or price) first."""
         found = [o for o in self.working.values() if o.kind in kinds]
-        found.sort(key=lambda o: (o.unit if o.unit is not None else 0, o.price or 0.0))
+        if len(found) > 1:
+            found.sort(key=_unit_then_price)
         return found
 
     def known_order(self, client_id: str) -> OrderSpec | None:
@@ -202,6 +202,10 @@ class Strategy:
         if self.stopped:
             return []
         return self._on_filled(spec, self.instrument.round_qty(qty), cost / qty, ev.ts)
+
+
+def _unit_then_price(o: OrderSpec) -> tuple[int, float]:
+    return (o.unit if o.unit is not None else 0, o.price or 0.0)
 
 
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")

@@ -92,11 +92,14 @@ def _walk_bar(runners: list[WalletRunner], i: int, bars: Bars, skip_quiet: bool 
     for r in runners:
         if r.next_timer is not None:
             r.fire_timers(ts)
+        if skip_quiet:
+            r.walk_quiet(ts, o, first, second, c)
+            continue
         if r.venue.last_price != o:
-            r.advance(o, ts, gap=True, quiet_skip=skip_quiet)
-        r.advance(first, ts, quiet_skip=skip_quiet)
-        r.advance(second, ts, quiet_skip=skip_quiet)
-        r.advance(c, ts, quiet_skip=skip_quiet)
+            r.advance(o, ts, gap=True)
+        r.advance(first, ts)
+        r.advance(second, ts)
+        r.advance(c, ts)
 
 
 def _apply_funding(runners: list[WalletRunner], rate: float, ts: int) -> None:
@@ -174,41 +177,81 @@ def _band(runners: list[WalletRunner]) -> tuple[float, float]:
 def _first_hit(low: np.ndarray, high: np.ndarray, start: int, stop: int, lo: float, hi: float) -> int:
     """Index of the first bar in [start, stop) whose range reaches lo or hi, else ``stop``.
 
-    Scans in growing chunks so a nearby event costs a small slice and a far one few calls.
+    Scans in growing chunks so a nearby event costs a small slice and a far one few calls
+    (the first chunk covers most gaps between events: the median is ~100 bars).
     """
-    chunk = 64
+    chunk = 256
     i = start
     while i < stop:
         j = min(i + chunk, stop)
-        hits = np.flatnonzero((low[i:j] <= lo) | (high[i:j] >= hi))
-        if hits.size:
-            return i + int(hits[0])
+        hit = low[i:j] <= lo
+        hit |= high[i:j] >= hi
+        k = int(hit.argmax())  # first True (0 when there is none: checked below)
+        if hit[k]:
+            return i + k
         i = j
         chunk = min(chunk * 4, 1 << 16)
     return stop
 
 
-def _fill_quiet(w: WalletRun, a: int, b: int, close: np.ndarray) -> None:
-    """Equity and position on quiet bars [a, b): cash and position do not change there."""
-    if b <= a:
-        return
-    v = w.venue
-    q = v.position.qty
-    w.position[a:b] = q
-    # equity(p) = cash + q*(p - avg) is linear in p: equity(0) + q*p
-    w.equity[a:b] = v.equity(0.0) + q * close[a:b]
+class _Curve:
+    """One wallet's equity and position per bar, written once at the end of the fast path.
+
+    The bars are recorded in order as runs: a quiet run keeps its position and cash, so its
+    equity is ``equity(0) + qty * close`` (linear in the close); a walked bar keeps the
+    exact value ``equity(close)`` the reference loop records, written over its run.
+    """
+
+    __slots__ = ("w", "lengths", "qty", "eq0", "walked", "walked_eq")
+
+    def __init__(self, w: WalletRun) -> None:
+        self.w = w
+        self.lengths: list[int] = []
+        self.qty: list[float] = []
+        self.eq0: list[float] = []
+        self.walked: list[int] = []
+        self.walked_eq: list[float] = []
+
+    def quiet(self, a: int, b: int) -> None:
+        v = self.w.venue
+        self.lengths.append(b - a)
+        self.qty.append(v.position.qty)
+        self.eq0.append(v.equity(0.0))
+
+    def walked_bar(self, i: int, price: float) -> None:
+        v = self.w.venue
+        self.lengths.append(1)
+        self.qty.append(v.position.qty)
+        self.eq0.append(0.0)
+        self.walked.append(i)
+        self.walked_eq.append(v.equity(price))
+
+    def write(self, close: np.ndarray) -> None:
+        lengths = np.array(self.lengths, dtype=np.int64)
+        qty = np.repeat(np.array(self.qty, dtype=float), lengths)
+        w = self.w
+        w.position[:] = qty
+        # Element by element the same float operations as ``equity(0.0) + q * close[a:b]``.
+        w.equity[:] = np.repeat(np.array(self.eq0, dtype=float), lengths) + qty * close
+        w.equity[np.array(self.walked, dtype=np.int64)] = self.walked_eq
 
 
 def _fast(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress) -> None:
     n = len(bars)
     low, high, close, ts_arr = bars.low, bars.high, bars.close, bars.ts
+    curves = [_Curve(w) for w in wallets]
     i = 0
     next_report = 0
+    fund_stop = -1  # bar index of the next funding payment, for payment ``fund_for``
+    fund_for = -1
     while i < n:
         # The next bar that must be walked: first hit of the band, a funding time, a timer.
         stop = n
         if fi < len(fund_ts):
-            stop = min(stop, int(np.searchsorted(ts_arr, fund_ts[fi], side="left")))
+            if fund_for != fi:
+                fund_for = fi
+                fund_stop = int(np.searchsorted(ts_arr, fund_ts[fi], side="left"))
+            stop = min(stop, fund_stop)
         for r in runners:
             nt = r.next_timer
             if nt is not None:
@@ -220,9 +263,9 @@ def _fast(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress) -> No
             # Bars i..k-1 are quiet: the price just ends at close[k-1].
             last_close = float(close[k - 1])
             ts_last = int(ts_arr[k - 1])
-            for w in wallets:
-                _fill_quiet(w, i, k, close)
-                w.runner.advance(last_close, ts_last, quiet_skip=True)
+            for curve in curves:
+                curve.quiet(i, k)
+                curve.w.runner.advance(last_close, ts_last, quiet_skip=True)
             i = k
             if i >= n:
                 break
@@ -233,12 +276,14 @@ def _fast(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress) -> No
         _walk_bar(runners, i, bars, skip_quiet=True)
         stats.stepped_bars += 1
         c = float(close[i])
-        for w in wallets:
-            _record(w, i, c)
+        for curve in curves:
+            curve.walked_bar(i, c)
         i += 1
         if progress is not None and i >= next_report:
             progress(i)
             next_report = i + 4096
+    for curve in curves:
+        curve.write(close)
     if progress is not None:
         progress(n)
 

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hedgekit.core.commands import Cancel, Command, Place, SetTimer, expand
+from hedgekit.core.commands import Cancel, Command, Place, Replace, SetTimer, expand
 from hedgekit.core.events import Event, OrderFilled, Tick, Timer, UnitChanged
 from hedgekit.core.strategy import Phase, Strategy
 from hedgekit.core.units import UnitTracker
@@ -56,7 +56,10 @@ class WalletRunner:
         self._timer_seq = 0
         self._on_command = on_command
         self._last_phase: Phase | None = None
-        self._band_key: object = None
+        # What ``_band`` was computed for: venue revision, tracker and its unit.
+        self._band_rev = -1
+        self._band_tracker: UnitTracker | None = None
+        self._band_unit = 0
         self._band: tuple[float, float] = (-INF, INF)
 
     # -- public -------------------------------------------------------------------------
@@ -81,12 +84,14 @@ class WalletRunner:
 
     def band(self) -> tuple[float, float]:
         """(lo, hi): while the price stays strictly inside, nothing can happen to this wallet
-        (no trigger, no liquidation, no unit step). Cached against the venue's revision."""
+        (no trigger, no liquidation, no unit step). Cached against the venue's revision and
+        the tracker's grid and unit."""
         t = self.tracker
-        key = (self.venue.revision, None if t is None else (id(t.grid), t.unit))
-        if key == self._band_key:
-            return self._band
         v = self.venue
+        # Compared field by field (no key tuple): this is asked several times per walked bar.
+        # A tracker keeps its grid, so "same tracker, same unit" implies "same grid and unit".
+        if v.revision == self._band_rev and t is self._band_tracker and (t is None or t.unit == self._band_unit):
+            return self._band
         lo = v.next_trigger_below()
         hi = v.next_trigger_above()
         if t is not None:
@@ -94,8 +99,32 @@ class WalletRunner:
             lo = d if lo is None or d > lo else lo
             hi = u if hi is None or u < hi else hi
         self._band = (-INF if lo is None else lo, INF if hi is None else hi)
-        self._band_key = key
+        self._band_rev = v.revision
+        self._band_tracker = t
+        self._band_unit = 0 if t is None else t.unit
         return self._band
+
+    def walk_quiet(self, ts: int, o: float, first: float, second: float, close: float) -> None:
+        """Fast path: one bar's moves (the gap to the open, then the two extremes and the
+        close), each exactly as ``advance(..., quiet_skip=True)``. Most of them stay inside
+        the band, so that test is made here (one band lookup per bar, not one call per move)."""
+        venue = self.venue
+        p = venue.last_price
+        gap = p != o
+        lo, hi = self.band()
+        # The whole bar (and the gap to it) inside the band, the usual case for a wallet that
+        # is not the one being hit: every move would only set the price, so set it once.
+        if (
+            p is not None and lo < p < hi and lo < first < hi and lo < second < hi
+            and lo < o < hi and lo < close < hi and venue.drift(close)
+        ):
+            return
+        for target in (o, first, second, close) if gap else (first, second, close):
+            p = venue.last_price
+            if not (p is not None and lo < p < hi and lo < target < hi and venue.drift(target)):
+                self.advance(target, ts, gap=gap, quiet_skip=True)
+                lo, hi = self.band()
+            gap = False
 
     def advance(self, target: float, ts: int, gap: bool = False, quiet_skip: bool = False) -> None:
         """Move the market monotonically to ``target`` (a gap when ``gap``).
@@ -103,11 +132,8 @@ class WalletRunner:
         ``quiet_skip`` (fast path only): a move that stays inside ``band()`` just sets the
         price; the reference loop always takes the full path.
         """
-        if quiet_skip:
-            p = self.venue.last_price
-            lo, hi = self.band()
-            if p is not None and lo < p < hi and lo < target < hi and self.venue.drift(target):
-                return
+        if quiet_skip and self._quiet(target):
+            return
         if gap:
             self._gap_to(target, ts)
             return
@@ -128,10 +154,21 @@ class WalletRunner:
                     nxt = lvl
             events: list[Event] = self._unit_steps(nxt, ts)
             events += venue.move_to(nxt, ts)
+            if nxt == target:
+                if events:
+                    self._deliver(events, ts)
+                return
             if events:
                 self._deliver(events, ts)
-            if nxt == target:
-                return
+                # The reaction moved the band: the rest of the move is often inside it now.
+                if quiet_skip and self._quiet(target):
+                    return
+
+    def _quiet(self, target: float) -> bool:
+        """Fast path: set the price to ``target`` if the move stays strictly inside ``band()``."""
+        p = self.venue.last_price
+        lo, hi = self.band()
+        return p is not None and lo < p < hi and lo < target < hi and self.venue.drift(target)
 
     def tick(self, price: float, ts: int) -> None:
         """A trade/tick at ``price``: a monotone move from the last price (never a gap)."""
@@ -165,26 +202,37 @@ class WalletRunner:
         queue: deque[Event] = deque(events)
         strategy = self.strategy
         log = self.log
+        # The strategy's phase as read after the last event, or None when not read: commands
+        # go to the venue only, so it still holds at the end unless a later event changed it.
+        phase: Phase | None = None
         while queue:
             ev = queue.popleft()
             if isinstance(ev, Liquidated):
                 log.warnings.append((ev.ts, f"{strategy.wallet}: LIQUIDATED at {ev.price} (loss {ev.loss:.2f})"))
                 self._execute(strategy.stop(), ts, queue)
+                phase = None
                 continue
             if not isinstance(ev, Event):
                 continue  # venue-level account event (funding) — not a strategy event
             log.strategy_events += 1
             commands = strategy.on_event(ev)
             if isinstance(ev, OrderFilled):
-                log.fill_phase[ev.fill_id] = strategy.phase
-            self._execute(commands, ts, queue)
-            self._sync_tracker()
-        self._settle(ts)
+                phase = log.fill_phase[ev.fill_id] = strategy.phase
+            else:
+                phase = None
+            if commands:
+                self._execute(commands, ts, queue)  # ends with _sync_tracker()
+            else:
+                self._sync_tracker()
+        self._settle(ts, phase)
 
     def _execute(self, commands: list[Command], ts: int, queue: deque[Event] | None = None) -> None:
         out = queue if queue is not None else deque()
         venue = self.venue
-        for cmd in expand(commands):
+        for cmd in commands:
+            if isinstance(cmd, Replace):  # rare: run as its place-then-cancel, in place
+                self._execute(expand([cmd]), ts, out)
+                continue
             if self._on_command is not None:
                 self._on_command(ts, cmd, self.strategy)
             if isinstance(cmd, Place):
@@ -205,9 +253,10 @@ class WalletRunner:
         elif self.tracker is None or self.tracker.grid is not grid:
             self.tracker = UnitTracker(grid, self.strategy.unit)
 
-    def _settle(self, ts: int) -> None:
+    def _settle(self, ts: int, phase: Phase | None = None) -> None:
         strategy = self.strategy
-        phase = strategy.phase
+        if phase is None:
+            phase = strategy.phase
         if phase is not self._last_phase:
             self._last_phase = phase
             self.log.phases.append(PhaseSpan(ts, phase))

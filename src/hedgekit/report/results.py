@@ -84,23 +84,37 @@ def _unit_str(unit: int | None) -> str:
 def build_result(
     cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_source: str, *, warmup_bars: int = 0
 ) -> BacktestResult:
-    fills_rows: list[tuple] = []
-    order_rows: list[tuple] = []
+    # Built column by column (a list per column, not a tuple per row): a backtest logs tens
+    # of thousands of order events, and this is measurably quicker for pandas too.
+    fc: dict[str, list] = {c: [] for c in FILL_COLUMNS}
+    oc: dict[str, list] = {c: [] for c in ORDER_COLUMNS}
     for w in run.wallets:
         phases = w.runner.log.fill_phase
-        for f in w.venue.fills:
-            fills_rows.append((
-                f.ts, w.name, f.order_id, str(f.kind), str(f.side), f.qty, f.price, f.fee,
-                _unit_str(f.unit), str(phases.get(f.fill_id, "")), f.position_after,
-                f.realized_pnl_cum,
-            ))
-        for o in w.venue.order_log:
-            order_rows.append((
-                o.ts, w.name, o.order_id, o.event, str(o.kind), str(o.side), o.qty,
-                o.trigger_price, _unit_str(o.unit),
-            ))
-    fills = pd.DataFrame(fills_rows, columns=FILL_COLUMNS)
-    orders = pd.DataFrame(order_rows, columns=ORDER_COLUMNS)
+        fills = w.venue.fills
+        fc["timestamp"] += [f.ts for f in fills]
+        fc["wallet"] += [w.name] * len(fills)
+        fc["order_id"] += [f.order_id for f in fills]
+        fc["kind"] += [str(f.kind) for f in fills]
+        fc["side"] += [str(f.side) for f in fills]
+        fc["qty"] += [f.qty for f in fills]
+        fc["price"] += [f.price for f in fills]
+        fc["fee"] += [f.fee for f in fills]
+        fc["unit"] += [_unit_str(f.unit) for f in fills]
+        fc["phase"] += [str(phases.get(f.fill_id, "")) for f in fills]
+        fc["position"] += [f.position_after for f in fills]
+        fc["realized_pnl"] += [f.realized_pnl_cum for f in fills]
+        log = w.venue.order_log
+        oc["timestamp"] += [o.ts for o in log]
+        oc["wallet"] += [w.name] * len(log)
+        oc["order_id"] += [o.order_id for o in log]
+        oc["event"] += [o.event for o in log]
+        oc["kind"] += [str(o.kind) for o in log]
+        oc["side"] += [str(o.side) for o in log]
+        oc["qty"] += [o.qty for o in log]
+        oc["trigger_price"] += [o.trigger_price for o in log]
+        oc["unit"] += [_unit_str(o.unit) for o in log]
+    fills = _frame(fc, FILL_COLUMNS)
+    orders = _frame(oc, ORDER_COLUMNS)
     # Stable sort by time keeps each wallet's own order within a timestamp.
     fills = fills.sort_values("timestamp", kind="stable").reset_index(drop=True)
     orders = orders.sort_values("timestamp", kind="stable").reset_index(drop=True)
@@ -110,6 +124,12 @@ def build_result(
     summary = summarize(cfg, candles, run, funding_source)
     summary["data"]["warmup_bars"] = warmup_bars
     return BacktestResult(cfg, fills, orders, summary, run)
+
+
+def _frame(columns: dict[str, list], names: list[str]) -> pd.DataFrame:
+    if not columns[names[0]]:
+        return pd.DataFrame([], columns=names)  # no rows: untyped (object) columns
+    return pd.DataFrame(columns, columns=names)
 
 
 def equity_frame(run: EngineRun) -> pd.DataFrame:

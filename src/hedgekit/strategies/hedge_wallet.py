@@ -23,6 +23,12 @@ FULL = OrderKind.STOP_LOSS_FULL
 SHORT = OrderKind.STOP_ENTRY_SHORT
 COVER = OrderKind.STOP_LOSS_COVER
 ENTRY_KINDS = (OrderKind.MARKET_BUY, OrderKind.MARKET_BUY_FULL)
+# Used on every event, so bound once: on Python 3.11 looking a member up on its enum
+# class (``Phase.ADVANCE``) costs several times a global lookup.
+STOPPED, RESET, STARTING, ADVANCE, RETRACEMENT, DECLINE, RECOVERY = (
+    Phase.STOPPED, Phase.RESET, Phase.STARTING, Phase.ADVANCE, Phase.RETRACEMENT, Phase.DECLINE, Phase.RECOVERY
+)
+STOP = OrderType.STOP
 
 RESET_RETRY_TIMER = "reset_retry"
 
@@ -56,21 +62,25 @@ class HedgeWallet(UnitWallet):
     @property
     def phase(self) -> Phase:
         if self.stopped:
-            return Phase.STOPPED
+            return STOPPED
         if self._resetting:
-            return Phase.RESET
+            return RESET
         if self._grid is None:
-            return Phase.STARTING
+            return STARTING
         full = shorts = covers = 0
         for o in self.working.values():
-            full += o.kind is FULL
-            shorts += o.kind is SHORT
-            covers += o.kind is COVER
+            kind = o.kind
+            if kind is SHORT:
+                shorts += 1
+            elif kind is FULL:
+                full += 1
+            elif kind is COVER:
+                covers += 1
         if full == 1 and shorts == WINDOW and covers == 0:
-            return Phase.ADVANCE
+            return ADVANCE
         if covers == WINDOW and shorts == 0 and full == 0:
-            return Phase.DECLINE
-        return Phase.RETRACEMENT if self._last_pure is Phase.ADVANCE else Phase.RECOVERY
+            return DECLINE
+        return RETRACEMENT if self._last_pure is ADVANCE else RECOVERY
 
     # -- events -------------------------------------------------------------------------
     def _on_filled(self, spec: OrderSpec, qty: float, price: float, ts: int) -> list[Command]:
@@ -82,7 +92,7 @@ class HedgeWallet(UnitWallet):
         if spec.kind is SHORT:
             cmds: list[Command] = [self._place_cover(spec.unit + 1, qty)]
             if not self.orders(SHORT):
-                self._last_pure = Phase.DECLINE
+                self._last_pure = DECLINE
             return cmds
         if spec.kind is COVER:
             if not self.orders(COVER) and self.instrument.is_zero_qty(self.position.qty):
@@ -95,7 +105,7 @@ class HedgeWallet(UnitWallet):
         c = event.unit
         phase = self.phase
         # Guarded like the long wallet's slides: delivery order of fill and unit step is free.
-        if phase is Phase.ADVANCE and c > previous and not self._has(FULL, c - 1):
+        if phase is ADVANCE and c > previous and not self._has(FULL, c - 1):
             full = self.orders(FULL)[0]
             lowest = self.orders(SHORT)[0]
             return [
@@ -104,7 +114,7 @@ class HedgeWallet(UnitWallet):
                 self._cancel(full.client_id),
                 self._cancel(lowest.client_id),
             ]
-        if phase is Phase.DECLINE and c < previous and not self._has(COVER, c + 1):
+        if phase is DECLINE and c < previous and not self._has(COVER, c + 1):
             highest = self.orders(COVER)[-1]
             return [self._place_cover(c + 1, highest.qty), self._cancel(highest.client_id)]
         return []
@@ -172,12 +182,12 @@ class HedgeWallet(UnitWallet):
 
     def _place_full(self, u: int, qty: float) -> Command:
         # Deliberately NOT reduce-only: see the module docstring.
-        return self._place(FULL, Side.SELL, OrderType.STOP, qty, self._level(u), unit=u)
+        return self._place(FULL, Side.SELL, STOP, qty, self._level(u), unit=u)
 
     def _place_short(self, u: int) -> Command:
         level = self._level(u)
         qty = max(self.instrument.qty_for_notional(self.fragment, level), min_order_qty(self.instrument, level))
-        return self._place(SHORT, Side.SELL, OrderType.STOP, qty, level, unit=u)
+        return self._place(SHORT, Side.SELL, STOP, qty, level, unit=u)
 
     def _place_cover(self, u: int, qty: float) -> Command:
-        return self._place(COVER, Side.BUY, OrderType.STOP, qty, self._level(u), unit=u, reduce_only=True)
+        return self._place(COVER, Side.BUY, STOP, qty, self._level(u), unit=u, reduce_only=True)

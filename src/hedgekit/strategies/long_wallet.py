@@ -19,6 +19,12 @@ from hedgekit.core.strategy import Phase
 from hedgekit.core.unit_wallet import WINDOW, UnitWallet, WalletParams, min_order_qty, split_qty
 
 SELL, BUY = OrderKind.STOP_LOSS, OrderKind.STOP_ENTRY_BUY
+# Used on every event, so bound once: on Python 3.11 looking a member up on its enum
+# class (``Phase.ADVANCE``) costs several times a global lookup.
+STOPPED, STARTING, ADVANCE, RETRACEMENT, DECLINE, RECOVER = (
+    Phase.STOPPED, Phase.STARTING, Phase.ADVANCE, Phase.RETRACEMENT, Phase.DECLINE, Phase.RECOVER
+)
+STOP = OrderType.STOP
 
 
 class BuyFragment(StrEnum):
@@ -57,16 +63,20 @@ class LongWallet(UnitWallet):
     @property
     def phase(self) -> Phase:
         if self.stopped:
-            return Phase.STOPPED
+            return STOPPED
         if self._grid is None:
-            return Phase.STARTING
-        sells = sum(1 for o in self.working.values() if o.kind is SELL)
-        buys = sum(1 for o in self.working.values() if o.kind is BUY)
+            return STARTING
+        sells = buys = 0
+        for o in self.working.values():  # one pass: asked after every event
+            if o.kind is SELL:
+                sells += 1
+            elif o.kind is BUY:
+                buys += 1
         if sells == WINDOW and buys == 0:
-            return Phase.ADVANCE
+            return ADVANCE
         if buys == WINDOW and sells == 0:
-            return Phase.DECLINE
-        return Phase.RETRACEMENT if self._last_pure is Phase.ADVANCE else Phase.RECOVER
+            return DECLINE
+        return RETRACEMENT if self._last_pure is ADVANCE else RECOVER
 
     # -- events -------------------------------------------------------------------------
     def _on_filled(self, spec: OrderSpec, qty: float, price: float, ts: int) -> list[Command]:
@@ -76,7 +86,7 @@ class LongWallet(UnitWallet):
         if spec.kind is SELL:
             cmds: list[Command] = [self._buy_at(spec.unit + 1)]
             if not self.orders(SELL):
-                self._last_pure = Phase.DECLINE
+                self._last_pure = DECLINE
             return cmds
         if spec.kind is BUY:
             cmds = [self._place_sell(spec.unit - 1, qty)]
@@ -91,10 +101,10 @@ class LongWallet(UnitWallet):
         c = event.unit
         # Slides are guarded by "is the new level already taken?" so a fill delivered before
         # or after its own unit step leads to the same window (live fill reports can lag).
-        if phase is Phase.ADVANCE and c > previous and not self._has(SELL, c - 1):
+        if phase is ADVANCE and c > previous and not self._has(SELL, c - 1):
             lowest = self.orders(SELL)[0]
             return [self._place_sell(c - 1, lowest.qty), self._cancel(lowest.client_id)]
-        if phase is Phase.DECLINE and c < previous and not self._has(BUY, c + 1):
+        if phase is DECLINE and c < previous and not self._has(BUY, c + 1):
             highest = self.orders(BUY)[-1]
             # The buy being cancelled releases its share of the buying power.
             return [self._buy_at(c + 1, releasing=highest), self._cancel(highest.client_id)]
@@ -107,7 +117,7 @@ class LongWallet(UnitWallet):
             half = self.instrument.floor_qty(spec.qty / 2)
             level = self._level(spec.unit)
             if spec.client_id not in self._retried and half >= min_order_qty(self.instrument, level):
-                place = self._place(BUY, Side.BUY, OrderType.STOP, half, level, unit=spec.unit)
+                place = self._place(BUY, Side.BUY, STOP, half, level, unit=spec.unit)
                 self._retried.add(place.order.client_id)
                 return [place]
         return self.stop()
@@ -133,7 +143,7 @@ class LongWallet(UnitWallet):
         return cmds + [self._cancel(cid) for cid in old]
 
     def _place_sell(self, u: int, qty: float) -> Command:
-        return self._place(SELL, Side.SELL, OrderType.STOP, qty, self._level(u), unit=u, reduce_only=True)
+        return self._place(SELL, Side.SELL, STOP, qty, self._level(u), unit=u, reduce_only=True)
 
     def _buy_at(self, u: int, releasing: OrderSpec | None = None) -> Command:
         level = self._level(u)
@@ -143,7 +153,7 @@ class LongWallet(UnitWallet):
         released = releasing.qty * (releasing.price or level) if releasing is not None else 0.0
         usd = min(usd, self.buying_power(level) + released)
         qty = max(self.instrument.qty_for_notional(usd, level), min_order_qty(self.instrument, level))
-        return self._place(BUY, Side.BUY, OrderType.STOP, qty, level, unit=u)
+        return self._place(BUY, Side.BUY, STOP, qty, level, unit=u)
 
     def buying_power(self, price: float) -> float:
         """Quote notional still buyable at ``price``: equity (unrealized included, as a cross

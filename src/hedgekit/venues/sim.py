@@ -33,6 +33,7 @@ from typing import Literal
 
 from hedgekit.core.errors import HedgekitError, ParameterError
 from hedgekit.core.events import Event, OrderCancelled, OrderFilled, OrderRejected
+from hedgekit.core.fastinit import fast_init
 from hedgekit.core.instrument import ContractType, Instrument
 from hedgekit.core.orders import Order, OrderSpec, OrderStatus, OrderTrigger, OrderType, Side
 from hedgekit.core.position import Position
@@ -53,6 +54,15 @@ _GRID_TOL = 1e-6
 _MONEY_TOL = 1e-9
 
 LIQUIDATION_ID = "liquidation"
+
+# Enum members used on every order event, bound once: looking a member up on its class
+# (``OrderType.STOP``) goes through the enum metaclass's attribute hook, which costs
+# several times a global lookup.
+_BUY, _SELL = Side.BUY, Side.SELL
+_MARKET, _LIMIT, _STOP = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP
+_ACCEPT, _TRIGGER = OrderTrigger.ACCEPT, OrderTrigger.TRIGGER
+_CANCEL, _REJECT = OrderTrigger.CANCEL, OrderTrigger.REJECT
+_FILLED, _REJECTED = OrderStatus.FILLED, OrderStatus.REJECTED
 
 
 # -- configuration ------------------------------------------------------------------------
@@ -151,6 +161,7 @@ class FaultPlan:
 
 
 # -- records and venue-level events -------------------------------------------------------
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FillRecord:
     ts: int
@@ -167,6 +178,7 @@ class FillRecord:
     liquidity: str = "taker"  # "maker" or "taker"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderLogRecord:
     ts: int
@@ -231,7 +243,8 @@ class SimExchange:
         # Bumped on every change of orders, position or cash: callers cache what depends
         # on them (the backtest's quiet band) against it.
         self.revision = 0
-        self._liq_key: tuple[float, float, float] | None = None
+        # liquidation_price() memo: the (qty, entry, cash) it was computed for (NaN: none yet).
+        self._liq_q = self._liq_avg = self._liq_cash = math.nan
         self._liq_price: float | None = None
         self.fees_paid = 0.0
         self.funding_paid = 0.0
@@ -252,6 +265,15 @@ class SimExchange:
         self._rng = random.Random(config.seed)  # trigger order of ties
         self._fault_rng = random.Random(self.faults.seed)
         self._rejects_left = set(self.faults.reject)
+        f = self.faults
+        # Whether a fault can touch a report, an order or a fill at all: without one (the
+        # common case) ``_report`` hands the events back as they are and no fault is looked
+        # up per order or per fill.
+        self._report_faults = bool(
+            f.duplicate or f.duplicate_prob or f.delay or f.delay_prob or f.reorder or f.reorder_prob
+        )
+        self._reject_faults = bool(f.reject or f.reject_prob)
+        self._partial_faults = bool(f.partial or f.partial_prob)
         self._held: list[tuple[int, SimEvent]] = []  # (call number when due, event)
         self._calls = 0
         self._liquidations = 0
@@ -292,17 +314,18 @@ class SimExchange:
         ``|q| e / leverage``. Solving for p:  ``p = (C - q e) / (mmr |q| - q)``, i.e.
         long  ``p = (q e - C) / (q (1 - mmr))``,  short ``p = (C + |q| e) / (|q| (1 + mmr))``.
         """
-        q = self.position.qty
+        pos = self.position
+        q = pos.qty
         if q == 0 or self._spot:
             return None
-        # Hot path (asked at every step of the backtest): memoised on what it depends on.
-        key = (q, self.position.avg_price, self.cash)
-        if key == self._liq_key:
+        # Hot path (asked at every step of the backtest): memoised on what it depends on,
+        # compared field by field (no key tuple to build).
+        avg, cash = pos.avg_price, self.cash
+        if q == self._liq_q and avg == self._liq_avg and cash == self._liq_cash:
             return self._liq_price
-        p = (self._collateral() - q * self.position.avg_price) / (
-            self.config.maintenance_margin_rate * abs(q) - q
-        )
-        self._liq_key, self._liq_price = key, (p if p > 0 else None)
+        p = (self._collateral() - q * avg) / (self.config.maintenance_margin_rate * abs(q) - q)
+        self._liq_q, self._liq_avg, self._liq_cash = q, avg, cash
+        self._liq_price = p if p > 0 else None
         return self._liq_price
 
     def next_trigger_above(self) -> float | None:
@@ -334,38 +357,38 @@ class SimExchange:
         self._calls += 1
         out: list[SimEvent] = []
         problem = self._check_new(spec)
-        if problem is None and self._fault_reject(spec.client_id):
+        if problem is None and self._reject_faults and self._fault_reject(spec.client_id):
             problem = "injected fault: venue rejected the order (FaultPlan.reject)"
         if problem is not None:
             order = Order(spec)
             previous = self._orders.get(spec.client_id)
-            if previous is None or previous.status is OrderStatus.REJECTED:
+            if previous is None or previous.status is _REJECTED:
                 self._orders[spec.client_id] = order
-            order.apply(OrderTrigger.REJECT)
+            order.apply(_REJECT)
             self._log(ts, order, "rejected", spec.qty, reason=problem)
             out.append(OrderRejected(ts, spec.client_id, problem))
             return self._report(out)
 
         order = Order(spec)
-        order.apply(OrderTrigger.ACCEPT)
+        order.apply(_ACCEPT)
         self._orders[spec.client_id] = order
         self._open[spec.client_id] = order
         self._log(ts, order, "placed", spec.qty)
         last = self._price()
-        if spec.type is OrderType.MARKET:
+        if spec.type is _MARKET:
             self._execute(order, self._taker_price(spec), False, ts, out)
-        elif spec.type is OrderType.STOP:
+        elif spec.type is _STOP:
             trigger = _price_of(spec)
-            if trigger <= last if spec.side is Side.BUY else trigger >= last:
+            if trigger <= last if spec.side is _BUY else trigger >= last:
                 # Assumption: a stop whose trigger is already reached fills at the last price.
-                order.apply(OrderTrigger.TRIGGER)
+                order.apply(_TRIGGER)
                 self._log(ts, order, "triggered", order.leaves_qty, price=last)
                 self._execute(order, last, False, ts, out)
             else:
                 self._rest(order)
         else:
             limit = _price_of(spec)
-            if limit > last if spec.side is Side.BUY else limit < last:
+            if limit > last if spec.side is _BUY else limit < last:
                 # Assumption: a limit better than the market takes liquidity at once, at the
                 # market price (± slippage) but never beyond its limit; taker fee.
                 self._execute(order, self._taker_price(spec), False, ts, out)
@@ -388,7 +411,7 @@ class SimExchange:
         out: list[SimEvent] = []
         order = self._open.get(client_id)
         if order is not None:
-            self._close(order, OrderTrigger.CANCEL, ts, out, "cancelled by the client")
+            self._close(order, _CANCEL, ts, out, "cancelled by the client")
         return self._report(out)
 
     def move_to(self, price: float, ts: int, gap: bool = False) -> list[SimEvent]:
@@ -452,7 +475,7 @@ class SimExchange:
         if self.last_price is None:
             return "no market price yet: call move_to() before submitting orders"
         previous = self._orders.get(spec.client_id)
-        if previous is not None and previous.status is not OrderStatus.REJECTED:
+        if previous is not None and previous.status is not _REJECTED:
             return (
                 f"duplicate client id {spec.client_id!r}: already used by an order that is "
                 f"{previous.status}; client ids must be unique per wallet"
@@ -464,27 +487,27 @@ class SimExchange:
                 f"qty {spec.qty!r} is not a multiple of the lot size {inst.lot_size:g}: "
                 f"round it with Instrument.floor_qty (-> {inst.floor_qty(spec.qty):g})"
             )
-        if spec.price is not None and spec.type is not OrderType.MARKET and not _on_grid(
+        if spec.price is not None and spec.type is not _MARKET and not _on_grid(
             spec.price, inst.tick_size
         ):
             return (
                 f"price {spec.price!r} is not on the tick {inst.tick_size:g}: round it with "
                 f"Instrument.round_price (-> {inst.round_price(spec.price):g})"
             )
-        ref = self.last_price if spec.type is OrderType.MARKET else _price_of(spec)
+        ref = self.last_price if spec.type is _MARKET else _price_of(spec)
         if not spec.reduce_only and not inst.meets_min_notional(spec.qty, ref):
             min_qty = inst.round_qty(math.ceil(inst.min_notional / ref / inst.lot_size) * inst.lot_size)
             return (
                 f"notional {spec.qty * ref:.2f} USD ({spec.qty:g} x {ref:g}) is below the "
                 f"minimum {inst.min_notional:g} USD: raise qty to at least {min_qty:g}"
             )
-        if spec.reduce_only or spec.type is OrderType.STOP:
+        if spec.reduce_only or spec.type is _STOP:
             return None  # stops are margin-checked when they fire
-        if spec.type is OrderType.MARKET:
+        if spec.type is _MARKET:
             fill = self._taker_price(spec)
         else:
             limit = _price_of(spec)
-            marketable = limit > self.last_price if spec.side is Side.BUY else limit < self.last_price
+            marketable = limit > self.last_price if spec.side is _BUY else limit < self.last_price
             fill = self._taker_price(spec) if marketable else limit
         return self._fill_problem(spec.side, spec.qty, fill)
 
@@ -534,10 +557,10 @@ class SimExchange:
             # Assumption: a market order pays the configured slippage against the last trade,
             # rounded to the tick against the taker.
             inst = self.instrument
-            p = inst.ceil_price(p * (1 + slip)) if spec.side is Side.BUY else inst.floor_price(p * (1 - slip))
-        if spec.type is OrderType.LIMIT:
+            p = inst.ceil_price(p * (1 + slip)) if spec.side is _BUY else inst.floor_price(p * (1 - slip))
+        if spec.type is _LIMIT:
             limit = _price_of(spec)
-            p = min(p, limit) if spec.side is Side.BUY else max(p, limit)
+            p = min(p, limit) if spec.side is _BUY else max(p, limit)
         return p
 
     def _reducible(self, side: Side) -> float:
@@ -557,23 +580,26 @@ class SimExchange:
         if spec.reduce_only:
             avail = self._reducible(spec.side)
             if inst.is_zero_qty(avail):
-                self._close(order, OrderTrigger.CANCEL, ts, out, "reduce-only: no opposite position left to reduce")
+                self._close(order, _CANCEL, ts, out, "reduce-only: no opposite position left to reduce")
                 return
             if qty > avail:
                 qty, clamped = avail, True  # never flips: clamp to the position, the rest expires
         elif not resume:
             problem = self._fill_problem(spec.side, qty, price)
             if problem is not None:
-                self._close(order, OrderTrigger.REJECT, ts, out, problem)
+                self._close(order, _REJECT, ts, out, problem)
                 return
-        if not clamped and not resume and self._fault_hit(self.faults.partial, self.faults.partial_prob, spec.client_id):
+        if (
+            self._partial_faults and not clamped and not resume
+            and self._fault_hit(self.faults.partial, self.faults.partial_prob, spec.client_id)
+        ):
             part = inst.floor_qty(qty * self.faults.partial_fraction)
             if part > 0 and not inst.is_zero_qty(qty - part):
                 qty = part
                 self._resume[spec.client_id] = maker
         self._book_fill(order, qty, price, maker, ts, out, last=clamped)
         if clamped:
-            self._close(order, OrderTrigger.CANCEL, ts, out, "reduce-only: clamped to the position, the rest expired")
+            self._close(order, _CANCEL, ts, out, "reduce-only: clamped to the position, the rest expired")
         elif order.status.is_closed:
             self._unlist(spec.client_id)
 
@@ -590,7 +616,8 @@ class SimExchange:
         self.cash += realized - fee
         self.fees_paid += fee
         self.realized_pnl += realized
-        leaves = 0.0 if last else self.instrument.round_qty(order.leaves_qty)
+        # A filled order has less than half a lot left, which rounds to exactly 0.0.
+        leaves = 0.0 if last or order.status is _FILLED else self.instrument.round_qty(order.leaves_qty)
         self.fills.append(FillRecord(
             ts, spec.client_id, str(spec.kind), spec.side, qty, price, fee, spec.unit,
             self.position.qty, self.realized_pnl, fill_id, "maker" if maker else "taker",
@@ -606,7 +633,7 @@ class SimExchange:
         left = self.instrument.round_qty(order.leaves_qty)
         order.apply(trigger)
         self._unlist(cid)
-        if trigger is OrderTrigger.CANCEL:
+        if trigger is _CANCEL:
             self._log(ts, order, "cancelled", left, reason=reason)
             out.append(OrderCancelled(ts, cid))
         else:
@@ -625,8 +652,8 @@ class SimExchange:
         spec = order.spec
         price = _price_of(spec)
         # Assumption ("through"): a limit fills only once the price trades strictly beyond it.
-        strict = spec.type is OrderType.LIMIT and self.config.limit_fill == "through"
-        fires_up = (spec.type is OrderType.STOP) == (spec.side is Side.BUY)
+        strict = spec.type is _LIMIT and self.config.limit_fill == "through"
+        fires_up = (spec.type is _STOP) == (spec.side is _BUY)
         self._seq += 1
         if fires_up:
             book, item = self._up, (price, strict, self._seq, spec.client_id)
@@ -644,7 +671,7 @@ class SimExchange:
             spec = order.spec
             if maker:
                 price = _price_of(spec)
-            elif spec.type is OrderType.STOP:
+            elif spec.type is _STOP:
                 price = self._price()
             else:
                 price = self._taker_price(spec)
@@ -677,9 +704,8 @@ class SimExchange:
                 return
             if level is None:
                 return
-            head = book[0][:2]
             group: list[_Entry] = []
-            while book and book[0][:2] == head:
+            while book and book[0][0] == key and book[0][1] == strict:  # same price and kind
                 item = book.pop(0)
                 del self._entries[item[3]]
                 group.append(item)
@@ -706,11 +732,11 @@ class SimExchange:
         self, order: Order, level: float, target: float, gap: bool, ts: int, out: list[SimEvent]
     ) -> None:
         spec = order.spec
-        if spec.type is OrderType.STOP:
+        if spec.type is _STOP:
             # Assumption: a stop becomes a market order when the path reaches its trigger and
             # fills at the trigger; after a gap (no trade in between) it fills at the first
             # traded price, `target`, which is always the worse one. No slippage on stops.
-            order.apply(OrderTrigger.TRIGGER)
+            order.apply(_TRIGGER)
             self._log(ts, order, "triggered", order.leaves_qty, price=level)
             self._execute(order, target if gap else level, False, ts, out)
         else:
@@ -751,7 +777,7 @@ class SimExchange:
         # i.e. p = e - C / q): past it the insurance fund takes the loss, not the account.
         bankruptcy = pos.avg_price - collateral / q
         price = max(price, bankruptcy) if q > 0 else min(price, bankruptcy)
-        side = Side.SELL if q > 0 else Side.BUY
+        side = _SELL if q > 0 else _BUY
         qty = abs(q)
         realized = pos.apply_fill(side, qty, price)
         fee = qty * price * self.taker_fee
@@ -768,7 +794,7 @@ class SimExchange:
         self.liquidated = True
         out.append(Liquidated(ts, price, q, fee - realized))
         for order in list(self._open.values()):
-            self._close(order, OrderTrigger.CANCEL, ts, out, "liquidation")
+            self._close(order, _CANCEL, ts, out, "liquidation")
 
     # -- trigger queries ----------------------------------------------------------------
     def _next_trigger(self, book: list[_Entry], *, up: bool) -> float | None:
@@ -820,6 +846,8 @@ class SimExchange:
 
     def _report(self, out: list[SimEvent]) -> list[SimEvent]:
         """Apply the reporting faults to one call's events and release held reports."""
+        if not self._report_faults and not self._held:
+            return out  # nothing can be duplicated, delayed, reordered or released
         faults = self.faults
         reported: list[SimEvent] = []
         for ev in out:
