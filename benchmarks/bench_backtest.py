@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+from loguru import logger
 
 from hedgekit.cli import example_path
 from hedgekit.config import load_config
@@ -44,6 +45,9 @@ def report(label: str, cfg, loaded, ref_repeat: int = 1) -> None:
 
 
 def main() -> int:
+    # Each run repeats the same strategy warnings; a benchmark prints figures, not those.
+    logger.remove()
+    logger.add(sys.stderr, level="ERROR")
     cfg = load_config(example_path("dual_wallet.yaml"))
     report("bundled BTCUSDT 1m (real, Binance USD-M, May 2025)", cfg, load_data(cfg))
     candles = random_walk_candles(525_600, seed=7)
