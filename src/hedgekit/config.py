@@ -27,16 +27,37 @@ class _Model(BaseModel):
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]
+DEFAULT_ATR_PERIOD = 14
 
 
 class UnitConfig(_Model):
-    """Unit size: `fixed` quote amount, `percent` of P0 (0.01 = 1 %), or `geometric` ratio."""
+    """Unit size: `fixed` quote amount, `percent` of P0 (0.01 = 1 %), `geometric` ratio, or
+    `atr`: a multiple of the ATR at anchor time."""
 
-    mode: UnitMode = Field(default=UnitMode.FIXED, description="fixed amount, percent of P0, or geometric")
-    value: PositiveFloat = Field(description="USD for fixed; fraction of P0 (0.01 = 1 %) otherwise")
+    mode: UnitMode = Field(default=UnitMode.FIXED, description="fixed amount, percent of P0, geometric, or multiple of ATR")
+    value: PositiveFloat = Field(
+        description="USD for fixed; fraction of P0 (0.01 = 1 %) for percent and geometric; ATR multiple for atr"
+    )
+    # None, not 14, so that a dumped config (the journal keeps one) validates again.
+    atr_period: Annotated[int, Field(ge=2, le=10_000)] | None = Field(
+        default=None,
+        description="atr only (default 14; 2 to 10000): Wilder's ATR over this many data bars; that many bars before the first trade are warm-up",
+    )
+
+    @model_validator(mode="after")
+    def _fraction(self) -> UnitConfig:
+        if self.mode in (UnitMode.PERCENT, UnitMode.GEOMETRIC) and self.value >= 1:
+            raise ValueError(f"value={self.value:g}: {self.mode} units are a fraction of P0 and must be < 1")
+        if self.mode is not UnitMode.ATR and self.atr_period is not None:
+            raise ValueError(f"atr_period is used only with mode: atr (mode is {self.mode})")
+        return self
+
+    @property
+    def period(self) -> int:
+        return DEFAULT_ATR_PERIOD if self.atr_period is None else self.atr_period
 
     def spec(self) -> UnitSpec:
-        return UnitSpec(self.mode, self.value)
+        return UnitSpec(self.mode, self.value, self.period)
 
 
 class _WalletBase(_Model):

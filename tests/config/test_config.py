@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from hedgekit.cli import example_path
-from hedgekit.config import ConfigError, load_config
+from hedgekit.config import BacktestConfig, ConfigError, load_config
 
 EXAMPLES = ["dual_wallet.yaml", "long_wallet.yaml", "hedge_wallet.yaml"]
 
@@ -94,3 +94,35 @@ def test_funding_file_and_rate_together(tmp_path):
     d = dual()
     d["venue"]["funding"] = {"file": "x.feather", "rate": 0.0001}
     assert "either `file` or `rate`" in error_of(tmp_path, d)
+
+
+@pytest.mark.parametrize(("unit", "field", "words"), [
+    ({"mode": "atr", "value": 0}, "unit.value", "greater than 0"),
+    ({"mode": "atr", "value": -2}, "unit.value", "greater than 0"),
+    ({"mode": "atr", "value": 3, "atr_period": 1}, "unit.atr_period", "greater than or equal to 2"),
+    ({"mode": "atr", "value": 3, "atr_period": 2.5}, "unit.atr_period", "valid integer"),
+    ({"mode": "atr", "value": 3, "atr_period": "x"}, "unit.atr_period", "valid integer"),
+    ({"mode": "percent", "value": 0.01, "atr_period": 14}, "unit", "only with mode: atr"),
+    ({"mode": "percent", "value": 1.5}, "unit", "must be < 1"),
+])
+def test_bad_atr_units_name_the_field(tmp_path, unit, field, words):
+    d = dual()
+    d["wallets"][1]["unit"] = unit
+    msg = error_of(tmp_path, d)
+    assert f"wallets[1].hedge_wallet.{field}" in msg and words in msg
+
+
+def test_atr_units_load_and_need_their_warm_up(tmp_path):
+    from hedgekit.engine.session import atr_warmup_bars, run_backtest
+
+    d = dual()
+    d["wallets"][0]["unit"] = {"mode": "atr", "value": 3}
+    d["wallets"][1]["unit"] = {"mode": "atr", "value": 3, "atr_period": 30}
+    cfg = load_config(write(tmp_path, d))
+    assert cfg.wallets[0].unit.spec().atr_period == 14
+    assert atr_warmup_bars(cfg) == 30  # every wallet waits the longest
+    # The journal stores the dumped config and validates it again (status, flatten).
+    for c in (cfg, load_config(example_path("dual_wallet.yaml"))):
+        assert BacktestConfig.model_validate_json(c.model_dump_json()) == c
+    with pytest.raises(ValueError, match=r"unit.atr_period=30 bars of warm-up.*only 20"):
+        run_backtest(cfg, end="2025-05-04T15:53:00Z")

@@ -11,7 +11,9 @@ from hedgekit.cli import example_path
 from hedgekit.config import load_config
 from hedgekit.engine import backtest as engine
 from hedgekit.engine.session import LoadedData, run_backtest
+from hedgekit.feeds.history import load_candles
 from hedgekit.feeds.synthetic import random_walk_candles
+from hedgekit.report.results import iso_ms
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "typhonun_DcaTpStrategy"
 FILES = ["BTC_USDT_USDT-1m-futures.feather", "BTC_USDT_USDT-5m-futures.feather",
@@ -63,3 +65,46 @@ def test_fast_equals_reference_for_the_grid_hedge(tmp_path):
     fills_fast, fills_ref, orders_fast, orders_ref = both(cfg, tmp_path, end="2025-05-12")
     assert fills_fast.count(b"\n") > 5
     assert fills_fast == fills_ref and orders_fast == orders_ref
+
+
+def atr_config(symbol: str = "BTC", multiple: float = 4.0, period: int = 14):
+    cfg = dual_for(symbol)
+    wallets = [w.model_copy(update={"unit": w.unit.model_validate({"mode": "atr", "value": multiple, "atr_period": period})})
+               for w in cfg.wallets]
+    return cfg.model_copy(update={"wallets": wallets})
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not beside the repo")
+@pytest.mark.parametrize("name", ["BTC_USDT_USDT-5m-futures.feather", "ETH_USDT_USDT-1m-futures.feather"])
+def test_fast_equals_reference_with_atr_units_on_real_data(name, tmp_path):
+    """ATR units: AtrUpdated is delivered lazily (before the strategy's next event), so the
+    fast path, which skips quiet bars, lays the same grids as the per-bar loop."""
+    cfg = atr_config(name[:3])
+    fast = run_backtest(cfg, mode="fast", data=str(SHARED / name))
+    ref = run_backtest(cfg, mode="reference", data=str(SHARED / name))
+    f_dir, r_dir = fast.write(tmp_path / "fast"), ref.write(tmp_path / "ref")
+    fills = (f_dir / "fills.csv").read_bytes()
+    assert fills.count(b"\n") > 20
+    assert fills == (r_dir / "fills.csv").read_bytes()
+    assert (f_dir / "orders.csv").read_bytes() == (r_dir / "orders.csv").read_bytes()
+    # U is re-derived at each RESET: the long wallet's first sells (-1, -2) of each cycle are
+    # one unit apart, and that unit varies from cycle to cycle.
+    o = fast.orders
+    sells = o[(o.wallet == "long") & (o.event == "placed") & (o.kind == "stop_loss")].copy()
+    sells["cycle"] = sells.order_id.str.split("-").str[2]
+    units = {c: g.drop_duplicates("unit").set_index("unit").trigger_price for c, g in sells.groupby("cycle")}
+    steps = {round(u["-1"] - u["-2"], 1) for u in units.values() if "-1" in u and "-2" in u}
+    assert fast.engine.wallets[0].strategy.resets >= 2 and len(steps) >= 3
+    # No look-ahead: the first 14 bars of the file are warm-up, trading starts on the 15th.
+    data = load_candles(SHARED / name)
+    assert fast.summary["data"]["warmup_bars"] == 14
+    assert int(fast.engine.bars.ts[0]) == int(data.ts[14])
+    assert fast.fills["timestamp"].iloc[0] == iso_ms([int(data.ts[14])])[0]
+
+
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_strategies_book_the_funding_the_venue_books(mode):
+    res = run_backtest(load_config(example_path("dual_wallet.yaml")), mode=mode)
+    for w in res.engine.wallets:
+        assert w.venue.funding_paid != 0
+        assert w.strategy.funding == w.venue.funding_paid  # same payments, same order

@@ -301,3 +301,43 @@ def test_paper_bot_follows_a_live_websocket_feed_through_a_disconnect(tmp_path):
     lo, hi = min(t[2] for t in trades), max(t[2] for t in trades)
     assert all(lo - 2 <= f.price <= hi + 2 for f in fills)
     journal.close()
+
+
+def atr_busy_config(tmp_path: Path) -> Path:
+    data = yaml.safe_load(busy_config(tmp_path).read_text())
+    for w in data["wallets"]:
+        w["unit"] = {"mode": "atr", "value": 3.0, "atr_period": 20}
+    path = tmp_path / "atr.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_paper_replay_with_atr_units_matches_the_backtest_also_across_a_restart(tmp_path):
+    """The live engine waits the backtest's warm-up (20 bars), computes the ATR from the bars
+    it has seen, and keeps it in the checkpoint: a run stopped after day 1 and resumed on
+    day 2 writes the backtest's fills."""
+    cfg = load_config(atr_busy_config(tmp_path))
+    full = slice_csv(tmp_path, 2)
+    bt_out = run_backtest(cfg, data=str(full)).write(tmp_path / "bt")
+    bt_fills = (bt_out / "fills.csv").read_text()
+    assert bt_fills.count("\n") > 50
+
+    one = paper(cfg, Journal.open(tmp_path / "one.db"), full)
+    one_out = export_run(one.journal, one.run_id, cfg, tmp_path / "one")
+    assert (one_out / "fills.csv").read_text() == bt_fills
+    assert (one_out / "orders.csv").read_bytes() == (bt_out / "orders.csv").read_bytes()
+    first = load_candles(full)
+    assert bt_fills.splitlines()[1].startswith(pd.Timestamp(int(first.ts[20]), unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M"))
+
+    # Same source path: day 1 only, then both days (the run resumes from its checkpoints).
+    day = full.with_name("day.csv")
+    pd.read_csv(full).iloc[:1440].to_csv(day, index=False)
+    staged = tmp_path / "staged.csv"
+    journal = Journal.open(tmp_path / "two.db")
+    staged.write_bytes(day.read_bytes())
+    paper(cfg, journal, staged)
+    staged.write_bytes(full.read_bytes())
+    two = paper(cfg, journal, staged)
+    assert len(journal.runs()) == 1
+    two_out = export_run(journal, two.run_id, cfg, tmp_path / "two")
+    assert (two_out / "fills.csv").read_text() == bt_fills

@@ -3,7 +3,9 @@
 from hedgekit.core.commands import Cancel, Command, Place, Replace, SetTimer, expand
 from hedgekit.core.errors import HedgekitError, ParameterError
 from hedgekit.core.events import (
+    AtrUpdated,
     Event,
+    FundingSettled,
     OrderCancelled,
     OrderFilled,
     OrderRejected,
@@ -26,7 +28,7 @@ from hedgekit.core.position import Position
 from hedgekit.core.units import UnitGrid, UnitMode, UnitSpec, UnitTracker
 
 __all__ = [
-    "Cancel", "Command", "ContractType", "Event", "HedgekitError", "Instrument", "Order",
+    "AtrUpdated", "Cancel", "Command", "ContractType", "Event", "FundingSettled", "HedgekitError", "Instrument", "Order",
     "OrderCancelled", "OrderFilled", "OrderKind", "OrderRejected", "OrderSpec", "OrderStatus",
     "OrderTrigger", "OrderType", "ParameterError", "Place", "Position", "Replace", "SetTimer",
     "Side", "Tick", "Timer", "UnitChanged", "UnitGrid", "UnitMode", "UnitSpec", "UnitTracker",

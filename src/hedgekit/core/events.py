@@ -61,4 +61,26 @@ class Timer:
     name: str
 
 
-Event = Tick | UnitChanged | OrderFilled | OrderRejected | OrderCancelled | Timer
+@fast_init
+@dataclass(frozen=True, slots=True)
+class FundingSettled:
+    """The venue paid or charged funding on the position."""
+
+    ts: int
+    amount: float  # the cash change: negative when the wallet paid
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class AtrUpdated:
+    """Wilder's ATR of the bars completed by ``ts`` (sent only to a strategy with
+    ``wants_atr``, only when the value changed, just before its next other event)."""
+
+    ts: int
+    atr: float  # price units
+
+
+Event = (
+    Tick | UnitChanged | OrderFilled | OrderRejected | OrderCancelled | Timer | FundingSettled
+    | AtrUpdated
+)

@@ -12,7 +12,9 @@ from enum import StrEnum
 from hedgekit.core.commands import Cancel, Command, Place
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.events import (
+    AtrUpdated,
     Event,
+    FundingSettled,
     OrderCancelled,
     OrderFilled,
     OrderRejected,
@@ -43,6 +45,8 @@ class Strategy:
 
     name = "strategy"
     wants_ticks = False  # True: the engine sends a Tick with the price before every Timer
+    wants_atr = False  # True: the engine sends AtrUpdated (period ``atr_period``) when it changes
+    atr_period = 14
 
     def __init__(self, wallet: str, instrument: Instrument) -> None:
         if not wallet or any(ch not in _ID_CHARS for ch in wallet):
@@ -55,6 +59,8 @@ class Strategy:
         self.position = Position(qty_decimals=instrument.qty_decimals + 4)
         self.realized_pnl = 0.0  # all cycles, before fees
         self.fees = 0.0
+        self.funding = 0.0  # net funding credited to the account (negative: paid)
+        self.atr: float | None = None  # the last AtrUpdated value
         self.cycle = 0
         self.seq = 0
         self.last_price: float | None = None
@@ -70,6 +76,12 @@ class Strategy:
     def on_event(self, event: Event) -> list[Command]:
         if isinstance(event, OrderFilled):
             return self._handle_fill(event)
+        if isinstance(event, FundingSettled):
+            self.funding += event.amount  # cash moved, stopped or not
+            return [] if self.stopped else self._on_funding(event)
+        if isinstance(event, AtrUpdated):
+            self.atr = event.atr
+            return []
         if self.stopped:
             return []
         if isinstance(event, UnitChanged):
@@ -108,6 +120,9 @@ class Strategy:
         return []
 
     def _on_tick(self, event: Tick) -> list[Command]:
+        return []
+
+    def _on_funding(self, event: FundingSettled) -> list[Command]:
         return []
 
     def _on_filled(self, spec: OrderSpec, qty: float, price: float, ts: int) -> list[Command]:
@@ -169,10 +184,11 @@ class Strategy:
         return self._filled.get(client_id, (0.0, 0.0))[0]
 
     def equity(self, price: float | None = None) -> float:
-        """Realized PnL less fees plus unrealized at ``price`` (allocation added by subclasses)."""
+        """Realized PnL less fees plus funding plus unrealized at ``price`` (allocation added
+        by subclasses)."""
         p = self.last_price if price is None else price
         unreal = self.position.unrealized(p) if p else 0.0
-        return self.realized_pnl - self.fees + unreal
+        return self.realized_pnl - self.fees + self.funding + unreal
 
     def stop(self) -> list[Command]:
         """Stop trading: cancel every working order (used on liquidation and flatten)."""

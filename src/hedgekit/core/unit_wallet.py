@@ -75,6 +75,16 @@ class UnitWallet(Strategy):
         self._unit = 0
         self._last_pure = Phase.ADVANCE
         self.resets = 0
+        self.warnings: list[str] = []  # drained and logged by the engine
+        if params.unit.mode is UnitMode.ATR:
+            self.wants_atr = True
+            self.atr_period = params.unit.atr_period
+
+    @property
+    def cash(self) -> float:
+        """The account's margin balance as the venue books it: allocation + realized PnL -
+        fees + funding (no unrealized PnL)."""
+        return self.params.allocation + self.realized_pnl - self.fees + self.funding
 
     @property
     def grid(self) -> UnitGrid | None:
@@ -85,13 +95,26 @@ class UnitWallet(Strategy):
         return self._unit
 
     def start(self, ts: int, price: float) -> list[Command]:
+        if self.wants_atr:
+            # Checked before the opening buy, which would otherwise be left without a grid.
+            UnitGrid(price, self.params.unit, self.instrument, self.atr)
         qty = self.instrument.qty_for_notional(self.notional, price)
         if qty <= 0:
             raise ParameterError("allocation", self.params.allocation, f"buys less than one lot at {price:g}")
         return [self._place(OrderKind.MARKET_BUY, Side.BUY, OrderType.MARKET, qty)]
 
     def _lay_grid(self, price: float) -> None:
-        self._grid = UnitGrid(price, self.params.unit, self.instrument)
+        spec = self.params.unit
+        atr = self.atr
+        if spec.mode is UnitMode.ATR and self._grid is not None:
+            step = self.instrument.round_price(spec.value * atr) if atr is not None else 0.0
+            if step < self.instrument.tick_size:
+                # A RESET on flat data: keep the last unit rather than stop mid-cycle.
+                self.warnings.append(
+                    f"{self.wallet}: ATR {atr!r} gives a unit below the tick; unit kept at {self._grid.step:g}"
+                )
+                atr = self._grid.step / spec.value
+        self._grid = UnitGrid(price, spec, self.instrument, atr)
         self._unit = 0
         self._last_pure = Phase.ADVANCE
 

@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 
+from hedgekit.core.atr import AtrSeries
 from hedgekit.core.strategy import Phase, Strategy
 from hedgekit.engine.runner import WalletRunner
 from hedgekit.venues.sim import SimExchange
@@ -104,9 +105,13 @@ def _walk_bar(runners: list[WalletRunner], i: int, bars: Bars, skip_quiet: bool 
 
 def _apply_funding(runners: list[WalletRunner], rate: float, ts: int) -> None:
     for r in runners:
-        mark = r.venue.last_price
-        if mark is not None:
-            r.venue.apply_funding(rate, mark, ts)
+        r.apply_funding(rate, ts)
+
+
+def _atr_source(bars: Bars, history: Bars | None, period: int) -> AtrSeries:
+    """ATR over the warm-up bars followed by the traded ones (computed once, vectorised)."""
+    parts = [bars] if history is None else [history, bars]
+    return AtrSeries(*(np.concatenate([getattr(b, k) for b in parts]) for k in ("ts", "high", "low", "close")), period)
 
 
 def run(
@@ -116,14 +121,23 @@ def run(
     funding: Funding | None = None,
     mode: Literal["fast", "reference"] = "fast",
     progress: Progress | None = None,
+    history: Bars | None = None,
 ) -> EngineRun:
+    """``history``: warm-up bars just before ``bars`` (not traded; they feed the ATR)."""
     n = len(bars)
     if n == 0:
         raise ValueError("no bars to backtest")
     wallets: list[WalletRun] = []
+    atr_by_period: dict[int, AtrSeries] = {}
     for name, factory in factories:
         strategy, venue = factory()
-        runner = WalletRunner(strategy, venue)
+        atr = None
+        if strategy.wants_atr:
+            p = strategy.atr_period
+            if p not in atr_by_period:
+                atr_by_period[p] = _atr_source(bars, history, p)
+            atr = atr_by_period[p]
+        runner = WalletRunner(strategy, venue, atr=atr)
         wallets.append(WalletRun(name, strategy, venue, runner, np.empty(n), np.empty(n)))
     runners = [w.runner for w in wallets]
     stats = EngineStats(bars=n)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 from hedgekit.core.strategy import Strategy
-from hedgekit.engine.runner import WalletRunner
+from hedgekit.engine.runner import AtrSource, WalletRunner
 from hedgekit.venues.sim import SimConfig, SimExchange
 
 STEP_MS = 60_000
@@ -26,6 +26,7 @@ class PathDriver:
         leverage: float = 1.0,
         trigger_order: Literal["fifo", "reverse", "random"] = "fifo",
         seed: int = 0,
+        atr: AtrSource | None = None,
     ) -> None:
         config = SimConfig(
             initial_cash=cash, leverage=leverage, trigger_order=trigger_order, seed=seed,
@@ -33,7 +34,7 @@ class PathDriver:
         )
         self.strategy = strategy
         self.venue = SimExchange(strategy.instrument, config)
-        self.runner = WalletRunner(strategy, self.venue)
+        self.runner = WalletRunner(strategy, self.venue, atr=atr)
         self.ts = 0
 
     def start(self, price: float) -> None:
@@ -43,6 +44,11 @@ class PathDriver:
         """Move the price to ``price`` (monotone path, or a jump when ``gap``)."""
         self.ts += STEP_MS
         self.runner.advance(price, self.ts, gap=gap)
+
+    def fund(self, rate: float) -> None:
+        """A funding payment now, at the last price."""
+        self.ts += STEP_MS
+        self.runner.apply_funding(rate, self.ts)
 
     def to_unit(self, unit: int, *, gap: bool = False) -> None:
         """Move to the level of ``unit`` on the strategy's current grid."""

@@ -15,7 +15,10 @@ Each wallet has exactly one writer: the engine processes an input for each walle
 inside one coroutine, so no two coroutines ever touch a wallet's state.
 
 Bars are walked exactly like the backtest's walk (``engine.backtest._walk_bar``), so a PAPER
-replay of a history file produces the backtest's fills.
+replay of a history file produces the backtest's fills. With ATR units every wallet waits the
+backtest's warm-up (``atr_warmup_bars`` bars) before it starts, and a wallet's ATR comes from
+the bars it has seen (a price feed is aggregated into 1-minute bars, so there the ATR is a
+1-minute ATR and the warm-up lasts that many minutes).
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ import numpy as np
 from loguru import logger
 
 from hedgekit.config import BacktestConfig
+from hedgekit.core.atr import AtrTracker
 from hedgekit.core.commands import Cancel, Command, Place
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.orders import Side
 from hedgekit.core.strategy import Strategy
 from hedgekit.engine import backtest as bt
 from hedgekit.engine.runner import WalletRunner
-from hedgekit.engine.session import build_strategy, sim_config
+from hedgekit.engine.session import atr_warmup_bars, build_strategy, sim_config
 from hedgekit.feeds.base import Bar, FeedStatus, FeedStatusChange, PricePoint
 from hedgekit.logs import fill_line, order_line
 from hedgekit.store.journal import Journal, WalletStatus
@@ -74,7 +78,8 @@ def format_recommendation(cmd: Command, strategy: Strategy) -> str | None:
 class LiveWallet:
     """One wallet: its runner (the state) and where it stands in the input stream.
 
-    Everything but ``paused``/``gap_next``/``recommendations`` is in the snapshot.
+    Everything but ``paused``/``gap_next``/``recommendations`` is in the snapshot (``bars``
+    through the runner when it is the strategy's ATR; otherwise it only serves before start).
     """
 
     name: str
@@ -89,6 +94,9 @@ class LiveWallet:
     paused: bool = False
     gap_next: bool = False  # the next price jumped (after a stale period)
     recommendations: list[str] = field(default_factory=list)
+    # The bars seen so far, for the warm-up and the ATR (the runner's ATR source when the
+    # strategy wants one, so it is in the snapshot). None: no warm-up and no ATR.
+    bars: AtrTracker | None = None
 
 
 @dataclass
@@ -122,6 +130,7 @@ class LiveEngine:
         self.config_json = cfg.model_dump_json()
         self.run_id = 0
         self.wallets: list[LiveWallet] = []
+        self.warmup_bars = atr_warmup_bars(cfg)
         self._stop = asyncio.Event()
         self._kill_after = int(os.environ.get(KILL_AFTER_INTENT_ENV, "0") or 0)
         self._intents_total = 0
@@ -154,12 +163,17 @@ class LiveEngine:
                 wallet = LiveWallet(
                     wc.name, i, strategy.name, runner, cursor=cursor, seen=cursor, started=True,
                     funding_index=snap.funding_index, last_ts=snap.last_ts,
+                    bars=runner.atr if isinstance(runner.atr, AtrTracker) else None,
                 )
             else:
                 # The account is opened on the first input (a grid hedge's default allocation
                 # is the spot value at that price): see _start.
-                runner = WalletRunner(strategy, SimExchange(instrument, sim_config(self.cfg, wc, i, 1.0)))
-                wallet = LiveWallet(wc.name, i, strategy.name, runner)
+                bars = None
+                if strategy.wants_atr or self.warmup_bars:
+                    # Without ATR units it only counts the warm-up bars (any period will do).
+                    bars = AtrTracker(strategy.atr_period if strategy.wants_atr else 2)
+                runner = WalletRunner(strategy, SimExchange(instrument, sim_config(self.cfg, wc, i, 1.0)), atr=bars)
+                wallet = LiveWallet(wc.name, i, strategy.name, runner, bars=bars)
             runner._on_command = self._command_hook(wallet)
             self.wallets.append(wallet)
         what = "resumed" if resumed else "started"
@@ -254,7 +268,16 @@ class LiveEngine:
     def _process_wallet(self, w: LiveWallet, item: Bar | PricePoint) -> None:
         r = w.runner
         ts = item.ts
+        if w.bars is not None:
+            # Completes the previous bar first: what happens at ``ts`` may use it.
+            if isinstance(item, Bar):
+                w.bars.add_bar(ts, item.high, item.low, item.close)
+            else:
+                w.bars.add_price(ts, item.price)
         if not w.started:
+            if w.bars is not None and w.bars.completed < self.warmup_bars:
+                w.seen = item.seq  # warm-up: the backtest does not trade these bars either
+                return
             self._start(w, item)
         self._apply_funding(w, ts)
         if isinstance(item, Bar):
@@ -290,10 +313,8 @@ class LiveEngine:
         if f is None:
             return
         # Same rule as the backtest: every payment due at or before this input, before it.
-        venue = w.runner.venue
         while w.funding_index < len(f.ts) and f.ts[w.funding_index] <= ts:
-            if venue.last_price is not None:
-                venue.apply_funding(float(f.rate[w.funding_index]), venue.last_price, int(f.ts[w.funding_index]))
+            w.runner.apply_funding(float(f.rate[w.funding_index]), int(f.ts[w.funding_index]))
             w.funding_index += 1
 
     def _checkpoint(self, w: LiveWallet, cursor: int, ts: int, *, force: bool) -> None:

@@ -7,7 +7,12 @@ the per-bar reference loop) and PAPER. It is the only place where the ordering r
   fills of the orders at that level, and everything the strategy asks for in reaction is
   executed (place before cancel, in the order given) before the price moves on;
 * a gap (the price jumped, e.g. previous close -> bar open) fires every crossed stop at the
-  gap price, in trigger order, still interleaved with the unit steps level by level.
+  gap price, in trigger order, still interleaved with the unit steps level by level;
+* funding the venue pays or charges is told to the strategy (``FundingSettled``) at its time;
+* a strategy that ``wants_atr`` gets ``AtrUpdated`` from ``atr`` (any object with
+  ``value_at(ts)``) once before ``start`` and then just before any other event it is given,
+  only when the value changed. Both loops deliver the same events at the same times, so they
+  deliver the same ATRs; the fast path does nothing for it on the bars it skips.
 """
 
 from __future__ import annotations
@@ -16,14 +21,27 @@ import heapq
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from hedgekit.core.commands import Cancel, Command, Place, Replace, SetTimer, expand
-from hedgekit.core.events import Event, OrderFilled, Tick, Timer, UnitChanged
+from hedgekit.core.events import (
+    AtrUpdated,
+    Event,
+    FundingSettled,
+    OrderFilled,
+    Tick,
+    Timer,
+    UnitChanged,
+)
 from hedgekit.core.strategy import Phase, Strategy
 from hedgekit.core.units import UnitTracker
 from hedgekit.venues.sim import Liquidated, SimExchange
 
 INF = float("inf")
+
+
+class AtrSource(Protocol):
+    def value_at(self, ts: int) -> float | None: ...
 
 
 @dataclass(slots=True)
@@ -47,9 +65,12 @@ class WalletRunner:
         venue: SimExchange,
         *,
         on_command: Callable[[int, Command, Strategy], None] | None = None,
+        atr: AtrSource | None = None,
     ) -> None:
         self.strategy = strategy
         self.venue = venue
+        self.atr = atr if strategy.wants_atr else None
+        self._atr_sent: float | None = None
         self.tracker: UnitTracker | None = None
         self.log = RunnerLog()
         self._timers: list[tuple[int, int, str]] = []  # (ts, seq, name) heap
@@ -65,8 +86,23 @@ class WalletRunner:
     # -- public -------------------------------------------------------------------------
     def start(self, ts: int, price: float) -> None:
         self._deliver(self.venue.move_to(price, ts), ts)
+        if self.atr is not None:
+            atr = self._atr_update(ts)
+            if atr is not None:
+                self._deliver([atr], ts)
         self._execute(self.strategy.start(ts, price), ts)
         self._settle(ts)
+
+    def apply_funding(self, rate: float, ts: int) -> None:
+        """Funding due at ``ts``, at the last price as the mark; the strategy is told the
+        cash it moved."""
+        venue = self.venue
+        mark = venue.last_price
+        if mark is None:
+            return
+        paid = venue.apply_funding(rate, mark, ts)
+        if paid is not None:
+            self._deliver([FundingSettled(ts, paid.amount)], ts)
 
     @property
     def next_timer(self) -> int | None:
@@ -198,8 +234,19 @@ class WalletRunner:
         grid = tracker.grid
         return [UnitChanged(ts, u, grid.level(u)) for u in tracker.update(price)]
 
+    def _atr_update(self, ts: int) -> AtrUpdated | None:
+        value = self.atr.value_at(ts) if self.atr is not None else None
+        if value is None or value == self._atr_sent:
+            return None
+        self._atr_sent = value
+        return AtrUpdated(ts, value)
+
     def _deliver(self, events: list[Event], ts: int) -> None:
         queue: deque[Event] = deque(events)
+        if self.atr is not None and events:
+            atr = self._atr_update(ts)
+            if atr is not None:
+                queue.appendleft(atr)
         strategy = self.strategy
         log = self.log
         # The strategy's phase as read after the last event, or None when not read: commands

@@ -24,6 +24,7 @@ from hedgekit.config import (
 )
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.strategy import Strategy
+from hedgekit.core.units import UnitMode
 from hedgekit.engine import backtest as engine
 from hedgekit.feeds.history import (
     BUNDLED_BTC_1M,
@@ -146,7 +147,8 @@ def run_backtest(
 
     factories = [(w.name, factory(w, i)) for i, w in enumerate(cfg.wallets)]
     cb = None if progress is None else (lambda i: progress(i, len(bars)))
-    run = engine.run(bars, factories, funding=loaded.funding, mode=mode, progress=cb)
+    history = None if warmup is None else engine.Bars(warmup.ts, warmup.open, warmup.high, warmup.low, warmup.close)
+    run = engine.run(bars, factories, funding=loaded.funding, mode=mode, progress=cb, history=history)
     _log_warnings(run)
     return build_result(cfg, c, run, loaded.funding_source, warmup_bars=0 if warmup is None else len(warmup))
 
@@ -164,16 +166,32 @@ def _log_warnings(run: engine.EngineRun, limit: int = 20) -> None:
             logger.warning(f"{w.name}: {len(warnings) - limit} more warning(s), see summary.json")
 
 
+def atr_warmup_bars(cfg: BacktestConfig) -> int:
+    """Bars every wallet waits before trading so that ATR units have their ATR at anchor
+    time: the longest ``unit.atr_period`` (0 without ATR units)."""
+    return max((w.unit.period for w in cfg.wallets
+                if isinstance(w, LongWalletConfig | HedgeWalletConfig) and w.unit.mode is UnitMode.ATR), default=0)
+
+
 def _split_warmup(cfg: BacktestConfig, candles: Candles) -> tuple[Candles, Candles | None]:
-    """A grid hedge without a configured σ estimates it from the first lookback days of the
-    data, and trades only after them (no look-ahead): those bars are the warm-up."""
+    """Warm-up bars are not traded (no look-ahead): a grid hedge without a configured σ
+    estimates it from the first lookback days of the data, ATR units take their ATR from the
+    first ``atr_period`` bars. Every wallet starts after the longest warm-up."""
     days = [w.grid.volatility_lookback_days for w in cfg.wallets
             if isinstance(w, GridHedgeConfig) and w.grid.volatility is None]
-    if not days:
+    atr_bars = atr_warmup_bars(cfg)
+    if not days and not atr_bars:
         return candles, None
-    cut_ts = int(candles.ts[0]) + max(days) * 86_400_000
-    cut = int(np.searchsorted(candles.ts, cut_ts, side="left"))
+    cut = atr_bars
+    if days:
+        cut_ts = int(candles.ts[0]) + max(days) * 86_400_000
+        cut = max(cut, int(np.searchsorted(candles.ts, cut_ts, side="left")))
     if cut >= len(candles) - 1:
+        if atr_bars and cut == atr_bars:
+            raise ValueError(
+                f"{candles.path}: ATR units need unit.atr_period={atr_bars} bars of warm-up before the "
+                f"first trade and the data has only {len(candles)}: use more data or a shorter atr_period"
+            )
         span = (int(candles.ts[-1]) - int(candles.ts[0])) / 86_400_000
         raise ValueError(
             f"{candles.path}: grid.volatility is not set and the data ({span:.1f} days) is not longer "
@@ -182,4 +200,4 @@ def _split_warmup(cfg: BacktestConfig, candles: Candles) -> tuple[Candles, Candl
     return candles.slice(int(candles.ts[cut]), None), candles.slice(None, int(candles.ts[cut]))
 
 
-__all__ = ["BacktestResult", "LoadedData", "load_data", "resolve_data_path", "run_backtest"]
+__all__ = ["BacktestResult", "LoadedData", "atr_warmup_bars", "load_data", "resolve_data_path", "run_backtest"]

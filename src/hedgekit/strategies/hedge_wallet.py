@@ -57,7 +57,6 @@ class HedgeWallet(UnitWallet):
         self._resetting = False
         self._reset_attempt = 0
         self._reset_price = 0.0
-        self.warnings: list[str] = []  # drained and logged by the engine
 
     @property
     def phase(self) -> Phase:
@@ -147,8 +146,7 @@ class HedgeWallet(UnitWallet):
             self._resetting = False
             self.resets += 1
             self.cycle += 1
-            equity = self.params.allocation + self.realized_pnl - self.fees
-            self.notional = equity * self.params.leverage
+            self.notional = self.cash * self.params.leverage
             self.fragment = self._fragment_usd(self.notional)
         self._lay_grid(price)
         cmds: list[Command] = [self._place_full(-1, self.position.qty)]
@@ -164,9 +162,11 @@ class HedgeWallet(UnitWallet):
         return cmds + [self._market_buy_full()]
 
     def _market_buy_full(self) -> Command:
-        equity = self.params.allocation + self.realized_pnl - self.fees
-        # Each refused attempt asks for 5 % less, in case the refusal was for margin.
-        usd = equity * self.params.leverage * (0.95**self._reset_attempt)
+        # Flat, so the equity is the cash, funding included: the venue's margin check (like
+        # Binance's "initial margin + open loss") leaves the fee out, so all of it × leverage
+        # passes at the reset price. Each refused attempt asks for 5 % less (slippage, or a
+        # venue that also reserves the fee).
+        usd = self.cash * self.params.leverage * (0.95**self._reset_attempt)
         qty = self.instrument.qty_for_notional(usd, self._reset_price)
         qty = max(qty, min_order_qty(self.instrument, self._reset_price))
         return self._place(OrderKind.MARKET_BUY_FULL, Side.BUY, OrderType.MARKET, qty)
