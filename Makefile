@@ -12,7 +12,7 @@ INSTALL = if $(BIN)/python -m uv --version >/dev/null 2>&1; \
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test bench lint docs clean chromium
+.PHONY: run test bench lint docs clean chromium postgres
 
 # `make run` needs only the runtime dependencies; the test tools come with `make test`.
 # Both are redone when pyproject.toml changes.
@@ -39,7 +39,17 @@ chromium:
 	  || echo "warning: could not install chromium; the browser tests will fail (HEDGEKIT_SKIP_BROWSER=1 skips them)"; \
 	}
 
-test: $(DEV_STAMP) chromium
+# Debian's PostgreSQL server for the journal's PostgreSQL tests, which start a throwaway cluster
+# of their own; skipped when initdb is already there. Without it those tests skip.
+postgres:
+	@{ ls /usr/lib/postgresql/*/bin/initdb || command -v initdb; } >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing Debian's postgresql for the journal's PostgreSQL tests (apt-get)..."; \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } \
+	  || echo "warning: could not install postgresql; the journal's PostgreSQL tests will be skipped"; \
+	}
+
+test: $(DEV_STAMP) chromium postgres
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
 bench: $(STAMP)

@@ -12,8 +12,11 @@ the re-writes idempotent:
 * fills are unique on (run_id, wallet, fill_id); a fill id already stored is ignored;
 * each batch's order events and phases are registered under (run_id, wallet, input_cursor,
   sha256 of their content): the same batch committed again for the same cursor is a replay and
-  adds nothing; a different batch for the same cursor (say a shutdown or flatten batch after
-  the input's own) is appended;
+  adds nothing; a different batch for the wallet's latest cursor (a shutdown or flatten batch
+  after the input's own) is appended;
+* a cursor below the wallet's latest is closed: a batch there must be a replay of what is
+  stored (same events and phases, no new fill). A different one means two writers on one
+  wallet or a replay that is not deterministic, and is refused (JournalError), nothing written;
 * the status row and the checkpoint keep one row per wallet, that of the highest cursor.
 
 Column naming: what the venue reported keeps the venue's meaning (``venue_id``, ``fill_id``,
@@ -26,6 +29,14 @@ survives a process crash), or any SQLAlchemy URL. An existing SQLite file is ins
 read-only (header, application id, meta table, schema version) before anything is written; a
 file that is not a hedgekit journal is refused and never modified. A new SQLite journal is
 built in a temporary file and renamed into place, so a crash never leaves a half-made journal.
+
+PostgreSQL (tested): ``postgresql://user:pass@host/db`` uses the psycopg 3 driver
+(``pip install 'hedgekit[postgres]'``; ``postgresql+psycopg2://`` etc. pick another one). A new
+journal is created in one transaction, only in a database (the URL's default schema) without
+tables; one holding other tables is refused and left untouched. Transactions are READ
+COMMITTED; each write locks its wallet's row first (``SELECT ... FOR NO KEY UPDATE``), so writes
+to a wallet are serialized as SQLite's ``BEGIN IMMEDIATE`` serializes them. A read-only journal's
+sessions are ``READ ONLY``. Timestamps are integer milliseconds (UTC) on every backend.
 """
 
 from __future__ import annotations
@@ -93,6 +104,10 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_MS = 10_000
 # A "filled" event closes the order when the fills cover its qty up to this relative error.
 _QTY_RTOL = 1e-9
+# Seconds a PostgreSQL connection attempt may take (psycopg), unless the URL says otherwise.
+_CONNECT_TIMEOUT_S = 10
+# PostgreSQL advisory lock key held while a journal is checked and created ("HKJL").
+_PG_CREATE_LOCK = SQLITE_APPLICATION_ID
 
 WORKING_STATUSES = (
     OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.TRIGGERED, OrderStatus.PARTIALLY_FILLED,
@@ -521,7 +536,25 @@ def _sqlite_path(url: str | os.PathLike[str] | None) -> tuple[Path | None, str]:
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:"):
             return Path(db), ""
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgresql", "postgres"):  # plain postgresql:// -> psycopg 3, not psycopg2
+        parsed = parsed.set(drivername=f"postgresql+{driver or 'psycopg'}")
+        return None, parsed.render_as_string(hide_password=False)
     return None, text
+
+
+def _missing_driver(where: str, drivername: str, exc: ImportError) -> str:
+    if drivername == "postgresql+psycopg":
+        how = "pip install 'hedgekit[postgres]' (or: pip install 'psycopg[binary]')"
+    else:
+        how = f"install the Python package of the {drivername!r} driver"
+    return f"journal {where}: the database driver is not installed ({exc}); {how}"
+
+
+def _foreign_tables(conn: Connection) -> list[str]:
+    """The tables and views of the connection's default schema (a journal's place)."""
+    insp = inspect(conn)
+    return sorted({*insp.get_table_names(), *insp.get_view_names()})
 
 
 # -- the journal --------------------------------------------------------------------------
@@ -586,20 +619,53 @@ class Journal:
     def _open_url(cls, url: str, *, create: bool, readonly: bool) -> Journal:
         parsed = make_url(url)
         where = parsed.render_as_string(hide_password=True)
+        backend = parsed.get_backend_name()
         kwargs: dict[str, Any] = {}
-        if parsed.get_backend_name() == "sqlite":  # in-memory: one shared connection
+        if backend == "sqlite":  # in-memory: one shared connection
             kwargs = {"poolclass": pool.StaticPool, "connect_args": {"check_same_thread": False}}
+        elif backend == "postgresql":
+            # READ COMMITTED whatever the server's default: each statement sees what committed
+            # before it, and the wallet row lock (_require_wallet) serializes a wallet's writers.
+            # pre_ping: a connection the server dropped (restart, idle timeout) is replaced.
+            kwargs = {"isolation_level": "READ COMMITTED", "pool_pre_ping": True}
+            if parsed.get_driver_name() == "psycopg" and "connect_timeout" not in parsed.query:
+                kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT_S}
+            if readonly:
+                kwargs["execution_options"] = {"postgresql_readonly": True}
         try:
-            engine = create_engine(url, **kwargs)
+            engine = create_engine(parsed, **kwargs)
+        except ImportError as exc:
+            raise JournalError(_missing_driver(where, parsed.drivername, exc)) from None
+        except ArgumentError as exc:
+            raise JournalError(f"journal {where}: {exc}") from None
+        if backend == "sqlite":
+            event.listen(engine, "connect", lambda dbapi_conn, _rec: dbapi_conn.execute("PRAGMA foreign_keys=ON"))
+        try:
             with engine.begin() as conn:
+                if backend == "postgresql" and create:
+                    # one creator at a time (transaction-scoped, per database)
+                    conn.execute(select(func.pg_advisory_xact_lock(_PG_CREATE_LOCK)))
                 version = _check_schema(conn, where)
                 if version is None:
+                    others = _foreign_tables(conn)
+                    if others:
+                        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+                        raise JournalError(
+                            f"journal {where}: the database holds other tables ({shown}) and no "
+                            f"{_meta.name} table: not a hedgekit journal, left untouched; give an "
+                            "empty database for a new journal, or an empty schema of its own "
+                            "(PostgreSQL: add ?options=-csearch_path%3DSCHEMA to the URL)"
+                        )
                     if not create:
                         raise JournalError(f"journal {where}: no hedgekit journal there (no {_meta.name} table)")
                     _create_schema(conn)
                     version = SCHEMA_VERSION
         except SQLAlchemyError as exc:
+            engine.dispose()
             raise JournalError(f"journal {where}: cannot open ({_reason(exc)})") from None
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(engine, location=where, schema_version=version, readonly=readonly)
 
     def close(self) -> None:
@@ -736,8 +802,10 @@ class Journal:
         """Write what one input produced, atomically (all of it or none of it).
 
         ``cursor`` identifies the input (increasing per wallet). The same batch committed again
-        for the same cursor is a replay and adds nothing; a different one is appended. The
-        status row and the checkpoint are replaced only by a batch of a cursor >= theirs.
+        for the same cursor is a replay and adds nothing; a different one is appended at the
+        wallet's latest cursor (a follow-up: shutdown, flatten) and refused below it (see the
+        module doc). The status row and the checkpoint are replaced only by a batch of a
+        cursor >= theirs.
         ``fill_phases`` maps fill id -> the wallet's phase at that fill. ``phases`` are
         (ts, phase) transitions. ``snapshot`` None leaves the checkpoint where it was (a
         checkpoint's cursor always matches its snapshot). ``venue_ids`` maps client id ->
@@ -752,20 +820,31 @@ class Journal:
         phase_rows = [{"ts": int(t), "phase": str(p)} for t, p in phases]
         with self._write(f"commit the batch of input {cursor} of wallet {wallet!r}") as conn:
             self._require_wallet(conn, run_id, wallet)
-            batch_id = self._new_batch(conn, run_id, wallet, cursor, ts, events, phase_rows)
-            new_fills = self._insert_fills(conn, run_id, wallet, cursor, fills, fill_phases)
+            latest = conn.execute(select(_status.c.input_cursor).where(
+                _status.c.run_id == run_id, _status.c.wallet == wallet,
+            )).scalar_one_or_none()
+            closed = latest if latest is not None and cursor < latest else None
+            batch_id = self._new_batch(conn, run_id, wallet, cursor, ts, events, phase_rows, closed)
+            new_fills = self._insert_fills(conn, run_id, wallet, cursor, fills, fill_phases, closed)
             self._apply_events(conn, run_id, wallet, cursor, batch_id, events, new_fills, venue_ids or {})
             if batch_id is not None and phase_rows:
                 conn.execute(_phases.insert(), [
                     {"run_id": run_id, "wallet": wallet, "input_cursor": cursor, "batch_id": batch_id,
                      "seq": i, **r} for i, r in enumerate(phase_rows)
                 ])
-            self._upsert_status(conn, status, cursor)
+            self._upsert_status(conn, status, cursor, latest)
             if snapshot is not None:
                 self._upsert_checkpoint(conn, run_id, wallet, cursor, ts, snapshot)
 
     def _require_wallet(self, conn: Connection, run_id: int, wallet: str) -> None:
-        q = select(_wallets.c.wallet).where(_wallets.c.run_id == run_id, _wallets.c.wallet == wallet)
+        """Check that the wallet exists and lock its row until the transaction ends.
+
+        PostgreSQL: FOR NO KEY UPDATE serializes the wallet's writers (and lets the foreign
+        key checks of the rows they insert through). SQLite: BEGIN IMMEDIATE already holds the
+        database's write lock; SQLAlchemy renders no FOR clause there."""
+        q = (select(_wallets.c.wallet)
+             .where(_wallets.c.run_id == run_id, _wallets.c.wallet == wallet)
+             .with_for_update(key_share=True))
         if conn.execute(q).first() is None:
             raise JournalError(
                 f"journal {self.location}: unknown wallet {wallet!r} in run {run_id}; call ensure_wallet first"
@@ -773,9 +852,10 @@ class Journal:
 
     def _insert_fills(
         self, conn: Connection, run_id: int, wallet: str, cursor: int,
-        fills: Sequence[FillRecord], fill_phases: Mapping[str, str],
+        fills: Sequence[FillRecord], fill_phases: Mapping[str, str], closed: int | None = None,
     ) -> list[FillRecord]:
-        """Insert the fills whose id is not stored yet; returns them."""
+        """Insert the fills whose id is not stored yet; returns them. ``closed``: the wallet's
+        latest cursor when ``cursor`` is below it (a replay, which must bring no new fill)."""
         for f in fills:
             if not f.fill_id:
                 raise JournalError(f"commit_batch: fill of order {f.order_id} at {f.ts} has no fill_id")
@@ -791,6 +871,9 @@ class Journal:
                 continue
             stored.add(f.fill_id)
             new.append(f)
+        if new and closed is not None:
+            raise _diverged(wallet, cursor, closed, "fill(s) not journaled for it ("
+                           + ", ".join(f.fill_id for f in new[:3]) + ("...)" if len(new) > 3 else ")"))
         if new:
             conn.execute(_fills.insert(), [{
                 "run_id": run_id, "wallet": wallet, "input_cursor": cursor, "fill_id": f.fill_id,
@@ -803,10 +886,12 @@ class Journal:
 
     def _new_batch(
         self, conn: Connection, run_id: int, wallet: str, cursor: int, ts: int,
-        events: list[dict[str, Any]], phases: list[dict[str, Any]],
+        events: list[dict[str, Any]], phases: list[dict[str, Any]], closed: int | None = None,
     ) -> int | None:
         """Register a batch's events and phases; None when there are none, or when the same
-        batch was already committed for this cursor (a replay: its rows must not be re-added)."""
+        batch was already committed for this cursor (a replay: its rows must not be re-added).
+        ``closed``: the wallet's latest cursor when ``cursor`` is below it; then only a replay
+        is accepted."""
         if not events and not phases:
             return None
         body = json.dumps([[list(r.values()) for r in events], [list(r.values()) for r in phases]])
@@ -817,6 +902,8 @@ class Journal:
         )).first()
         if known is not None:
             return None
+        if closed is not None:
+            raise _diverged(wallet, cursor, closed, "order events or phases other than those journaled for it")
         res = conn.execute(_batches.insert().values(
             run_id=run_id, wallet=wallet, input_cursor=cursor, ts=ts, digest=digest,
         ))
@@ -871,9 +958,10 @@ class Journal:
                 values["venue_id"] = venue_ids[cid]
             conn.execute(_orders.update().where(_orders.c.id == row["id"]).values(**values))
 
-    def _upsert_status(self, conn: Connection, status: WalletStatus, cursor: int) -> None:
+    def _upsert_status(self, conn: Connection, status: WalletStatus, cursor: int, stored: int | None) -> None:
+        """``stored``: the status row's cursor, read earlier in this transaction (None: no row)."""
         values = {f.name: getattr(status, f.name) for f in fields(WalletStatus)}
-        _upsert_latest(conn, _status, status.run_id, status.wallet, cursor, values)
+        _upsert_latest(conn, _status, status.run_id, status.wallet, cursor, values, stored=stored)
 
     def _upsert_checkpoint(
         self, conn: Connection, run_id: int, wallet: str, cursor: int, ts: int, snapshot: bytes
@@ -972,18 +1060,32 @@ def _event_rows(events: Sequence[OrderLogRecord]) -> list[dict[str, Any]]:
     return rows
 
 
+_UNREAD: Any = object()
+
+
 def _upsert_latest(
-    conn: Connection, table: Table, run_id: int, wallet: str, cursor: int, values: dict[str, Any]
+    conn: Connection, table: Table, run_id: int, wallet: str, cursor: int, values: dict[str, Any],
+    *, stored: int | None = _UNREAD,
 ) -> None:
     """Keep one row per wallet: the one of the highest input cursor (a replay of an older
-    input, already superseded, leaves it alone)."""
+    input, already superseded, leaves it alone). ``stored``: the row's cursor when the caller
+    has read it in this transaction (None: no row)."""
     key = (table.c.run_id == run_id, table.c.wallet == wallet)
-    stored = conn.execute(select(table.c.input_cursor).where(*key)).scalar_one_or_none()
+    if stored is _UNREAD:
+        stored = conn.execute(select(table.c.input_cursor).where(*key)).scalar_one_or_none()
     values = {**values, "run_id": run_id, "wallet": wallet, "input_cursor": cursor}
     if stored is None:
         conn.execute(table.insert().values(**values))
     elif cursor >= stored:
         conn.execute(table.update().where(*key).values(**values))
+
+
+def _diverged(wallet: str, cursor: int, latest: int, what: str) -> JournalError:
+    return JournalError(
+        f"commit_batch: input {cursor} of wallet {wallet!r} comes again with {what}, after the "
+        f"wallet's journal moved on to input {latest}: a second writer on this wallet, or a "
+        "replay that is not deterministic; nothing was written"
+    )
 
 
 def _reason(exc: SQLAlchemyError) -> str:
