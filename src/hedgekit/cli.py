@@ -180,7 +180,12 @@ def run(
     stale_after: Annotated[float, typer.Option("--stale-after", help="seconds without a price before pausing")] = 30.0,
     mainnet: Annotated[bool, typer.Option("--mainnet", help="read the real (mainnet) account instead of testnet")] = False,
 ) -> None:
-    """Run the wallets of CONFIG in real time: PAPER (simulated fills) or RECOMMENDATION (prints actions)."""
+    """Run the wallets of CONFIG in real time: PAPER (simulated fills) or RECOMMENDATION (prints actions).
+
+    The process holds the run's lease in the journal while it runs (heartbeat every few
+    seconds): a second `run` of the same run is refused, and `hedgekit flatten` from another
+    shell is carried out by this process between two inputs. Ctrl-C / SIGTERM stops cleanly.
+    """
     import asyncio
 
     from hedgekit.config import load_config
@@ -211,9 +216,9 @@ def run(
             printer=lambda line: out.print(line, highlight=False, soft_wrap=True),
             cancel_on_exit=cancel_on_exit,
         )
-        engine.open(_now_ms())
         if chosen == "recommendation":
-            _show_accounts(cfg, mainnet)
+            _show_accounts(cfg, mainnet)  # before the lease: a prompt must not hold it idle
+        engine.open(_now_ms())
         stream = _make_feed(cfg, feed, speed, engine.resume_after, stale_after)
         asyncio.run(engine.run(stream))
         if feed.startswith("replay:") and not engine.stopped_early:
@@ -299,6 +304,16 @@ def _print_status(journal, run_id: int | None = None) -> None:
             unit = "" if o.unit is None else f" unit {o.unit}"
             trig = "market" if o.trigger is None else f"{o.trigger:,.2f}"
             out.print(f"  {s.wallet}: {o.kind} {o.side} {o.qty:.6g} @ {trig}{unit}  [{o.client_id}]", highlight=False, markup=False)
+    from hedgekit.engine.live import describe_lease, holder_gone, lease_timeout_s
+
+    run_id = rows[0].run_id
+    lease = journal.lease(run_id)
+    if lease is not None:
+        stale = " [stale: presumed dead]" if lease.age_s(now) >= lease_timeout_s() or holder_gone(lease) else ""
+        out.print(f"run {run_id} held by {describe_lease(lease, now)}{stale}", highlight=False, markup=False)
+    for r in journal.requests(run_id, pending_only=True):
+        out.print(f"pending: {r.kind} {r.wallet} (request #{r.id}, {max(now - r.created_ts, 0) / 1000:.0f} s ago)",
+                  highlight=False, markup=False)
 
 
 @app.command()
@@ -321,19 +336,36 @@ def flatten(
     wallet: Annotated[str, typer.Argument(help="wallet name")],
     db: Annotated[str | None, typer.Option("--db", help="journal: SQLAlchemy URL or SQLite path")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    wait: Annotated[float, typer.Option("--wait", min=0, help="seconds to wait for a running engine to do it")] = 30.0,
 ) -> None:
-    """Emergency stop: cancel all of WALLET's orders and close its position."""
-    from hedgekit.engine.live import flatten_wallet
+    """Emergency stop: cancel all of WALLET's orders and close its position at market (reduce-only);
+    its strategy stays stopped.
+
+    Works while `hedgekit run` runs: the request goes through the journal and the running
+    engine carries it out between two inputs (this command waits up to --wait seconds for
+    it). If the engine does not answer in time the request stays pending and is carried out
+    when the engine next looks, or by the next `run`/`flatten` of the run. With no running
+    engine (none, or its heartbeat is stale: killed), this command does it itself.
+    """
+    from hedgekit.engine.live import RequestPending, describe_lease, flatten_wallet, run_of_wallet
     from hedgekit.store.journal import Journal
 
     try:
         journal = Journal.open(db)
+        run_of_wallet(journal, wallet)  # an unknown wallet fails before the question
         if not yes:
             typer.confirm(f"Cancel every order of wallet {wallet!r} and close its position at market?", abort=True)
-        msg = flatten_wallet(journal, wallet, _now_ms())
+        with console.status(f"flattening {wallet}…") as spinner:
+            def waiting(lease) -> None:
+                spinner.update(f"waiting for the running engine {escape(describe_lease(lease))} to flatten {wallet}…")
+
+            msg = flatten_wallet(journal, wallet, _now_ms(), wait_s=wait, on_wait=waiting)
         out.print(msg, highlight=False)
         _print_status(journal)
         journal.close()
+    except RequestPending as err:
+        console.print(f"[bold yellow]not done yet:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     except HedgekitError as err:
         _fail(err)
 

@@ -18,7 +18,14 @@ import pytest
 
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import OrderKind, OrderSpec, OrderStatus, OrderType, Side
-from hedgekit.store import Journal, JournalError, WalletStatus
+from hedgekit.store import (
+    Journal,
+    JournalError,
+    LeaseLost,
+    RequestOutcome,
+    RequestRow,
+    WalletStatus,
+)
 from hedgekit.store.journal import SCHEMA_VERSION
 from hedgekit.venues.sim import FillRecord, OrderLogRecord, SimConfig, SimExchange
 
@@ -633,3 +640,140 @@ def test_sigkill_at_random_moments_never_loses_or_tears_a_batch(tmp_path: Path) 
             assert status.position == n == j.position_from_fills(run.run_id, "w")
             cursors.append(c)
     assert cursors == sorted(cursors) and cursors[-1] > 10  # progress across restarts
+
+
+# -- the run's lease and requests (schema version 2) -----------------------------------------
+def _lease_args(token: str, now: int, **kw) -> dict:
+    return {"holder": f"{token}@host", "token": token, "purpose": "run", "now_ms": now,
+            "timeout_ms": 10_000, **kw}
+
+
+def test_a_run_has_one_lease_holder_until_it_goes_stale_or_is_released(db: str | Path) -> None:
+    j = Journal.open(db)
+    run_id = new_run(j)
+    wallet = SimWallet()
+    t0 = 1_700_000_000_000
+
+    assert j.lease(run_id) is None
+    assert j.acquire_lease(run_id, **_lease_args("a", t0)) is None
+    assert j.acquire_lease(run_id, **_lease_args("a", t0 + 1)) is None  # the holder again: fine
+    held = j.acquire_lease(run_id, **_lease_args("b", t0 + 9_000))
+    assert held is not None and (held.holder, held.token, held.heartbeat_ts) == ("a@host", "a", t0 + 1)
+    assert held.age_s(t0 + 9_000) == pytest.approx(8.999)
+    # a live holder the caller knows to be dead is taken over at once
+    gone = j.acquire_lease(run_id, **_lease_args("c", t0 + 2_000, gone=lambda lease: lease.token == "zzz"))
+    assert gone is not None and gone.token == "a"
+    assert j.renew_lease(run_id, "a", t0 + 9_500)
+    assert j.acquire_lease(run_id, **_lease_args("b", t0 + 19_000)) is not None  # renewed: still live
+    run_script(j, run_id, wallet, range(2))
+    j.commit_batch(run_id, W, **wallet.process(j, run_id, 2), lease="a")  # the holder writes
+
+    # stale: its heartbeat is older than the timeout (the holder was killed): taken over
+    assert j.acquire_lease(run_id, **_lease_args("b", t0 + 19_500)) is None
+    assert j.lease(run_id).token == "b"  # type: ignore[union-attr]
+    assert not j.renew_lease(run_id, "a", t0 + 19_600)  # the old holder learns it lost it
+    state = (j.fills(run_id, W), j.order_events(run_id, W), j.orders(run_id, W), j.load_checkpoint(run_id, W))
+    batch = wallet.process(j, run_id, 3)
+    with pytest.raises(LeaseLost, match=r"no longer holds the lease of run .* \(b@host holds it now"):
+        j.commit_batch(run_id, W, **batch, lease="a")
+    with pytest.raises(LeaseLost):
+        j.record_intent(run_id, W, spec("hk-w1-0-9-mb-9", OrderKind.MARKET_BUY, BUY, MARKET, 1.0), 9_000, lease="a")
+    assert (j.fills(run_id, W), j.order_events(run_id, W), j.orders(run_id, W), j.load_checkpoint(run_id, W)) == state
+    j.commit_batch(run_id, W, **batch, lease="b")
+
+    j.release_lease(run_id, "a")  # not the holder: no-op
+    assert j.lease(run_id).token == "b"  # type: ignore[union-attr]
+    j.release_lease(run_id, "b")
+    assert j.lease(run_id) is None
+    with pytest.raises(LeaseLost, match="nobody holds it now"):
+        j.commit_batch(run_id, W, **batch, lease="b")
+    with pytest.raises(JournalError, match="no run 99"):
+        j.acquire_lease(99, **_lease_args("a", t0))
+    j.close()
+
+
+def test_a_request_is_closed_by_the_batch_that_carries_it_out_exactly_once(db: str | Path) -> None:
+    j = Journal.open(db)
+    run_id = new_run(j)
+    wallet = SimWallet()
+    run_script(j, run_id, wallet, range(2))
+    first = j.add_request(run_id, W, "flatten", 5_000)
+    second = j.add_request(run_id, W, "flatten", 5_001)
+    with pytest.raises(JournalError, match="unknown wallet 'nope'"):
+        j.add_request(run_id, "nope", "flatten", 5_002)
+    assert [(r.id, r.status, r.result, r.done_ts) for r in j.requests(run_id, pending_only=True)] == [
+        (first, "pending", None, None), (second, "pending", None, None)]
+
+    # a batch that fails leaves its request pending
+    batch = wallet.process(j, run_id, 2)
+    done = RequestOutcome(first, "done", "flattened w1", 6_000)
+    bad = [replace(batch["order_events"][0], event="exploded")]
+    with pytest.raises(JournalError, match="unknown order event"):
+        j.commit_batch(run_id, W, **{**batch, "order_events": bad}, request=done)
+    assert j.request(first).status == "pending"  # type: ignore[union-attr]
+
+    j.commit_batch(run_id, W, **batch, request=done)
+    assert j.request(first) == RequestRow(first, run_id, W, "flatten", 5_000, "done", "flattened w1", 6_000)
+    # the same request again (a second executor, or a replay): refused, nothing written
+    state = (j.fills(run_id, W), j.order_events(run_id, W), j.load_checkpoint(run_id, W))
+    with pytest.raises(JournalError, match=f"request {first} of run {run_id} is not pending"):
+        j.commit_batch(run_id, W, **wallet.process(j, run_id, 3), request=done)
+    assert (j.fills(run_id, W), j.order_events(run_id, W), j.load_checkpoint(run_id, W)) == state
+    j.finish_request(run_id, RequestOutcome(second, "failed", "nothing to flatten", 6_100))
+    assert [r.status for r in j.requests(run_id)] == ["done", "failed"]
+    assert j.requests(run_id, pending_only=True) == []
+    j.close()
+
+
+def _downgrade_to_v1(j: Journal) -> None:
+    """What a schema version 1 journal is: the same without the version 2 tables."""
+    with j._engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE requests")
+        conn.exec_driver_sql("DROP TABLE run_leases")
+        conn.exec_driver_sql("UPDATE hedgekit_meta SET value = '1' WHERE key = 'schema_version'")
+
+
+def test_a_version_1_journal_is_upgraded_in_place_when_opened_for_writing(db: str | Path) -> None:
+    j = Journal.open(db)
+    run_id = new_run(j)
+    wallet = SimWallet()
+    run_script(j, run_id, wallet, range(3))
+    _downgrade_to_v1(j)
+    j.close()
+    if isinstance(db, Path):
+        time.sleep(0.01)
+        before = file_state(db)
+    with Journal.open(db, readonly=True) as ro:  # read as it is, never upgraded
+        assert ro.schema_version == 1
+        assert len(ro.fills(run_id, W)) == 2 and ro.wallet_status()[0].phase == "long"
+        assert ro.lease(run_id) is None and ro.requests(run_id) == []
+    if isinstance(db, Path):
+        assert file_state(db) == before
+
+    with Journal.open(db) as j:
+        assert j.schema_version == SCHEMA_VERSION == 2
+        assert len(j.fills(run_id, W)) == 2  # the old content is all there
+        assert j.load_checkpoint(run_id, W)[0] == 2  # type: ignore[index]
+        assert j.acquire_lease(run_id, **_lease_args("a", 1_000)) is None
+        rid = j.add_request(run_id, W, "flatten", 1_000)
+        j.commit_batch(run_id, W, **wallet.process(j, run_id, 3), lease="a",
+                       request=RequestOutcome(rid, "done", "ok", 2_000))
+        assert j.request(rid).status == "done"  # type: ignore[union-attr]
+    with Journal.open(db, readonly=True) as ro:
+        assert ro.schema_version == 2 and len(ro.fills(run_id, W)) == 3
+
+
+def test_a_version_1_journal_holding_a_foreign_requests_table_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with Journal.open(path) as j:
+        new_run(j)
+        _downgrade_to_v1(j)
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE requests (url TEXT)")
+    con.commit()
+    con.close()
+    time.sleep(0.01)
+    before = file_state(path)
+    with pytest.raises(JournalError, match=r"schema version 1 also holds table\(s\) requests .* left untouched"):
+        Journal.open(path)
+    assert file_state(path) == before

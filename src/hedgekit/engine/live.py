@@ -12,7 +12,20 @@ Crash safety is "checkpoint + deterministic replay":
   any point loses no fill and duplicates no order.
 
 Each wallet has exactly one writer: the engine processes an input for each wallet in turn
-inside one coroutine, so no two coroutines ever touch a wallet's state.
+inside one coroutine, so no two coroutines ever touch a wallet's state. Across processes the
+run's *lease* in the journal keeps it so: the engine takes it when it opens a run (a second
+``hedgekit run`` of the same run is refused while the holder's heartbeat is fresh), renews it
+every ``lease_timeout_s() / 4`` seconds, fences its writes with it and gives it up on exit. A
+lease whose heartbeat is older than ``lease_timeout_s()`` is stale (the holder was killed) and
+may be taken over; so is one whose holder ran on this machine and whose pid is gone
+(``holder_gone``: a restart after a crash need not wait).
+
+`hedgekit flatten` while the engine runs does not write the wallet itself: it queues a request
+in the journal, which the engine polls between inputs (every ``REQUEST_POLL_S``, also while the
+feed is silent) and carries out in its loop; the request is closed in the transaction of the
+flatten's batch and checkpoint, so a crash before that commit leaves it pending (done once,
+after the restart) and a crash after it leaves it done. With no live lease the flatten takes the
+lease itself and does the same (``flatten_wallet``).
 
 Bars are walked exactly like the backtest's walk (``engine.backtest._walk_bar``), so a PAPER
 replay of a history file produces the backtest's fills. With ATR units every wallet waits the
@@ -28,8 +41,12 @@ import contextlib
 import os
 import pickle
 import signal
+import socket
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -46,13 +63,90 @@ from hedgekit.engine.runner import WalletRunner
 from hedgekit.engine.session import atr_warmup_bars, build_strategy, sim_config
 from hedgekit.feeds.base import Bar, FeedStatus, FeedStatusChange, PricePoint
 from hedgekit.logs import fill_line, order_line
-from hedgekit.store.journal import Journal, WalletStatus
+from hedgekit.store.journal import (
+    REQUEST_DONE,
+    REQUEST_FAILED,
+    Journal,
+    Lease,
+    LeaseLost,
+    RequestOutcome,
+    RequestRow,
+    WalletStatus,
+)
 from hedgekit.strategies.grid_hedge import GridHedge
 from hedgekit.venues.sim import SimExchange
 
 Mode = Literal["paper", "recommendation"]
 # Test hook: SIGKILL this process right after the Nth order intent is committed (crash tests).
 KILL_AFTER_INTENT_ENV = "HEDGEKIT_TEST_KILL_AFTER_INTENT"
+# Test hook: SIGKILL this process after a request was carried out in memory, before its commit.
+KILL_IN_REQUEST_ENV = "HEDGEKIT_TEST_KILL_IN_REQUEST"
+
+# The run's lease: a heartbeat older than this is stale (the holder is presumed dead) and the
+# lease may be taken over. The holder renews it every quarter of it. HEDGEKIT_LEASE_TIMEOUT
+# (seconds) overrides it; every process on a journal must use the same value.
+LEASE_TIMEOUT_S = 10.0
+LEASE_TIMEOUT_ENV = "HEDGEKIT_LEASE_TIMEOUT"
+# How often the engine looks for requests (one indexed SELECT), also while the feed is silent.
+REQUEST_POLL_S = 0.5
+
+
+class RunBusy(HedgekitError):
+    """Another live process holds the run's lease."""
+
+    def __init__(self, message: str, lease: Lease) -> None:
+        super().__init__(message)
+        self.lease = lease
+
+
+def lease_timeout_s() -> float:
+    raw = os.environ.get(LEASE_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return LEASE_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value != value or value == float("inf"):
+        raise HedgekitError(f"{LEASE_TIMEOUT_ENV}={raw!r}: give a positive number of seconds")
+    return value
+
+
+def _host_key() -> str:
+    """This machine's boot and pid namespace (Linux), where a pid names one process; ""
+    elsewhere (then only the heartbeat tells a dead holder)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{socket.gethostname()}/{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return ""
+
+
+HOST_KEY = _host_key()
+
+
+def holder_gone(lease: Lease) -> bool:
+    """True when the lease's holder certainly died: it ran here (same machine, boot and pid
+    namespace) and its pid is gone. A live pid (maybe reused) proves nothing: False."""
+    if not HOST_KEY or lease.host_key != HOST_KEY:
+        return False
+    try:
+        os.kill(int(lease.holder.split("@", 1)[0]), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def describe_lease(lease: Lease, now_ms: int | None = None) -> str:
+    """``12345@host (run, heartbeat 1.2 s ago)``."""
+    age = lease.age_s(wall_ms() if now_ms is None else now_ms)
+    return f"{lease.holder} ({lease.purpose}, heartbeat {age:.1f} s ago)"
 
 
 def format_recommendation(cmd: Command, strategy: Strategy) -> str | None:
@@ -106,6 +200,8 @@ class Snapshot:
     runner: WalletRunner
     funding_index: int
     last_ts: int
+    # False: flattened during its warm-up, so it never traded and never will in this run.
+    started: bool = True
 
 
 class LiveEngine:
@@ -133,19 +229,131 @@ class LiveEngine:
         self.warmup_bars = atr_warmup_bars(cfg)
         self._stop = asyncio.Event()
         self._kill_after = int(os.environ.get(KILL_AFTER_INTENT_ENV, "0") or 0)
+        self._kill_in_request = os.environ.get(KILL_IN_REQUEST_ENV, "") not in ("", "0")
+        self.lease_timeout_s = lease_timeout_s()
+        self.holder = f"{os.getpid()}@{socket.gethostname()}"
+        self.lease_token: str | None = None  # set while this engine holds the run's lease
+        self._lease_lost = False
+        self._renew_at = 0.0  # time.monotonic() of the next heartbeat
+        self._poll_at = 0.0  # time.monotonic() of the next look for requests
         self._intents_total = 0
         self.items = 0
         self.stopped_early = False
 
     # -- set-up and recovery ----------------------------------------------------------------
     def open(self, now_ms: int) -> None:
-        """Start a new run, or resume the unfinished one with the same mode, config and source."""
+        """Start a new run, or resume the unfinished one with the same mode, config and source.
+        Takes the run's lease: RunBusy when a live process holds it."""
         j = self.journal
         run_id = j.find_resumable_run(mode=self.mode, config_json=self.config_json, source=self.source)
         resumed = run_id is not None
         if run_id is None:
             run_id = j.start_run(mode=self.mode, config_json=self.config_json, source=self.source, started_ts=now_ms)
-        self.attach(run_id, resumed=resumed)
+        self.take_lease(run_id, purpose="run")
+        try:
+            self.attach(run_id, resumed=resumed)
+        except BaseException:
+            self.release_lease()
+            raise
+
+    # -- the run's lease ------------------------------------------------------------------------
+    def take_lease(self, run_id: int, *, purpose: str) -> None:
+        token = uuid.uuid4().hex
+        now = wall_ms()
+        held = self.journal.acquire_lease(
+            run_id, holder=self.holder, token=token, purpose=purpose, now_ms=now,
+            timeout_ms=int(self.lease_timeout_s * 1000), host_key=HOST_KEY, gone=holder_gone,
+        )
+        if held is not None:
+            raise RunBusy(
+                f"run {run_id} is held by {describe_lease(held, now)}: another process is running "
+                f"it, and each wallet has one writer. Stop that one first (Ctrl-C or SIGTERM); if "
+                f"it died on another machine, its lease is free once its heartbeat is {self.lease_timeout_s:g} s old",
+                held,
+            )
+        self.lease_token = token
+        self._renew_at = time.monotonic() + self.lease_timeout_s / 4
+        logger.debug(f"run {run_id}: lease taken by {self.holder} for {purpose}")
+
+    def release_lease(self) -> None:
+        """Give the lease up (errors are logged: the lease then goes stale by itself)."""
+        token, self.lease_token = self.lease_token, None
+        if token is None or self._lease_lost:
+            return
+        try:
+            self.journal.release_lease(self.run_id, token)
+        except HedgekitError as exc:
+            logger.warning(f"run {self.run_id}: could not release the lease ({exc}); it goes stale by itself")
+
+    def _renew_lease(self, now: float) -> None:
+        if self.lease_token is None:
+            return
+        if not self.journal.renew_lease(self.run_id, self.lease_token, wall_ms()):
+            self._lease_lost = True
+            raise LeaseLost(
+                f"run {self.run_id}: this process lost the run's lease (another process took it "
+                "over after this one stalled past the lease timeout); stopping without writing"
+            )
+        self._renew_at = now + self.lease_timeout_s / 4
+
+    def _housekeep(self) -> None:
+        """Heartbeat when due, then carry out pending requests. Between inputs only."""
+        now = time.monotonic()
+        if now >= self._renew_at:
+            self._renew_lease(now)
+        self.serve_requests()
+        self._poll_at = time.monotonic() + REQUEST_POLL_S
+
+    # -- requests (flatten) -----------------------------------------------------------------------
+    def serve_requests(self) -> list[RequestRow]:
+        """Carry out the run's pending requests, oldest first; returns them as they ended."""
+        done = []
+        for req in self.journal.requests(self.run_id, pending_only=True):
+            done.append(self._serve(req))
+        return done
+
+    def _serve(self, req: RequestRow) -> RequestRow:
+        w = next((x for x in self.wallets if x.name == req.wallet), None)
+        failure = None
+        if req.kind != "flatten":
+            failure = f"unknown request kind {req.kind!r}"
+        elif w is None:
+            failure = f"no wallet {req.wallet!r} in run {self.run_id}"
+        if failure is not None or w is None:
+            outcome = RequestOutcome(req.id, REQUEST_FAILED, failure or "", wall_ms())
+            self.journal.finish_request(self.run_id, outcome, lease=self.lease_token)
+            logger.warning(f"request {req.id} ({req.kind} {req.wallet}) failed: {failure}")
+        else:
+            ts = w.last_ts if self.source.startswith("replay:") else max(wall_ms(), w.last_ts)
+            msg = self._flatten(w, ts)
+            if self._kill_in_request:
+                os.kill(os.getpid(), signal.SIGKILL)
+            outcome = RequestOutcome(req.id, REQUEST_DONE, msg, wall_ms())
+            self._checkpoint(w, max(w.seen, w.cursor), ts, force=True, request=outcome)
+            logger.warning(f"request {req.id}: {msg}")
+        return RequestRow(req.id, req.run_id, req.wallet, req.kind, req.created_ts,
+                          outcome.status, outcome.result, outcome.done_ts)
+
+    def _flatten(self, w: LiveWallet, ts: int) -> str:
+        """Stop the strategy (it stays stopped: in the snapshot), cancel its orders and close
+        the position at market, reduce-only. In memory: the caller commits."""
+        from hedgekit.core.orders import OrderKind, OrderType
+
+        r = w.runner
+        if not w.started:
+            # Still warming up: an emergency stop must keep it from ever opening.
+            r.strategy.stop()
+            return f"flattened {w.name}: it had not traded yet and now never will in this run"
+        cancelled = len(r.strategy.working)
+        r._execute(r.strategy.stop(), ts)
+        qty = r.venue.position.qty
+        closed = ""
+        if not r.strategy.instrument.is_zero_qty(qty):
+            side = Side.SELL if qty > 0 else Side.BUY
+            place = r.strategy._place(OrderKind.FLATTEN, side, OrderType.MARKET, abs(qty), reduce_only=True)
+            r._execute([place], ts)
+            closed = f"; closed {qty:+g} at market ({r.venue.last_price:,.2f})"
+        return f"flattened {w.name}: cancelled {cancelled} order(s){closed}; position now {r.venue.position.qty:g}"
 
     def attach(self, run_id: int, *, resumed: bool = True) -> None:
         """Restore every wallet of ``run_id`` from its last checkpoint (fresh when none)."""
@@ -161,7 +369,7 @@ class LiveEngine:
                 snap: Snapshot = pickle.loads(blob)
                 runner = snap.runner
                 wallet = LiveWallet(
-                    wc.name, i, strategy.name, runner, cursor=cursor, seen=cursor, started=True,
+                    wc.name, i, strategy.name, runner, cursor=cursor, seen=cursor, started=snap.started,
                     funding_index=snap.funding_index, last_ts=snap.last_ts,
                     bars=runner.atr if isinstance(runner.atr, AtrTracker) else None,
                 )
@@ -191,7 +399,7 @@ class LiveEngine:
         def hook(ts: int, cmd: Command, strategy: Strategy) -> None:
             if isinstance(cmd, Place):
                 # The intent is durable before the venue sees the order.
-                self.journal.record_intent(self.run_id, wallet.name, cmd.order, ts)
+                self.journal.record_intent(self.run_id, wallet.name, cmd.order, ts, lease=self.lease_token)
                 self._intents_total += 1
                 if self._kill_after and self._intents_total >= self._kill_after:
                     os.kill(os.getpid(), signal.SIGKILL)
@@ -214,18 +422,34 @@ class LiveEngine:
                 loop.add_signal_handler(sig, self.stop)
         stop_wait = asyncio.ensure_future(self._stop.wait())
         iterator = feed.__aiter__()
+        next_item: asyncio.Future | None = None
+        tick: asyncio.Future | None = None  # wakes the loop for the heartbeat and requests
+        clean = False
         try:
+            self._housekeep()  # requests queued while no engine ran
             while True:
+                if next_item is None:
+                    next_item = asyncio.ensure_future(iterator.__anext__())
+                # Heartbeat and requests on a time basis, between inputs: a fast replay pays
+                # a clock read per input (one timer per poll period, not per input), and a
+                # silent feed still wakes the loop.
+                if tick is None or tick.done():
+                    wait_s = self._poll_at - time.monotonic()
+                    if wait_s <= 0:
+                        self._housekeep()
+                        continue
+                    tick = asyncio.ensure_future(asyncio.sleep(wait_s))
                 # A stop request wins even while the feed is silent (reconnecting, stale).
-                next_item = asyncio.ensure_future(iterator.__anext__())
-                await asyncio.wait({next_item, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({next_item, stop_wait, tick}, return_when=asyncio.FIRST_COMPLETED)
                 if self._stop.is_set():
-                    next_item.cancel()
                     self.stopped_early = True
                     logger.info("stop requested: no new orders; journal flushed")
                     break
+                if not next_item.done():
+                    continue  # time for the heartbeat / requests; the input stays awaited
+                done, next_item = next_item, None
                 try:
-                    item = next_item.result()
+                    item = done.result()
                 except StopAsyncIteration:
                     break
                 if isinstance(item, FeedStatusChange):
@@ -235,7 +459,14 @@ class LiveEngine:
                 else:
                     self.process(item)
                 self.items += 1
+            clean = True
+        except LeaseLost:
+            self._lease_lost = True
+            raise
         finally:
+            for pending in (next_item, tick):
+                if pending is not None:
+                    pending.cancel()
             stop_wait.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -244,7 +475,16 @@ class LiveEngine:
             if close is not None:
                 with contextlib.suppress(Exception):
                     await close()
-            self.shutdown()
+            try:
+                if not self._lease_lost:  # the new holder writes now, not this process
+                    if clean:
+                        self.serve_requests()  # one that came in at the very end
+                    self.shutdown()
+            except LeaseLost:
+                self._lease_lost = True
+                raise
+            finally:
+                self.release_lease()
 
     def _on_status(self, change: FeedStatusChange) -> None:
         if change.status is FeedStatus.STALE:
@@ -275,6 +515,9 @@ class LiveEngine:
             else:
                 w.bars.add_price(ts, item.price)
         if not w.started:
+            if r.strategy.stopped:
+                w.seen = item.seq  # flattened before its first trade: it stays out
+                return
             if w.bars is not None and w.bars.completed < self.warmup_bars:
                 w.seen = item.seq  # warm-up: the backtest does not trade these bars either
                 return
@@ -317,7 +560,9 @@ class LiveEngine:
             w.runner.apply_funding(float(f.rate[w.funding_index]), int(f.ts[w.funding_index]))
             w.funding_index += 1
 
-    def _checkpoint(self, w: LiveWallet, cursor: int, ts: int, *, force: bool) -> None:
+    def _checkpoint(
+        self, w: LiveWallet, cursor: int, ts: int, *, force: bool, request: RequestOutcome | None = None,
+    ) -> None:
         r = w.runner
         v = r.venue
         changed = bool(v.fills or v.order_log or r.log.phases)
@@ -343,12 +588,13 @@ class LiveEngine:
         w.last_ts = ts
         hook, r._on_command = r._on_command, None  # a closure over the journal: not state
         try:
-            blob = pickle.dumps(Snapshot(r, w.funding_index, ts), protocol=pickle.HIGHEST_PROTOCOL)
+            blob = pickle.dumps(Snapshot(r, w.funding_index, ts, w.started), protocol=pickle.HIGHEST_PROTOCOL)
         finally:
             r._on_command = hook
         self.journal.commit_batch(
             self.run_id, w.name, cursor=cursor, ts=ts, order_events=events, fills=fills,
             fill_phases=fill_phases, phases=phases, status=status, snapshot=blob,
+            lease=self.lease_token, request=request,
         )
         w.cursor = cursor
 
@@ -379,34 +625,73 @@ class LiveEngine:
             self._checkpoint(w, max(w.seen, w.cursor), ts, force=True)
 
 
-def flatten_wallet(journal: Journal, wallet: str, now_ms: int) -> str:
-    """Cancel every order of ``wallet`` (latest run that has it) and close its position at
-    market, reduce-only. The strategy stays stopped in the journal, so a resumed run does not
-    re-open it."""
-    from hedgekit.core.orders import OrderKind, OrderType
-
-    statuses = [s for s in journal.wallet_status() if s.wallet == wallet]
-    if not statuses:
-        known = ", ".join(sorted({s.wallet for s in journal.wallet_status()})) or "none"
+def run_of_wallet(journal: Journal, wallet: str) -> int:
+    """The latest run that has ``wallet``; HedgekitError naming the known wallets otherwise."""
+    registered = journal.wallets()
+    runs = [run_id for run_id, name in registered if name == wallet]
+    if not runs:
+        latest = registered[0][0] if registered else None
+        known = ", ".join(sorted(name for run_id, name in registered if run_id == latest)) or "none"
         raise HedgekitError(f"no wallet {wallet!r} in the journal's latest run (wallets: {known})")
-    run_id = statuses[0].run_id
+    return runs[0]
+
+
+def serve_requests_directly(journal: Journal, run_id: int, *, printer: Callable[[str], None] | None = None) -> None:
+    """Carry out the run's pending requests in this process, holding the run's lease meanwhile
+    (RunBusy when a live process holds it: that one serves them)."""
     run = next(r for r in journal.runs() if r.run_id == run_id)
     cfg = BacktestConfig.model_validate_json(run.config_json)
-    engine = LiveEngine(cfg, mode=run.mode, journal=journal, source=run.source)  # type: ignore[arg-type]
-    engine.attach(run_id)
-    w = next(x for x in engine.wallets if x.name == wallet)
-    if not w.started:
-        raise HedgekitError(f"wallet {wallet!r} has not traded yet: nothing to flatten")
-    r = w.runner
-    ts = max(now_ms, w.last_ts)
-    cancelled = len(r.strategy.working)
-    r._execute(r.strategy.stop(), ts)
-    qty = r.venue.position.qty
-    closed = ""
-    if not r.strategy.instrument.is_zero_qty(qty):
-        side = Side.SELL if qty > 0 else Side.BUY
-        place = r.strategy._place(OrderKind.FLATTEN, side, OrderType.MARKET, abs(qty), reduce_only=True)
-        r._execute([place], ts)
-        closed = f"; closed {qty:+g} at market ({r.venue.last_price:,.2f})"
-    engine._checkpoint(w, max(w.seen, w.cursor), ts, force=True)
-    return f"flattened {wallet}: cancelled {cancelled} order(s){closed}; position now {r.venue.position.qty:g}"
+    engine = LiveEngine(cfg, mode=run.mode, journal=journal, source=run.source, printer=printer)  # type: ignore[arg-type]
+    engine.take_lease(run_id, purpose="flatten")
+    try:
+        engine.attach(run_id)
+        engine.serve_requests()
+    finally:
+        engine.release_lease()
+
+
+class RequestPending(HedgekitError):
+    """The run's holder did not carry out a request in time; it stays pending."""
+
+
+def flatten_wallet(
+    journal: Journal, wallet: str, now_ms: int, *, wait_s: float = 30.0,
+    on_wait: Callable[[Lease], None] | None = None, printer: Callable[[str], None] | None = None,
+) -> str:
+    """Cancel every order of ``wallet`` (latest run that has it) and close its position at
+    market, reduce-only; the strategy stays stopped, so a resumed run does not re-open it.
+
+    Queues a flatten request. While a live engine holds the run, that engine carries it out
+    (``on_wait(lease)`` is called while waiting, about every 0.2 s); otherwise this process
+    takes the lease and does it. Returns the result line; HedgekitError when it failed, and
+    RequestPending when the live holder did not answer within ``wait_s`` (the request stays
+    pending: the holder, or whoever next holds the run, carries it out)."""
+    run_id = run_of_wallet(journal, wallet)
+    request_id = journal.add_request(run_id, wallet, "flatten", now_ms)
+    timeout_ms = int(lease_timeout_s() * 1000)
+    deadline = time.monotonic() + wait_s
+    while True:
+        req = journal.request(request_id)
+        assert req is not None
+        if req.status == REQUEST_DONE:
+            return req.result or ""
+        if req.status == REQUEST_FAILED:
+            raise HedgekitError(f"flatten {wallet}: {req.result}")
+        lease = journal.lease(run_id)
+        now = wall_ms()
+        if lease is None or now - lease.heartbeat_ts >= timeout_ms or holder_gone(lease):
+            with contextlib.suppress(RunBusy):  # taken meanwhile: wait for the new holder
+                serve_requests_directly(journal, run_id, printer=printer)
+            continue
+        if time.monotonic() >= deadline:
+            raise RequestPending(
+                f"the engine holding run {run_id}, {describe_lease(lease, now)}, did not carry out "
+                f"flatten request #{request_id} of wallet {wallet!r} within {wait_s:g} s. The "
+                "request stays pending: that engine carries it out when it next looks (every "
+                f"{REQUEST_POLL_S:g} s between inputs), or the next `hedgekit run`/`flatten` of "
+                "this run does; `hedgekit status` lists it"
+            )
+        if on_wait is not None:
+            on_wait(lease)
+        time.sleep(0.2)
+

@@ -6,13 +6,17 @@ from hedgekit.store.journal import (
     FillRow,
     Journal,
     JournalError,
+    Lease,
+    LeaseLost,
     OrderEventRow,
     OrderRow,
+    RequestOutcome,
+    RequestRow,
     RunRow,
     WalletStatus,
 )
 
 __all__ = [
-    "DEFAULT_PATH", "SCHEMA_VERSION", "FillRow", "Journal", "JournalError", "OrderEventRow",
-    "OrderRow", "RunRow", "WalletStatus",
+    "DEFAULT_PATH", "SCHEMA_VERSION", "FillRow", "Journal", "JournalError", "Lease", "LeaseLost",
+    "OrderEventRow", "OrderRow", "RequestOutcome", "RequestRow", "RunRow", "WalletStatus",
 ]

@@ -37,6 +37,19 @@ tables; one holding other tables is refused and left untouched. Transactions are
 COMMITTED; each write locks its wallet's row first (``SELECT ... FOR NO KEY UPDATE``), so writes
 to a wallet are serialized as SQLite's ``BEGIN IMMEDIATE`` serializes them. A read-only journal's
 sessions are ``READ ONLY``. Timestamps are integer milliseconds (UTC) on every backend.
+
+One writer per run (schema version 2): a process that writes a run's wallets holds the run's
+*lease* (``run_leases``: holder ``pid@host``, a random token, heartbeat). ``acquire_lease`` takes
+it when nobody holds it or the holder's heartbeat is older than the caller's timeout (the holder
+is presumed dead) or the caller knows the holder died (same machine, no such pid); ``commit_batch`` and ``record_intent`` given the holder's token check, in
+their transaction, that the token still holds the lease, so a process that stalled past the
+timeout and was replaced writes nothing (``LeaseLost``). Other processes ask the holder to act
+through ``requests`` (a flatten): the holder marks a request done in the same transaction as the
+batch that carries it out, so a request is never half done nor done twice.
+
+Older journals: a journal of schema version 1 opened for writing gets the version 2 tables
+(``run_leases``, ``requests``; additive, in one transaction) and its version is raised; opened
+read-only it is read as it is. A newer version is refused.
 """
 
 from __future__ import annotations
@@ -46,7 +59,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -85,18 +98,23 @@ from hedgekit.venues.sim import FillRecord, OrderLogRecord
 __all__ = [
     "APPLICATION",
     "DEFAULT_PATH",
+    "REQUEST_PENDING",
     "SCHEMA_VERSION",
     "FillRow",
     "Journal",
     "JournalError",
+    "Lease",
+    "LeaseLost",
     "OrderEventRow",
     "OrderRow",
+    "RequestOutcome",
+    "RequestRow",
     "RunRow",
     "WalletStatus",
 ]
 
 APPLICATION = "hedgekit"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_PATH = Path("state") / "hedgekit.db"
 # SQLite header field "application id" (offset 68): ASCII "HKJL".
 SQLITE_APPLICATION_ID = 0x484B4A4C
@@ -126,6 +144,13 @@ class JournalError(HedgekitError):
     """The journal cannot be opened, or a write would corrupt or contradict it."""
 
 
+class LeaseLost(JournalError):
+    """A write by a process whose lease on the run was taken over: nothing was written."""
+
+
+REQUEST_PENDING, REQUEST_DONE, REQUEST_FAILED = "pending", "done", "failed"
+
+
 # -- rows ---------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RunRow:
@@ -136,6 +161,48 @@ class RunRow:
     started_ts: int
     ended_ts: int | None
     status: str  # "running" until finish_run
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who holds a run (writes its wallets): ``holder`` is ``pid@host``, ``purpose`` ``run`` or
+    ``flatten``; timestamps are the holder's wall clock (ms)."""
+
+    run_id: int
+    holder: str
+    token: str
+    purpose: str
+    acquired_ts: int
+    heartbeat_ts: int
+    host_key: str = ""  # the holder's machine and pid namespace, where its pid means something
+
+    def age_s(self, now_ms: int) -> float:
+        """Seconds since the last heartbeat (0 when the holder's clock is ahead)."""
+        return max(now_ms - self.heartbeat_ts, 0) / 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRow:
+    """A request to the run's holder (``kind`` ``flatten``); ``status`` pending, done or failed."""
+
+    id: int
+    run_id: int
+    wallet: str
+    kind: str
+    created_ts: int
+    status: str
+    result: str | None
+    done_ts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOutcome:
+    """How a request ended, committed with the batch that carried it out."""
+
+    request_id: int
+    status: str  # REQUEST_DONE or REQUEST_FAILED
+    result: str
+    done_ts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +439,38 @@ _checkpoints = Table(
     PrimaryKeyConstraint("run_id", "wallet"),
     ForeignKeyConstraint(["run_id", "wallet"], ["wallets.run_id", "wallets.wallet"]),
 )
+# -- schema version 2: the run's lease and requests to its holder
+_leases = Table(
+    "run_leases", _md,
+    Column("run_id", Integer, primary_key=True, autoincrement=False),
+    Column("holder", Text, nullable=False),  # pid@host
+    Column("token", String(64), nullable=False),  # random, per acquisition
+    Column("purpose", String(16), nullable=False),  # run | flatten
+    Column("acquired_ts", BigInteger, nullable=False),
+    Column("heartbeat_ts", BigInteger, nullable=False),
+    Column("host_key", String(200), nullable=False),
+    ForeignKeyConstraint(["run_id"], ["runs.run_id"]),
+)
+_requests = Table(
+    "requests", _md,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("wallet", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("created_ts", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("result", Text),
+    Column("done_ts", BigInteger),
+    Index("ix_requests_pending", "run_id", "status"),
+    ForeignKeyConstraint(["run_id", "wallet"], ["wallets.run_id", "wallets.wallet"]),
+)
 _TABLES = tuple(t.name for t in _md.sorted_tables)
+# The tables of each schema version (a version only ever adds tables).
+_V1_TABLES = (
+    "hedgekit_meta", "runs", "wallets", "orders", "batches", "order_events", "fills", "phases",
+    "wallet_status", "checkpoints",
+)
+_TABLES_OF = {1: _V1_TABLES, 2: _TABLES}
 
 
 # -- opening ------------------------------------------------------------------------------
@@ -478,10 +576,30 @@ def _check_schema(conn: Connection, where: str) -> int | None:
         )
     if version < 1:
         raise JournalError(f"journal {where}: invalid schema version {version}")
-    missing = sorted(set(_TABLES) - tables)
+    missing = sorted(set(_TABLES_OF[version]) - tables)
     if missing:
         raise JournalError(f"journal {where}: incomplete journal, missing table(s) {', '.join(missing)}")
     return version
+
+
+def _migrate(conn: Connection, version: int, where: str) -> int:
+    """Bring a checked journal of an older ``version`` up to SCHEMA_VERSION: create the tables
+    the newer versions add, then record the version (the caller's transaction: all or nothing).
+    A table of that name that is already there (not ours) is refused, nothing changed."""
+    if version >= SCHEMA_VERSION:
+        return version
+    new = [t for t in _md.sorted_tables if t.name not in _TABLES_OF[version]]
+    clash = sorted({t.name for t in new} & set(inspect(conn).get_table_names()))
+    if clash:
+        raise JournalError(
+            f"journal {where}: schema version {version} also holds table(s) {', '.join(clash)} "
+            f"that hedgekit did not create, so it cannot be upgraded to version {SCHEMA_VERSION}; "
+            "left untouched"
+        )
+    for t in new:
+        t.create(conn)
+    conn.execute(_meta.update().where(_meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+    return SCHEMA_VERSION
 
 
 def _create_schema(conn: Connection) -> None:
@@ -612,8 +730,18 @@ class Journal:
         if readonly:
             return cls(probe, location=where, schema_version=version, readonly=True)
         probe.dispose()
-        return cls(_sqlite_engine(path, readonly=False), location=where, schema_version=version,
-                   readonly=False)
+        engine = _sqlite_engine(path, readonly=False)
+        if version < SCHEMA_VERSION:
+            try:
+                with engine.begin() as conn:  # BEGIN IMMEDIATE: one upgrader at a time
+                    version = _migrate(conn, _check_schema(conn, where) or version, where)
+            except SQLAlchemyError as exc:
+                engine.dispose()
+                raise JournalError(f"journal {where}: cannot upgrade the schema ({_reason(exc)})") from None
+            except BaseException:
+                engine.dispose()
+                raise
+        return cls(engine, location=where, schema_version=version, readonly=False)
 
     @classmethod
     def _open_url(cls, url: str, *, create: bool, readonly: bool) -> Journal:
@@ -642,10 +770,12 @@ class Journal:
             event.listen(engine, "connect", lambda dbapi_conn, _rec: dbapi_conn.execute("PRAGMA foreign_keys=ON"))
         try:
             with engine.begin() as conn:
-                if backend == "postgresql" and create:
-                    # one creator at a time (transaction-scoped, per database)
+                if backend == "postgresql" and not readonly:
+                    # one creator or upgrader at a time (transaction-scoped, per database)
                     conn.execute(select(func.pg_advisory_xact_lock(_PG_CREATE_LOCK)))
                 version = _check_schema(conn, where)
+                if version is not None and not readonly:
+                    version = _migrate(conn, version, where)
                 if version is None:
                     others = _foreign_tables(conn)
                     if others:
@@ -734,6 +864,15 @@ class Journal:
         return [RunRow(*r) for r in rows]
 
     # -- wallets
+    def wallets(self) -> list[tuple[int, str]]:
+        """Every (run_id, wallet) registered, latest run first (a wallet may not have traded
+        yet, so it has no status row)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(_wallets.c.run_id, _wallets.c.wallet).order_by(_wallets.c.run_id.desc(), _wallets.c.wallet)
+            ).all()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
     def ensure_wallet(self, run_id: int, name: str, strategy: str) -> None:
         with self._write("register a wallet") as conn:
             if conn.execute(select(_runs.c.run_id).where(_runs.c.run_id == run_id)).first() is None:
@@ -749,13 +888,123 @@ class Journal:
                     f"{known!r}, not {strategy!r}; start a new run to change it"
                 )
 
+    # -- the run's lease (one writer per run) and requests to its holder
+    def acquire_lease(
+        self, run_id: int, *, holder: str, token: str, purpose: str, now_ms: int, timeout_ms: int,
+        host_key: str = "", gone: Callable[[Lease], bool] | None = None,
+    ) -> Lease | None:
+        """Take the run's lease for ``token``: None when taken (also when ``token`` already
+        held it), else the live lease of another holder (heartbeat younger than
+        ``timeout_ms``), left alone. A stale lease (holder presumed dead), or one whose holder
+        ``gone`` knows to be dead, is taken over."""
+        with self._write(f"take the lease of run {run_id}") as conn:
+            # serializes the takers (PostgreSQL: a row lock; SQLite: BEGIN IMMEDIATE already)
+            q = select(_runs.c.run_id).where(_runs.c.run_id == run_id).with_for_update(key_share=True)
+            if conn.execute(q).first() is None:
+                raise JournalError(f"journal {self.location}: no run {run_id}")
+            row = conn.execute(select(_leases).where(_leases.c.run_id == run_id)).mappings().first()
+            if row is not None and row["token"] != token and now_ms - int(row["heartbeat_ts"]) < timeout_ms:
+                held = Lease(**row)
+                if gone is None or not gone(held):
+                    return held
+            values = {"holder": holder, "token": token, "purpose": purpose,
+                      "acquired_ts": now_ms, "heartbeat_ts": now_ms, "host_key": host_key}
+            if row is None:
+                conn.execute(_leases.insert().values(run_id=run_id, **values))
+            else:
+                if row["token"] == token:
+                    values["acquired_ts"] = int(row["acquired_ts"])
+                conn.execute(_leases.update().where(_leases.c.run_id == run_id).values(**values))
+        return None
+
+    def renew_lease(self, run_id: int, token: str, now_ms: int) -> bool:
+        """The heartbeat: False when ``token`` no longer holds the lease (taken over)."""
+        with self._write(f"renew the lease of run {run_id}") as conn:
+            res = conn.execute(_leases.update().where(
+                _leases.c.run_id == run_id, _leases.c.token == token,
+            ).values(heartbeat_ts=now_ms))
+            return res.rowcount == 1
+
+    def release_lease(self, run_id: int, token: str) -> None:
+        """Give the lease up (a no-op when ``token`` does not hold it)."""
+        with self._write(f"release the lease of run {run_id}") as conn:
+            conn.execute(_leases.delete().where(_leases.c.run_id == run_id, _leases.c.token == token))
+
+    def lease(self, run_id: int) -> Lease | None:
+        """The run's lease, live or stale; None when nobody holds it."""
+        if self.schema_version < 2:
+            return None
+        with self._read() as conn:
+            row = conn.execute(select(_leases).where(_leases.c.run_id == run_id)).mappings().first()
+        return None if row is None else Lease(**row)
+
+    def _check_lease(self, conn: Connection, run_id: int, token: str | None) -> None:
+        """Refuse a write by a process whose lease was taken over. The lease row stays share
+        locked until the transaction ends (PostgreSQL), so a take-over waits for the write."""
+        if token is None:
+            return
+        q = select(_leases.c.token, _leases.c.holder).where(_leases.c.run_id == run_id).with_for_update(read=True)
+        row = conn.execute(q).first()
+        if row is None or row[0] != token:
+            now = "nobody holds it now" if row is None else f"{row[1]} holds it now"
+            raise LeaseLost(
+                f"journal {self.location}: this process no longer holds the lease of run {run_id} "
+                f"({now}; did it stall longer than the lease timeout?): nothing written"
+            )
+
+    def add_request(self, run_id: int, wallet: str, kind: str, now_ms: int) -> int:
+        """Queue a request for the run's holder; returns its id."""
+        with self._write(f"queue a {kind} request") as conn:
+            self._require_wallet(conn, run_id, wallet)
+            res = conn.execute(_requests.insert().values(
+                run_id=run_id, wallet=wallet, kind=kind, created_ts=now_ms, status=REQUEST_PENDING,
+                result=None, done_ts=None,
+            ))
+            return int(res.inserted_primary_key[0])
+
+    def requests(self, run_id: int, *, pending_only: bool = False) -> list[RequestRow]:
+        """The run's requests in the order they were made."""
+        if self.schema_version < 2:
+            return []
+        q = select(_requests).where(_requests.c.run_id == run_id)
+        if pending_only:
+            q = q.where(_requests.c.status == REQUEST_PENDING)
+        with self._read() as conn:
+            rows = conn.execute(q.order_by(_requests.c.id)).mappings().all()
+        return [RequestRow(**r) for r in rows]
+
+    def request(self, request_id: int) -> RequestRow | None:
+        with self._read() as conn:
+            row = conn.execute(select(_requests).where(_requests.c.id == request_id)).mappings().first()
+        return None if row is None else RequestRow(**row)
+
+    def finish_request(self, run_id: int, outcome: RequestOutcome, *, lease: str | None = None) -> None:
+        """Close a request that needed no batch (it failed before anything was done)."""
+        with self._write(f"close request {outcome.request_id}") as conn:
+            self._check_lease(conn, run_id, lease)
+            self._close_request(conn, run_id, outcome)
+
+    def _close_request(self, conn: Connection, run_id: int, outcome: RequestOutcome) -> None:
+        res = conn.execute(_requests.update().where(
+            _requests.c.id == outcome.request_id, _requests.c.run_id == run_id,
+            _requests.c.status == REQUEST_PENDING,
+        ).values(status=outcome.status, result=outcome.result, done_ts=outcome.done_ts))
+        if res.rowcount != 1:
+            raise JournalError(
+                f"journal {self.location}: request {outcome.request_id} of run {run_id} is not "
+                "pending (done already, or unknown): nothing written"
+            )
+
     # -- orders
-    def record_intent(self, run_id: int, wallet: str, spec: OrderSpec, ts: int) -> None:
+    def record_intent(
+        self, run_id: int, wallet: str, spec: OrderSpec, ts: int, *, lease: str | None = None,
+    ) -> None:
         """Record an order before it is sent (committed at once). Idempotent per client id.
 
         Same spec again: no-op (a replay), except that a rejected order goes back to ``new``
         (a retry with the same id). A different spec is accepted only while the order is
         ``new`` or ``rejected`` (a retry with adjusted parameters); otherwise JournalError.
+        ``lease``: the writer's lease token, checked (LeaseLost when taken over).
         """
         if spec.wallet != wallet:
             raise JournalError(
@@ -768,6 +1017,7 @@ class Journal:
         }
         with self._write("record an order intent") as conn:
             self._require_wallet(conn, run_id, wallet)
+            self._check_lease(conn, run_id, lease)
             key = (_orders.c.run_id == run_id, _orders.c.wallet == wallet,
                    _orders.c.client_id == spec.client_id)
             row = conn.execute(select(_orders).where(*key)).mappings().first()
@@ -798,6 +1048,7 @@ class Journal:
         fill_phases: Mapping[str, str], phases: Sequence[tuple[int, str]],
         status: WalletStatus, snapshot: bytes | None,
         venue_ids: Mapping[str, str] | None = None,
+        lease: str | None = None, request: RequestOutcome | None = None,
     ) -> None:
         """Write what one input produced, atomically (all of it or none of it).
 
@@ -810,6 +1061,8 @@ class Journal:
         (ts, phase) transitions. ``snapshot`` None leaves the checkpoint where it was (a
         checkpoint's cursor always matches its snapshot). ``venue_ids`` maps client id ->
         the venue's order id, when the venue reports one.
+        ``lease``: the writer's lease token, checked in the transaction (LeaseLost when taken
+        over). ``request``: a pending request this batch carries out, closed with it.
         """
         if status.run_id != run_id or status.wallet != wallet:
             raise JournalError(
@@ -820,6 +1073,9 @@ class Journal:
         phase_rows = [{"ts": int(t), "phase": str(p)} for t, p in phases]
         with self._write(f"commit the batch of input {cursor} of wallet {wallet!r}") as conn:
             self._require_wallet(conn, run_id, wallet)
+            self._check_lease(conn, run_id, lease)
+            if request is not None:
+                self._close_request(conn, run_id, request)
             latest = conn.execute(select(_status.c.input_cursor).where(
                 _status.c.run_id == run_id, _status.c.wallet == wallet,
             )).scalar_one_or_none()
