@@ -99,7 +99,7 @@ class RiskSettings(_Model):
     target_vol: float = Field(default=0.01, description="see max_size_pct")
     portfolio_value: float | None = Field(default=None, description="default: spot value at start")
     rearm_after_seconds: float | None = Field(default=None, description="re-lay the grid this long after a SL/TP; null = stay stopped")
-    funding_threshold: float | None = Field(default=None, description="|funding rate| above which rungs are scaled")
+    funding_threshold: float | None = Field(default=None, description="|last settled funding rate| above which new rungs are scaled")
     funding_size_factor: float = Field(default=1.0, description="rung size factor beyond the funding threshold")
 
 

@@ -74,3 +74,27 @@ def test_grid_volatility_estimated_from_warmup_when_omitted():
     result = run_backtest(cfg)
     assert result.summary["data"]["warmup_bars"] == 5 * 1440
     assert result.summary["data"]["bars"] == 43_199 - 5 * 1440
+
+
+def test_funding_aware_rung_sizing_uses_the_rates_of_the_funding_data():
+    """risk.funding_threshold works from the data: rungs placed after a funding time whose
+    rate is beyond the threshold are scaled by funding_size_factor (before it, full size)."""
+    base = {"symbol": "BTCUSDT", "grid": {"volatility": 0.02}, "allocation": 50000, "leverage": 2,
+            "venue": {"funding": {"rate": 0.0002}}}
+    plain = run_backtest(parse_config(base), end="2025-05-08")
+    scaled = run_backtest(parse_config({**base, "risk": {"funding_threshold": 0.0001, "funding_size_factor": 0.5}}),
+                          end="2025-05-08")
+
+    def placed_qty(result) -> list[tuple[str, float]]:
+        o = result.orders
+        rungs = o[(o.event == "placed") & o.kind.isin(["grid_sell", "grid_buy"])]
+        return list(zip(rungs.timestamp, rungs.qty, strict=True))
+
+    # The data starts 2025-05-04 15:33 UTC; a constant rate is paid every 8 h from 00:00 UTC.
+    first_funding = "2025-05-04T16:00:00.000Z"  # ISO-8601 UTC strings sort by time
+    before = [q for t, q in placed_qty(scaled) if t < first_funding]
+    after = [q for t, q in placed_qty(scaled) if t > first_funding]
+    assert before and after
+    assert set(before) == {0.2}  # the SPEC §5 step until a rate is known
+    assert set(after) == {0.1}
+    assert {q for _, q in placed_qty(plain)} == {0.2}  # no threshold: never scaled

@@ -64,10 +64,12 @@ class Timer:
 @fast_init
 @dataclass(frozen=True, slots=True)
 class FundingSettled:
-    """The venue paid or charged funding on the position."""
+    """A funding time passed: the venue paid or charged ``amount`` on the position (0.0 when
+    flat) at ``rate``, the rate settled then (the latest a strategy can know)."""
 
     ts: int
     amount: float  # the cash change: negative when the wallet paid
+    rate: float = 0.0
 
 
 @fast_init

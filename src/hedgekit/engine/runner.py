@@ -8,7 +8,7 @@ the per-bar reference loop) and PAPER. It is the only place where the ordering r
   executed (place before cancel, in the order given) before the price moves on;
 * a gap (the price jumped, e.g. previous close -> bar open) fires every crossed stop at the
   gap price, in trigger order, still interleaved with the unit steps level by level;
-* funding the venue pays or charges is told to the strategy (``FundingSettled``) at its time;
+* at each funding time the strategy is told the rate and the cash it moved (``FundingSettled``);
 * a strategy that ``wants_atr`` gets ``AtrUpdated`` from ``atr`` (any object with
   ``value_at(ts)``) once before ``start`` and then just before any other event it is given,
   only when the value changed. Both loops deliver the same events at the same times, so they
@@ -95,14 +95,13 @@ class WalletRunner:
 
     def apply_funding(self, rate: float, ts: int) -> None:
         """Funding due at ``ts``, at the last price as the mark; the strategy is told the
-        cash it moved."""
+        cash it moved and the rate, also when flat (a grid sizes its rungs by the rate)."""
         venue = self.venue
         mark = venue.last_price
         if mark is None:
             return
         paid = venue.apply_funding(rate, mark, ts)
-        if paid is not None:
-            self._deliver([FundingSettled(ts, paid.amount)], ts)
+        self._deliver([FundingSettled(ts, paid.amount if paid is not None else 0.0, rate)], ts)
 
     @property
     def next_timer(self) -> int | None:

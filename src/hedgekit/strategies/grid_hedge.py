@@ -45,6 +45,7 @@ import numpy as np
 from hedgekit.core import (
     Command,
     Event,
+    FundingSettled,
     HedgekitError,
     Instrument,
     OrderCancelled,
@@ -574,6 +575,10 @@ class GridHedge(Strategy):
         if not _is_num(rate):
             raise ParameterError("funding_rate", rate, "must be a finite number")
         self._funding_rate = float(rate)
+
+    def _on_funding(self, event: FundingSettled) -> list[Command]:
+        self.set_funding_rate(event.rate)
+        return []
 
     # -- engine entry points -----------------------------------------------------------------
     def start(self, ts: int, price: float) -> list[Command]:
