@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -341,3 +342,85 @@ def test_paper_replay_with_atr_units_matches_the_backtest_also_across_a_restart(
     assert len(journal.runs()) == 1
     two_out = export_run(journal, two.run_id, cfg, tmp_path / "two")
     assert (two_out / "fills.csv").read_text() == bt_fills
+
+
+def sigma_less_grid_config(tmp_path: Path) -> Path:
+    """A grid hedge that estimates σ from a 3-day warm-up, a grid with a σ (its rebalances use
+    the estimate from the same warm-up) and a long wallet with ATR units (20-bar warm-up)."""
+    data = yaml.safe_load(example_path("grid_hedge.yaml").read_text())
+    del data["grid"]["volatility"]
+    data["grid"]["volatility_lookback_days"] = 3
+    data.pop("data")
+    cfg = parse_config(data).model_dump(mode="json", exclude_none=True)
+    grid = cfg["wallets"][0]
+    cfg["wallets"] += [
+        {**grid, "name": "grid2", "grid": {**grid["grid"], "volatility": 0.02}},
+        {"name": "long", "strategy": "long_wallet", "allocation": 20000, "leverage": 1,
+         "unit": {"mode": "atr", "value": 3.0, "atr_period": 20}},
+    ]
+    path = tmp_path / "grid_nv.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_paper_replay_of_a_grid_without_volatility_matches_the_backtest_also_across_a_restart(tmp_path):
+    """The live engine waits the backtest's warm-up (3 days: longer than the ATR's 20 bars),
+    seeds every grid with those bars and starts on the backtest's first bar; a run stopped in
+    the middle of the warm-up and resumed writes the same fills."""
+    cfg = load_config(sigma_less_grid_config(tmp_path))
+    full = slice_csv(tmp_path, 5)
+    bt = run_backtest(cfg, data=str(full))
+    bt_out = bt.write(tmp_path / "bt")
+    bt_fills = (bt_out / "fills.csv").read_text()
+    assert {"grid", "grid2", "long"} <= set(bt.fills.wallet)
+    assert bt.summary["data"]["warmup_bars"] == 3 * 1440
+
+    one = paper(cfg, Journal.open(tmp_path / "one.db"), full)
+    one_out = export_run(one.journal, one.run_id, cfg, tmp_path / "one")
+    assert (one_out / "fills.csv").read_text() == bt_fills
+    assert (one_out / "orders.csv").read_bytes() == (bt_out / "orders.csv").read_bytes()
+    first = load_candles(full)
+    start = pd.Timestamp(int(first.ts[3 * 1440]), unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M")
+    assert bt_fills.splitlines()[1].startswith(start)
+
+    # Stopped after 2 of the 3 warm-up days, then resumed with the whole file.
+    staged = tmp_path / "staged.csv"
+    pd.read_csv(full).iloc[:2 * 1440].to_csv(staged, index=False)
+    journal = Journal.open(tmp_path / "two.db")
+    stopped = paper(cfg, journal, staged)
+    assert not any(w.started for w in stopped.wallets)
+    assert journal.wallet_status(stopped.run_id) == []  # no checkpoint before the start
+    staged.write_bytes(full.read_bytes())
+    two = paper(cfg, journal, staged)
+    assert len(journal.runs()) == 1
+    two_out = export_run(journal, two.run_id, cfg, tmp_path / "two")
+    assert (two_out / "fills.csv").read_text() == bt_fills
+    assert (two_out / "orders.csv").read_bytes() == (bt_out / "orders.csv").read_bytes()
+
+
+def test_a_live_feed_refuses_a_grid_without_volatility(tmp_path, monkeypatch):
+    """It cannot wait lookback days for its σ: a clear error at start, before any feed."""
+    import hedgekit.cli
+
+    def no_feed(*_args):
+        raise AssertionError("the run must be refused before its feed is made")
+
+    monkeypatch.setattr(hedgekit.cli, "_make_feed", no_feed)
+    cfg_path = sigma_less_grid_config(tmp_path)
+    res = CliRunner().invoke(app, ["run", str(cfg_path), "--mode", "paper", "--feed", "live",
+                                   "--db", str(tmp_path / "j.db")])
+    assert res.exit_code != 0
+    assert "grid.volatility is not set (wallet grid)" in res.output
+    assert "Set grid.volatility" in res.output
+    assert Journal.open(tmp_path / "j.db").runs() == []  # refused before a run was started
+
+
+def test_the_warm_up_rule_is_the_same_for_the_backtest_and_the_live_engine():
+    from hedgekit.engine.session import Warmup
+
+    rng = random.Random(7)
+    for _ in range(200):
+        ts = np.cumsum([rng.choice([60_000, 60_000, 3_600_000, 86_400_000]) for _ in range(rng.randint(1, 400))])
+        w = Warmup(bars=rng.choice([0, 2, 14, 300]), days=rng.choice([0, 2, 3]))
+        first = next((i for i in range(len(ts)) if w.over(i, int(ts[i]), int(ts[0]))), len(ts))
+        assert min(w.cut(ts), len(ts)) == first

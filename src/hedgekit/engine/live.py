@@ -28,10 +28,18 @@ after the restart) and a crash after it leaves it done. With no live lease the f
 lease itself and does the same (``flatten_wallet``).
 
 Bars are walked exactly like the backtest's walk (``engine.backtest._walk_bar``), so a PAPER
-replay of a history file produces the backtest's fills. With ATR units every wallet waits the
-backtest's warm-up (``atr_warmup_bars`` bars) before it starts, and a wallet's ATR comes from
-the bars it has seen (a price feed is aggregated into 1-minute bars, so there the ATR is a
-1-minute ATR and the warm-up lasts that many minutes).
+replay of a history file produces the backtest's fills. Every wallet waits the backtest's
+warm-up (``engine.session.Warmup``, the rule both share) before it starts: with ATR units
+``atr_period`` bars, and a wallet's ATR comes from the bars it has seen (a price feed is
+aggregated into 1-minute bars, so there the ATR is a 1-minute ATR and the warm-up lasts that
+many minutes); with a grid hedge without ``grid.volatility`` the first
+``grid.volatility_lookback_days`` days of the replay, whose (time, close) every grid hedge gets
+through ``GridHedge.seed_history`` before its start, as in the backtest, to estimate σ from.
+A live feed cannot wait those days: a grid without ``grid.volatility`` is refused there.
+
+A wallet keeps its warm-up prices in memory only: it writes no checkpoint before it starts
+(but for a flatten, after which it never starts), so while any wallet warms up the run's
+``resume_after`` is -1 and a restarted replay reads the warm-up again from the first row.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ import signal
 import socket
 import time
 import uuid
+from array import array
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,15 +61,16 @@ from typing import Literal
 import numpy as np
 from loguru import logger
 
-from hedgekit.config import BacktestConfig
+from hedgekit.config import BacktestConfig, GridHedgeConfig
 from hedgekit.core.atr import AtrTracker
 from hedgekit.core.commands import Cancel, Command, Place
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.orders import Side
 from hedgekit.core.strategy import Strategy
+from hedgekit.core.volatility import DAY_MS
 from hedgekit.engine import backtest as bt
 from hedgekit.engine.runner import WalletRunner
-from hedgekit.engine.session import atr_warmup_bars, build_strategy, sim_config
+from hedgekit.engine.session import Warmup, build_strategy, sim_config, warmup_of
 from hedgekit.feeds.base import Bar, FeedStatus, FeedStatusChange, PricePoint
 from hedgekit.logs import fill_line, order_line
 from hedgekit.store.journal import (
@@ -191,6 +201,27 @@ class LiveWallet:
     # The bars seen so far, for the warm-up and the ATR (the runner's ATR source when the
     # strategy wants one, so it is in the snapshot). None: no warm-up and no ATR.
     bars: AtrTracker | None = None
+    # Times of the first and the last input seen while warming up (the days count from the first).
+    first_ts: int | None = None
+    warm_ts: int = 0
+    # (ts, close) of the inputs of the warm-up, for a grid hedge's seed_history (None: not
+    # a grid hedge, or no warm-up). Memory only: see the module's docstring.
+    history: WarmupPrices | None = None
+
+
+@dataclass
+class WarmupPrices:
+    """The warm-up inputs a wallet saw, not traded: what the backtest seeds a grid with."""
+
+    ts: array = field(default_factory=lambda: array("q"))
+    close: array = field(default_factory=lambda: array("d"))
+
+    def add(self, ts: int, close: float) -> None:
+        self.ts.append(int(ts))
+        self.close.append(float(close))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array(self.ts, dtype=np.int64), np.array(self.close, dtype=float)
 
 
 @dataclass
@@ -226,7 +257,7 @@ class LiveEngine:
         self.config_json = cfg.model_dump_json()
         self.run_id = 0
         self.wallets: list[LiveWallet] = []
-        self.warmup_bars = atr_warmup_bars(cfg)
+        self.warmup: Warmup = warmup_of(cfg)
         self._stop = asyncio.Event()
         self._kill_after = int(os.environ.get(KILL_AFTER_INTENT_ENV, "0") or 0)
         self._kill_in_request = os.environ.get(KILL_IN_REQUEST_ENV, "") not in ("", "0")
@@ -244,6 +275,15 @@ class LiveEngine:
     def open(self, now_ms: int) -> None:
         """Start a new run, or resume the unfinished one with the same mode, config and source.
         Takes the run's lease: RunBusy when a live process holds it."""
+        if self.warmup.days and not self.source.startswith("replay:"):
+            cfg = self.cfg
+            grids = [w.name for w in cfg.wallets if isinstance(w, GridHedgeConfig) and w.grid.volatility is None]
+            raise HedgekitError(
+                f"grid.volatility is not set (wallet {', '.join(grids)}): a backtest or a replay "
+                f"estimates it from the first grid.volatility_lookback_days={self.warmup.days} days of "
+                "data, which a live feed would have to wait for. Set grid.volatility (a daily σ: "
+                "0.02 = 2 % a day) to run on a live feed"
+            )
         j = self.journal
         run_id = j.find_resumable_run(mode=self.mode, config_json=self.config_json, source=self.source)
         resumed = run_id is not None
@@ -377,11 +417,12 @@ class LiveEngine:
                 # The account is opened on the first input (a grid hedge's default allocation
                 # is the spot value at that price): see _start.
                 bars = None
-                if strategy.wants_atr or self.warmup_bars:
+                if strategy.wants_atr or self.warmup.bars:
                     # Without ATR units it only counts the warm-up bars (any period will do).
                     bars = AtrTracker(strategy.atr_period if strategy.wants_atr else 2)
                 runner = WalletRunner(strategy, SimExchange(instrument, sim_config(self.cfg, wc, i, 1.0)), atr=bars)
-                wallet = LiveWallet(wc.name, i, strategy.name, runner, bars=bars)
+                history = WarmupPrices() if self.warmup and isinstance(strategy, GridHedge) else None
+                wallet = LiveWallet(wc.name, i, strategy.name, runner, bars=bars, history=history)
             runner._on_command = self._command_hook(wallet)
             self.wallets.append(wallet)
         what = "resumed" if resumed else "started"
@@ -518,7 +559,7 @@ class LiveEngine:
             if r.strategy.stopped:
                 w.seen = item.seq  # flattened before its first trade: it stays out
                 return
-            if w.bars is not None and w.bars.completed < self.warmup_bars:
+            if self.warmup and not self._warmup_over(w, item):
                 w.seen = item.seq  # warm-up: the backtest does not trade these bars either
                 return
             self._start(w, item)
@@ -538,18 +579,45 @@ class LiveEngine:
         w.seen = item.seq
         self._checkpoint(w, item.seq, ts, force=False)
 
+    def _warmup_over(self, w: LiveWallet, item: Bar | PricePoint) -> bool:
+        """The shared rule (``Warmup.over``): is ``item`` the wallet's first traded input?
+        If not, the wallet keeps it for the grid's σ."""
+        if w.first_ts is None:
+            w.first_ts = item.ts
+        w.warm_ts = item.ts
+        completed = w.bars.completed if w.bars is not None else 0
+        if self.warmup.over(completed, item.ts, w.first_ts):
+            return True
+        if w.history is not None:
+            w.history.add(item.ts, item.close if isinstance(item, Bar) else item.price)
+        return False
+
     def _start(self, w: LiveWallet, item: Bar | PricePoint) -> None:
         price = item.open if isinstance(item, Bar) else item.price
         r = w.runner
         wc = self.cfg.wallets[w.index]
         r.venue = SimExchange(r.strategy.instrument, sim_config(self.cfg, wc, w.index, price))
         if isinstance(r.strategy, GridHedge):
+            if w.history is not None:
+                # As the backtest: the warm-up's bars, for the σ estimate.
+                r.strategy.seed_history(*w.history.arrays())
+                w.history = None
             logger.info(r.strategy.describe(price))
         r.start(item.ts, price)
         w.started = True
         if self.funding is not None:
             # As in the backtest: payments strictly after the start.
             w.funding_index = int(np.searchsorted(self.funding.ts, item.ts, side="right"))
+
+    def _warmup_left(self, w: LiveWallet) -> str:
+        left = []
+        if self.warmup.bars:
+            done = w.bars.completed if w.bars is not None else 0
+            left.append(f"{done} of {self.warmup.bars} bars")
+        if self.warmup.days and w.first_ts is not None:
+            seen = (w.warm_ts - w.first_ts) / DAY_MS
+            left.append(f"{seen:.2f} of {self.warmup.days} days")
+        return ", ".join(left)
 
     def _apply_funding(self, w: LiveWallet, ts: int) -> None:
         f = self.funding
@@ -618,6 +686,8 @@ class LiveEngine:
         cancel_on_exit."""
         for w in self.wallets:
             if not w.started:
+                if not w.runner.strategy.stopped and w.seen >= 0:
+                    logger.warning(f"{w.name}: still warming up ({self._warmup_left(w)}): it has not traded yet")
                 continue
             ts = w.last_ts
             if self.cancel_on_exit:

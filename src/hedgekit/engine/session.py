@@ -25,6 +25,7 @@ from hedgekit.config import (
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.strategy import Strategy
 from hedgekit.core.units import UnitMode
+from hedgekit.core.volatility import DAY_MS
 from hedgekit.engine import backtest as engine
 from hedgekit.feeds.history import (
     BUNDLED_BTC_1M,
@@ -173,31 +174,71 @@ def atr_warmup_bars(cfg: BacktestConfig) -> int:
                 if isinstance(w, LongWalletConfig | HedgeWalletConfig) and w.unit.mode is UnitMode.ATR), default=0)
 
 
+@dataclass(frozen=True, slots=True)
+class Warmup:
+    """Where trading starts: the one rule the backtest (``_split_warmup``) and the live engine
+    (``engine.live``) share, so that a PAPER replay trades from the backtest's bar.
+
+    Every wallet waits the longest warm-up: ``bars`` completed bars (ATR units: the longest
+    ``unit.atr_period``) and ``days`` days of data (a grid hedge without ``grid.volatility``
+    estimates σ from them: the longest ``grid.volatility_lookback_days``). The first traded
+    input is the first one with at least ``bars`` bars before it and a time at or after
+    ``first_ts + days``, ``first_ts`` being the time of the first input (the first bar)."""
+
+    bars: int = 0
+    days: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.bars or self.days)
+
+    def start_ts(self, first_ts: int) -> int:
+        """The earliest time of a traded input when the data begins at ``first_ts``."""
+        return int(first_ts) + self.days * DAY_MS
+
+    def over(self, bars_before: int, ts: int, first_ts: int) -> bool:
+        """True when the input at ``ts``, with ``bars_before`` completed bars before it, is
+        traded (the live engine asks this of every input until it is)."""
+        return bars_before >= self.bars and (not self.days or ts >= self.start_ts(first_ts))
+
+    def cut(self, ts: np.ndarray) -> int:
+        """Index of the first traded bar of the bars ``ts`` (sorted): the first ``i`` with
+        ``over(i, ts[i], ts[0])``; ``len(ts)`` or more when no bar is traded."""
+        cut = self.bars
+        if self.days and len(ts):
+            cut = max(cut, int(np.searchsorted(ts, self.start_ts(int(ts[0])), side="left")))
+        return cut
+
+
+def warmup_of(cfg: BacktestConfig) -> Warmup:
+    """The config's warm-up (``Warmup()``, falsy, when no wallet needs one)."""
+    days = [w.grid.volatility_lookback_days for w in cfg.wallets
+            if isinstance(w, GridHedgeConfig) and w.grid.volatility is None]
+    return Warmup(bars=atr_warmup_bars(cfg), days=max(days, default=0))
+
+
 def _split_warmup(cfg: BacktestConfig, candles: Candles) -> tuple[Candles, Candles | None]:
     """Warm-up bars are not traded (no look-ahead): a grid hedge without a configured σ
     estimates it from the first lookback days of the data, ATR units take their ATR from the
-    first ``atr_period`` bars. Every wallet starts after the longest warm-up."""
-    days = [w.grid.volatility_lookback_days for w in cfg.wallets
-            if isinstance(w, GridHedgeConfig) and w.grid.volatility is None]
-    atr_bars = atr_warmup_bars(cfg)
-    if not days and not atr_bars:
+    first ``atr_period`` bars. Every wallet starts after the longest warm-up (``Warmup``)."""
+    warmup = warmup_of(cfg)
+    if not warmup:
         return candles, None
-    cut = atr_bars
-    if days:
-        cut_ts = int(candles.ts[0]) + max(days) * 86_400_000
-        cut = max(cut, int(np.searchsorted(candles.ts, cut_ts, side="left")))
+    cut = warmup.cut(candles.ts)
     if cut >= len(candles) - 1:
-        if atr_bars and cut == atr_bars:
+        if warmup.bars and cut == warmup.bars:
             raise ValueError(
-                f"{candles.path}: ATR units need unit.atr_period={atr_bars} bars of warm-up before the "
+                f"{candles.path}: ATR units need unit.atr_period={warmup.bars} bars of warm-up before the "
                 f"first trade and the data has only {len(candles)}: use more data or a shorter atr_period"
             )
-        span = (int(candles.ts[-1]) - int(candles.ts[0])) / 86_400_000
+        span = (int(candles.ts[-1]) - int(candles.ts[0])) / DAY_MS
         raise ValueError(
             f"{candles.path}: grid.volatility is not set and the data ({span:.1f} days) is not longer "
-            f"than grid.volatility_lookback_days={max(days)}: set grid.volatility or a shorter lookback"
+            f"than grid.volatility_lookback_days={warmup.days}: set grid.volatility or a shorter lookback"
         )
     return candles.slice(int(candles.ts[cut]), None), candles.slice(None, int(candles.ts[cut]))
 
 
-__all__ = ["BacktestResult", "LoadedData", "atr_warmup_bars", "load_data", "resolve_data_path", "run_backtest"]
+__all__ = [
+    "BacktestResult", "LoadedData", "Warmup", "atr_warmup_bars", "load_data", "resolve_data_path",
+    "run_backtest", "warmup_of",
+]
