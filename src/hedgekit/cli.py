@@ -304,12 +304,12 @@ def _print_status(journal, run_id: int | None = None) -> None:
             unit = "" if o.unit is None else f" unit {o.unit}"
             trig = "market" if o.trigger is None else f"{o.trigger:,.2f}"
             out.print(f"  {s.wallet}: {o.kind} {o.side} {o.qty:.6g} @ {trig}{unit}  [{o.client_id}]", highlight=False, markup=False)
-    from hedgekit.engine.live import describe_lease, holder_gone, lease_timeout_s
+    from hedgekit.engine.live import describe_lease, lease_is_dead
 
     run_id = rows[0].run_id
     lease = journal.lease(run_id)
     if lease is not None:
-        stale = " [stale: presumed dead]" if lease.age_s(now) >= lease_timeout_s() or holder_gone(lease) else ""
+        stale = " [stale: presumed dead]" if lease_is_dead(lease, now) else ""
         out.print(f"run {run_id} held by {describe_lease(lease, now)}{stale}", highlight=False, markup=False)
     for r in journal.requests(run_id, pending_only=True):
         out.print(f"pending: {r.kind} {r.wallet} (request #{r.id}, {max(now - r.created_ts, 0) / 1000:.0f} s ago)",

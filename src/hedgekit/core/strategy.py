@@ -190,6 +190,12 @@ class Strategy:
         unreal = self.position.unrealized(p) if p else 0.0
         return self.realized_pnl - self.fees + self.funding + unreal
 
+    def close_position(self, qty: float) -> list[Command]:
+        """A reduce-only market order closing ``qty`` (signed; the venue's position), for an
+        emergency flatten after ``stop``."""
+        side = Side.SELL if qty > 0 else Side.BUY
+        return [self._place(OrderKind.FLATTEN, side, OrderType.MARKET, abs(qty), reduce_only=True)]
+
     def stop(self) -> list[Command]:
         """Stop trading: cancel every working order (used on liquidation and flatten)."""
         cmds = self.cancel_all()

@@ -81,7 +81,7 @@ WalletFactory = Callable[[], tuple[Strategy, SimExchange]]
 Progress = Callable[[int], None]
 
 
-def _walk_bar(runners: list[WalletRunner], i: int, bars: Bars, skip_quiet: bool = False) -> None:
+def walk_bar(runners: list[WalletRunner], i: int, bars: Bars, skip_quiet: bool = False) -> None:
     """Walk bar ``i``: gap to the open, then the two extremes, then the close.
 
     ``skip_quiet`` (fast path only) lets each runner set the price of segments that stay
@@ -167,7 +167,7 @@ def _reference(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress) 
         while fi < len(fund_ts) and fund_ts[fi] <= ts:
             _apply_funding(runners, float(fund_rate[fi]), int(fund_ts[fi]))
             fi += 1
-        _walk_bar(runners, i, bars)
+        walk_bar(runners, i, bars)
         stats.stepped_bars += 1
         c = float(bars.close[i])
         for w in wallets:
@@ -287,7 +287,7 @@ def _fast(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress) -> No
         while fi < len(fund_ts) and fund_ts[fi] <= ts:
             _apply_funding(runners, float(fund_rate[fi]), int(fund_ts[fi]))
             fi += 1
-        _walk_bar(runners, i, bars, skip_quiet=True)
+        walk_bar(runners, i, bars, skip_quiet=True)
         stats.stepped_bars += 1
         c = float(close[i])
         for curve in curves:

@@ -27,7 +27,7 @@ flatten's batch and checkpoint, so a crash before that commit leaves it pending 
 after the restart) and a crash after it leaves it done. With no live lease the flatten takes the
 lease itself and does the same (``flatten_wallet``).
 
-Bars are walked exactly like the backtest's walk (``engine.backtest._walk_bar``), so a PAPER
+Bars are walked exactly like the backtest's walk (``engine.backtest.walk_bar``), so a PAPER
 replay of a history file produces the backtest's fills. Every wallet waits the backtest's
 warm-up (``engine.session.Warmup``, the rule both share) before it starts: with ATR units
 ``atr_period`` bars, and a wallet's ATR comes from the bars it has seen (a price feed is
@@ -65,7 +65,6 @@ from hedgekit.config import BacktestConfig, GridHedgeConfig
 from hedgekit.core.atr import AtrTracker
 from hedgekit.core.commands import Cancel, Command, Place
 from hedgekit.core.errors import HedgekitError
-from hedgekit.core.orders import Side
 from hedgekit.core.strategy import Strategy
 from hedgekit.core.volatility import DAY_MS
 from hedgekit.engine import backtest as bt
@@ -147,6 +146,11 @@ def holder_gone(lease: Lease) -> bool:
     except (OSError, ValueError):
         return False
     return False
+
+
+def lease_is_dead(lease: Lease, now_ms: int) -> bool:
+    """The holder is presumed dead: no heartbeat for ``lease_timeout_s()``, or ``holder_gone``."""
+    return lease.age_s(now_ms) >= lease_timeout_s() or holder_gone(lease)
 
 
 def wall_ms() -> int:
@@ -377,21 +381,17 @@ class LiveEngine:
     def _flatten(self, w: LiveWallet, ts: int) -> str:
         """Stop the strategy (it stays stopped: in the snapshot), cancel its orders and close
         the position at market, reduce-only. In memory: the caller commits."""
-        from hedgekit.core.orders import OrderKind, OrderType
-
         r = w.runner
         if not w.started:
             # Still warming up: an emergency stop must keep it from ever opening.
             r.strategy.stop()
             return f"flattened {w.name}: it had not traded yet and now never will in this run"
         cancelled = len(r.strategy.working)
-        r._execute(r.strategy.stop(), ts)
+        r.execute(r.strategy.stop(), ts)
         qty = r.venue.position.qty
         closed = ""
         if not r.strategy.instrument.is_zero_qty(qty):
-            side = Side.SELL if qty > 0 else Side.BUY
-            place = r.strategy._place(OrderKind.FLATTEN, side, OrderType.MARKET, abs(qty), reduce_only=True)
-            r._execute([place], ts)
+            r.execute(r.strategy.close_position(qty), ts)
             closed = f"; closed {qty:+g} at market ({r.venue.last_price:,.2f})"
         return f"flattened {w.name}: cancelled {cancelled} order(s){closed}; position now {r.venue.position.qty:g}"
 
@@ -423,7 +423,7 @@ class LiveEngine:
                 runner = WalletRunner(strategy, SimExchange(instrument, sim_config(self.cfg, wc, i, 1.0)), atr=bars)
                 history = WarmupPrices() if self.warmup and isinstance(strategy, GridHedge) else None
                 wallet = LiveWallet(wc.name, i, strategy.name, runner, bars=bars, history=history)
-            runner._on_command = self._command_hook(wallet)
+            runner.on_command = self._command_hook(wallet)
             self.wallets.append(wallet)
         what = "resumed" if resumed else "started"
         logger.info(
@@ -569,7 +569,7 @@ class LiveEngine:
                 np.array([item.ts]), np.array([item.open]), np.array([item.high]),
                 np.array([item.low]), np.array([item.close]),
             )
-            bt._walk_bar([r], 0, bars)
+            bt.walk_bar([r], 0, bars)
         else:
             if r.next_timer is not None:
                 r.fire_timers(ts)
@@ -654,11 +654,11 @@ class LiveEngine:
             logger.warning(msg)
         r.log.warnings.clear()
         w.last_ts = ts
-        hook, r._on_command = r._on_command, None  # a closure over the journal: not state
+        hook, r.on_command = r.on_command, None  # a closure over the journal: not state
         try:
             blob = pickle.dumps(Snapshot(r, w.funding_index, ts, w.started), protocol=pickle.HIGHEST_PROTOCOL)
         finally:
-            r._on_command = hook
+            r.on_command = hook
         self.journal.commit_batch(
             self.run_id, w.name, cursor=cursor, ts=ts, order_events=events, fills=fills,
             fill_phases=fill_phases, phases=phases, status=status, snapshot=blob,
@@ -691,7 +691,7 @@ class LiveEngine:
                 continue
             ts = w.last_ts
             if self.cancel_on_exit:
-                w.runner._execute(w.runner.strategy.stop(), ts)
+                w.runner.execute(w.runner.strategy.stop(), ts)
             self._checkpoint(w, max(w.seen, w.cursor), ts, force=True)
 
 
@@ -738,7 +738,6 @@ def flatten_wallet(
     pending: the holder, or whoever next holds the run, carries it out)."""
     run_id = run_of_wallet(journal, wallet)
     request_id = journal.add_request(run_id, wallet, "flatten", now_ms)
-    timeout_ms = int(lease_timeout_s() * 1000)
     deadline = time.monotonic() + wait_s
     while True:
         req = journal.request(request_id)
@@ -749,7 +748,7 @@ def flatten_wallet(
             raise HedgekitError(f"flatten {wallet}: {req.result}")
         lease = journal.lease(run_id)
         now = wall_ms()
-        if lease is None or now - lease.heartbeat_ts >= timeout_ms or holder_gone(lease):
+        if lease is None or lease_is_dead(lease, now):
             with contextlib.suppress(RunBusy):  # taken meanwhile: wait for the new holder
                 serve_requests_directly(journal, run_id, printer=printer)
             continue

@@ -75,7 +75,7 @@ class WalletRunner:
         self.log = RunnerLog()
         self._timers: list[tuple[int, int, str]] = []  # (ts, seq, name) heap
         self._timer_seq = 0
-        self._on_command = on_command
+        self.on_command = on_command
         self._last_phase: Phase | None = None
         # What ``_band`` was computed for: venue revision, tracker and its unit.
         self._band_rev = -1
@@ -90,7 +90,7 @@ class WalletRunner:
             atr = self._atr_update(ts)
             if atr is not None:
                 self._deliver([atr], ts)
-        self._execute(self.strategy.start(ts, price), ts)
+        self.execute(self.strategy.start(ts, price), ts)
         self._settle(ts)
 
     def apply_funding(self, rate: float, ts: int) -> None:
@@ -255,7 +255,7 @@ class WalletRunner:
             ev = queue.popleft()
             if isinstance(ev, Liquidated):
                 log.warnings.append((ev.ts, f"{strategy.wallet}: LIQUIDATED at {ev.price} (loss {ev.loss:.2f})"))
-                self._execute(strategy.stop(), ts, queue)
+                self.execute(strategy.stop(), ts, queue)
                 phase = None
                 continue
             if not isinstance(ev, Event):
@@ -267,20 +267,23 @@ class WalletRunner:
             else:
                 phase = None
             if commands:
-                self._execute(commands, ts, queue)  # ends with _sync_tracker()
+                self.execute(commands, ts, queue)  # ends with _sync_tracker()
             else:
                 self._sync_tracker()
         self._settle(ts, phase)
 
-    def _execute(self, commands: list[Command], ts: int, queue: deque[Event] | None = None) -> None:
+    def execute(self, commands: list[Command], ts: int, queue: deque[Event] | None = None) -> None:
+        """Send commands to the venue in the order given and deliver what it reports (into
+        ``queue`` when the caller is already delivering). Also used by the live engine for
+        commands it decides itself (shutdown, flatten)."""
         out = queue if queue is not None else deque()
         venue = self.venue
         for cmd in commands:
             if isinstance(cmd, Replace):  # rare: run as its place-then-cancel, in place
-                self._execute(expand([cmd]), ts, out)
+                self.execute(expand([cmd]), ts, out)
                 continue
-            if self._on_command is not None:
-                self._on_command(ts, cmd, self.strategy)
+            if self.on_command is not None:
+                self.on_command(ts, cmd, self.strategy)
             if isinstance(cmd, Place):
                 out.extend(venue.submit(cmd.order, ts))
             elif isinstance(cmd, Cancel):
