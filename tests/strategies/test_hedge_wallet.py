@@ -117,16 +117,6 @@ def test_gap_down_through_the_whole_short_window():
     assert all(f.price == 550.0 for f in d.venue.fills[1:])
 
 
-def test_short_refused_for_margin_after_a_gap_is_skipped_and_reported():
-    d = make()  # 1x on exactly the allocation: the gap loss leaves 2200 USD of equity
-    d.start(1000.0)
-    d.goto(550.0, gap=True)
-    rejected = [r for r in d.venue.order_log if r.event == "rejected"]
-    assert rejected and all(r.kind == "stop_entry_short" for r in rejected)
-    assert d.runner.log.warnings and "refused" in d.runner.log.warnings[0][1]
-    assert d.venue.position.qty < 0 and d.venue.equity() > 0
-
-
 @pytest.mark.parametrize(
     ("field", "kwargs"),
     [

@@ -165,3 +165,19 @@ def test_market_buy_is_the_only_start_command():
     [cmd] = s.start(0, 1000.0)
     assert cmd.order.kind is OrderKind.MARKET_BUY and cmd.order.side is Side.BUY
     assert cmd.order.qty == 4.0
+
+
+def test_continuous_fragment_counts_the_cycle_from_its_basis_after_a_reset():
+    """SPEC §3: at RESET the whole position's basis becomes P0, so growth already compounded
+    into N is not counted again in the next buy fragment."""
+    d = PathDriver(LongWallet("long", INSTRUMENT, LongWalletParams(allocation=4000.0, leverage=1.0, unit=UNIT_100)), cash=1e9)
+    d.start(1000.0)
+    d.path(7, 3, 2, 6)  # the SPEC §3 example: RESET at P0 = 1600
+    s = d.strategy
+    assert s.resets == 1 and s.grid.anchor == 1600.0
+    assert s.position.qty == 3.8644 and s.notional == pytest.approx(3.8644 * 1600)
+    d.to_unit(-1)  # the sell at 1500 (0.9661 coin) loses 100 per coin against P0
+    assert s.cycle_realized == pytest.approx(-96.61)
+    # (N + cycle PnL) / 4 at 1600 = (6183.04 - 96.61) / 4 / 1600 = 0.95100; measured from
+    # the old average cost (1436.10) the same sell would count +61.74 and buy 0.9757.
+    assert sizes(s, BUY) == {0: 0.951}

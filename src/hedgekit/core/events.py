@@ -45,6 +45,7 @@ class OrderRejected:
     ts: int
     client_id: str
     reason: str
+    price: float | None = None  # the market price the venue refused a fill at, when it says
 
 
 @fast_init

@@ -43,6 +43,7 @@ class OrderKind(StrEnum):
     HEDGE_STOP_LOSS = "hedge_stop_loss"
     HEDGE_TAKE_PROFIT = "hedge_take_profit"
     FLATTEN = "flatten"  # emergency close from `hedgekit flatten`
+    PROTECTIVE_CLOSE = "protective_close"  # market close of what a refused stop protected (SPEC §4a)
 
 
 # Short codes used inside client order ids (exchanges cap their length).
@@ -59,8 +60,17 @@ KIND_CODE: dict[OrderKind, str] = {
     OrderKind.HEDGE_STOP_LOSS: "hs",
     OrderKind.HEDGE_TAKE_PROFIT: "ht",
     OrderKind.FLATTEN: "fl",
+    OrderKind.PROTECTIVE_CLOSE: "pc",
 }
 KIND_BY_CODE = {v: k for k, v in KIND_CODE.items()}
+
+# SPEC §4a: the stops that protect a position. They are never cancelled while the position they
+# protect exists; a refused one is sent once more, then what it protected is closed at market.
+PROTECTIVE_KINDS = frozenset({
+    OrderKind.STOP_LOSS, OrderKind.STOP_LOSS_FULL, OrderKind.STOP_LOSS_COVER, OrderKind.HEDGE_STOP_LOSS,
+})
+# Window orders that open (or add to) a position: refused ones are re-sized or deferred, never skipped.
+OPENING_KINDS = frozenset({OrderKind.STOP_ENTRY_BUY, OrderKind.STOP_ENTRY_SHORT})
 
 CLIENT_ID_PREFIX = "hk"
 

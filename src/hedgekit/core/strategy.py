@@ -23,7 +23,14 @@ from hedgekit.core.events import (
     UnitChanged,
 )
 from hedgekit.core.instrument import Instrument
-from hedgekit.core.orders import OrderKind, OrderSpec, OrderType, Side, make_client_id
+from hedgekit.core.orders import (
+    PROTECTIVE_KINDS,
+    OrderKind,
+    OrderSpec,
+    OrderType,
+    Side,
+    make_client_id,
+)
 from hedgekit.core.position import Position
 from hedgekit.core.units import UnitGrid
 
@@ -65,6 +72,8 @@ class Strategy:
         self.seq = 0
         self.last_price: float | None = None
         self.stopped = False
+        self.stop_reason = ""
+        self.warnings: list[str] = []  # drained and logged by the engine
         self._known: dict[str, OrderSpec] = {}  # every order ever placed, by client id
         self._filled: dict[str, tuple[float, float]] = {}  # client id -> (qty, qty*price)
         self._fill_ids: set[str] = set()
@@ -82,6 +91,13 @@ class Strategy:
         if isinstance(event, AtrUpdated):
             self.atr = event.atr
             return []
+        if isinstance(event, OrderRejected):
+            spec = self.working.pop(event.client_id, None)
+            if spec is None:
+                return []
+            if self.stopped and spec.kind not in PROTECTIVE_KINDS and spec.kind not in _CLOSING_KINDS:
+                return []  # a stopped wallet no longer opens anything
+            return self._on_rejected(spec, event)
         if self.stopped:
             return []
         if isinstance(event, UnitChanged):
@@ -90,9 +106,6 @@ class Strategy:
         if isinstance(event, Tick):
             self.last_price = event.price
             return self._on_tick(event)
-        if isinstance(event, OrderRejected):
-            spec = self.working.pop(event.client_id, None)
-            return self._on_rejected(spec, event) if spec else []
         if isinstance(event, OrderCancelled):
             # Our own cancels were removed from `working` when issued; an unsolicited cancel
             # (venue expiry, manual cancel) is handed to the strategy to repair.
@@ -190,17 +203,70 @@ class Strategy:
         unreal = self.position.unrealized(p) if p else 0.0
         return self.realized_pnl - self.fees + self.funding + unreal
 
-    def close_position(self, qty: float) -> list[Command]:
-        """A reduce-only market order closing ``qty`` (signed; the venue's position), for an
-        emergency flatten after ``stop``."""
+    def close_position(self, qty: float, kind: OrderKind = OrderKind.FLATTEN) -> list[Command]:
+        """A reduce-only market order closing ``qty`` (signed, as the position: > 0 sells)."""
         side = Side.SELL if qty > 0 else Side.BUY
-        return [self._place(OrderKind.FLATTEN, side, OrderType.MARKET, abs(qty), reduce_only=True)]
+        return [self._place(kind, side, OrderType.MARKET, abs(qty), reduce_only=True)]
 
-    def stop(self) -> list[Command]:
-        """Stop trading: cancel every working order (used on liquidation and flatten)."""
-        cmds = self.cancel_all()
+    def stop(self, reason: str = "") -> list[Command]:
+        """Stop trading (SPEC §4a). What opens or adds to a position is cancelled now; the
+        protective stops (and a close in flight) stay working while the position exists and
+        are cancelled once it is flat, so a stopped wallet never holds an unprotected position."""
+        if reason and not self.stop_reason:
+            self.stop_reason = reason
         self.stopped = True
-        return cmds
+        if self.instrument.is_zero_qty(self.position.qty):
+            return self.cancel_all()
+        keep = PROTECTIVE_KINDS | _CLOSING_KINDS
+        return [self._cancel(cid) for cid, o in list(self.working.items()) if o.kind not in keep]
+
+    def liquidated(self, qty: float, price: float, loss: float) -> list[Command]:
+        """The venue closed ``qty`` (signed, the position) at ``price``, losing ``loss`` in
+        cash (fee included): booked like a fill, then the wallet stops."""
+        side = Side.SELL if qty > 0 else Side.BUY
+        realized = self.position.apply_fill(side, abs(qty), price)
+        self.realized_pnl += realized
+        self.fees += max(loss + realized, 0.0)
+        return self.stop("liquidated")
+
+    def flatten(self, reason: str, qty: float | None = None) -> list[Command]:
+        """Close the position at market (reduce-only), then stop. ``qty``: the venue's signed
+        position when it is known better than ours. The protective stops are cancelled only
+        once the close has filled."""
+        q = self.position.qty if qty is None else qty
+        cmds = [] if self.instrument.is_zero_qty(q) else self.close_position(q)
+        return cmds + self.stop(reason)
+
+    def _protective_refused(self, spec: OrderSpec, reason: str, retried: set[str]) -> list[Command]:
+        """SPEC §4a: a refused protective stop is re-rounded and sent once more (its id goes
+        into ``retried``); refused again, the part it protects is closed at market at once
+        and the wallet stops (its other stops stay working until it is flat)."""
+        inst = self.instrument
+        q = self.position.qty
+        if spec.client_id not in retried:
+            price = inst.round_price(spec.price) if spec.price is not None else None
+            qty = inst.round_qty(spec.qty)
+            if not spec.reduce_only and q * spec.side.sign < 0:
+                # A stop that also opens (the hedge's full exit) is re-sent reduce-only for
+                # the position alone: protecting it needs no margin.
+                qty = inst.round_qty(min(qty, abs(q)))
+            place = self._place(
+                spec.kind, spec.side, spec.type, qty, price, unit=spec.unit,
+                reduce_only=spec.reduce_only or q * spec.side.sign < 0,
+            )
+            retried.add(place.order.client_id)
+            self.warnings.append(f"{self.wallet}: {spec.kind} at {spec.price} refused ({reason}); sent once more")
+            return [place]
+        protected = min(spec.qty, abs(q)) if q * spec.side.sign < 0 else 0.0
+        cmds: list[Command] = []
+        what = "nothing left to protect"
+        if not inst.is_zero_qty(protected):
+            cmds = self.close_position(protected if q > 0 else -protected, OrderKind.PROTECTIVE_CLOSE)
+            what = f"closing {protected:g} at market"
+        self.warnings.append(
+            f"{self.wallet}: {spec.kind} at {spec.price} refused twice ({reason}); {what}; wallet stopped"
+        )
+        return cmds + self.stop(f"{spec.kind} refused twice")
 
     # -- fills --------------------------------------------------------------------------
     def _handle_fill(self, ev: OrderFilled) -> list[Command]:
@@ -216,18 +282,25 @@ class Strategy:
         qty, cost = self._filled.get(ev.client_id, (0.0, 0.0))
         qty, cost = qty + ev.qty, cost + ev.qty * ev.price
         self._filled[ev.client_id] = (qty, cost)
+        if self.stopped:
+            if ev.is_last:
+                self.working.pop(ev.client_id, None)
+            # Stopped: the protective stops were kept for the position; flat, they go.
+            flat = self.instrument.is_zero_qty(self.position.qty)
+            return self.cancel_all() if flat and self.working else []
         if not ev.is_last:
             return []
         # A fill of an order we had already cancelled (the cancel lost the race) is still a
         # real change of position, so it goes through the same rules as any fill.
         self.working.pop(ev.client_id, None)
-        if self.stopped:
-            return []
         return self._on_filled(spec, self.instrument.round_qty(qty), cost / qty, ev.ts)
 
 
 def _unit_then_price(o: OrderSpec) -> tuple[int, float]:
     return (o.unit if o.unit is not None else 0, o.price or 0.0)
 
+
+# Reduce-only market closes a stopped wallet keeps in flight.
+_CLOSING_KINDS = frozenset({OrderKind.FLATTEN, OrderKind.PROTECTIVE_CLOSE})
 
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")

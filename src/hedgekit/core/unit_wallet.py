@@ -6,8 +6,16 @@ from dataclasses import dataclass
 
 from hedgekit.core.commands import Command
 from hedgekit.core.errors import ParameterError, require_positive
+from hedgekit.core.events import OrderRejected
 from hedgekit.core.instrument import Instrument
-from hedgekit.core.orders import OrderKind, OrderType, Side
+from hedgekit.core.orders import (
+    OPENING_KINDS,
+    PROTECTIVE_KINDS,
+    OrderKind,
+    OrderSpec,
+    OrderType,
+    Side,
+)
 from hedgekit.core.strategy import Phase, Strategy
 from hedgekit.core.units import UnitGrid, UnitMode, UnitSpec
 
@@ -64,7 +72,15 @@ def min_order_qty(instrument: Instrument, price: float) -> float:
 class UnitWallet(Strategy):
     """What the long and hedge wallets share: the opening market buy of N = allocation x
     leverage, the unit grid anchored at the fill (the engine's tracker follows ``grid``), the
-    current unit, the last pure phase that names a mixed one, and the RESET count."""
+    current unit, the last pure phase that names a mixed one, the RESET count, and the
+    refusal rules of SPEC §4a.
+
+    A window *slot* is a working order or a *deferred* one: an opening order the venue refused
+    and that did not fit even re-sized. A deferred slot has no order at the venue (it cannot
+    fill) but counts for the phase rules and slides like a working order; it is re-submitted
+    at every later unit step or fill while it sits at a window level (c±1 … c±4), as a stop
+    when its level is still ahead of the price, at market when the price has passed it.
+    """
 
     def __init__(self, wallet: str, instrument: Instrument, params: WalletParams) -> None:
         super().__init__(wallet, instrument)
@@ -75,7 +91,9 @@ class UnitWallet(Strategy):
         self._unit = 0
         self._last_pure = Phase.ADVANCE
         self.resets = 0
-        self.warnings: list[str] = []  # drained and logged by the engine
+        self.deferred: dict[str, OrderSpec] = {}  # client id -> the slot's intended order
+        self._resized: set[str] = set()  # ids that are already a re-size of a refused order
+        self._protect_retried: set[str] = set()  # ids that are already a protective re-send
         if params.unit.mode is UnitMode.ATR:
             self.wants_atr = True
             self.atr_period = params.unit.atr_period
@@ -122,3 +140,111 @@ class UnitWallet(Strategy):
         if self._grid is None:
             raise RuntimeError(f"{self.wallet}: no grid before the entry fill")
         return self._grid.level(u)
+
+    # -- window slots (working + deferred) --------------------------------------------------
+    def slots(self, *kinds: OrderKind) -> list[OrderSpec]:
+        """Working and deferred orders of these kinds, lowest unit first."""
+        found = self.orders(*kinds)
+        if self.deferred:
+            found += [o for o in self.deferred.values() if o.kind in kinds]
+            found.sort(key=lambda o: o.unit if o.unit is not None else 0)
+        return found
+
+    def _has(self, kind: OrderKind, unit: int) -> bool:
+        if any(o.kind is kind and o.unit == unit for o in self.working.values()):
+            return True
+        return any(o.kind is kind and o.unit == unit for o in self.deferred.values())
+
+    def _drop(self, client_id: str) -> list[Command]:
+        """Remove a slot: cancel its order at the venue, or forget a deferred one."""
+        if self.deferred.pop(client_id, None) is not None:
+            return []
+        return [self._cancel(client_id)]
+
+    def cancel_all(self) -> list[Command]:
+        self.deferred.clear()
+        return super().cancel_all()
+
+    def stop(self, reason: str = "") -> list[Command]:
+        self.deferred.clear()
+        return super().stop(reason)
+
+    # -- refusals (SPEC §4a) -----------------------------------------------------------------
+    def _on_rejected(self, spec: OrderSpec, event: OrderRejected) -> list[Command]:
+        if spec.kind in PROTECTIVE_KINDS:
+            return self._protective_refused(spec, event.reason, self._protect_retried)
+        if spec.kind in OPENING_KINDS and spec.unit is not None:
+            return self._opening_refused(spec, event.reason, event.price)
+        return self._other_refused(spec, event)
+
+    def _other_refused(self, spec: OrderSpec, event: OrderRejected) -> list[Command]:
+        """A refusal of an order outside the window (entry market buy, a close): the wallet
+        stops, keeping whatever protects a position it still has."""
+        self.warnings.append(f"{self.wallet}: {spec.kind} refused ({event.reason}); wallet stopped")
+        return self.stop(f"{spec.kind} refused")
+
+    def fit_qty(self, side: Side, price: float) -> float:
+        """Largest lot-rounded size on ``side`` at ``price`` that the venue's cross-margin check
+        accepts: the resulting position's initial margin must fit in the equity at ``price``."""
+        q0 = self.position.qty
+        equity = self.cash + self.position.unrealized(price)
+        room = max(equity, 0.0) * self.params.leverage / price  # the largest |position|
+        most = room + abs(q0) if q0 * side.sign < 0 else room - abs(q0)
+        return self.instrument.floor_qty(max(most, 0.0) * (1 - 1e-9))
+
+    def _opening_refused(self, spec: OrderSpec, reason: str, price: float | None) -> list[Command]:
+        """Re-size to what fits now (once), else keep the slot deferred at its level.
+        ``price``: where the venue refused the fill (a gap fills beyond the level)."""
+        assert spec.unit is not None
+        level = self._level(spec.unit)
+        if spec.client_id not in self._resized:
+            at = level if price is None else (max(price, level) if spec.side is Side.BUY else min(price, level))
+            qty = min(spec.qty, self.fit_qty(spec.side, at))
+            if qty >= min_order_qty(self.instrument, level):
+                place = self._place(spec.kind, spec.side, spec.type, qty, spec.price, unit=spec.unit)
+                self._resized.add(place.order.client_id)
+                self.warnings.append(
+                    f"{self.wallet}: {spec.kind} at unit {spec.unit} refused ({reason}); "
+                    f"re-sized {spec.qty:g} -> {qty:g}"
+                )
+                return [place]
+        self.deferred[spec.client_id] = spec
+        self.warnings.append(
+            f"{self.wallet}: {spec.kind} at unit {spec.unit} refused ({reason}); "
+            f"deferred until it fits"
+        )
+        return []
+
+    def _defer(self, kind: OrderKind, side: Side, qty: float, u: int) -> None:
+        """Add a deferred slot at unit ``u`` (it has no order at the venue)."""
+        spec = self._place(kind, side, OrderType.STOP, qty, self._level(u), unit=u).order
+        del self.working[spec.client_id]
+        self.deferred[spec.client_id] = spec
+
+    def _resubmit_deferred(self) -> list[Command]:
+        """Send every deferred slot within c±1 … c±4 that now fits (see the class docstring)."""
+        if not self.deferred or self.stopped:
+            return []
+        cmds: list[Command] = []
+        c = self._unit
+        for cid, spec in sorted(self.deferred.items(), key=lambda kv: kv[1].unit or 0):
+            u = spec.unit
+            if u is None or u == c or abs(u - c) > WINDOW:
+                continue
+            level = self._level(u)
+            passed = u < c if spec.side is Side.BUY else u > c
+            # Passed: it goes at market, so it is sized at the price it will get.
+            at = self.last_price if passed and self.last_price else level
+            qty = self._slot_qty(spec, at)
+            if qty < min_order_qty(self.instrument, at):
+                continue
+            del self.deferred[cid]
+            otype = OrderType.MARKET if passed else OrderType.STOP
+            place = self._place(spec.kind, spec.side, otype, qty, level, unit=u)
+            self._resized.add(place.order.client_id)  # already sized to fit: refused, it waits
+            cmds.append(place)
+        return cmds
+
+    def _slot_qty(self, spec: OrderSpec, level: float) -> float:
+        """The size a re-submitted deferred slot gets now: its own rule capped by what fits."""
+        return min(spec.qty, self.fit_qty(spec.side, level))

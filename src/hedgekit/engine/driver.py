@@ -27,13 +27,16 @@ class PathDriver:
         trigger_order: Literal["fifo", "reverse", "random"] = "fifo",
         seed: int = 0,
         atr: AtrSource | None = None,
+        taker_fee: float = 0.0,
+        maintenance_margin_rate: float = 0.0,
+        venue_type: type[SimExchange] = SimExchange,
     ) -> None:
         config = SimConfig(
             initial_cash=cash, leverage=leverage, trigger_order=trigger_order, seed=seed,
-            maker_fee=0.0, taker_fee=0.0, maintenance_margin_rate=0.0,
+            maker_fee=0.0, taker_fee=taker_fee, maintenance_margin_rate=maintenance_margin_rate,
         )
         self.strategy = strategy
-        self.venue = SimExchange(strategy.instrument, config)
+        self.venue = venue_type(strategy.instrument, config)
         self.runner = WalletRunner(strategy, self.venue, atr=atr)
         self.ts = 0
 

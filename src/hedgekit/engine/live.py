@@ -384,14 +384,14 @@ class LiveEngine:
         r = w.runner
         if not w.started:
             # Still warming up: an emergency stop must keep it from ever opening.
-            r.strategy.stop()
+            r.strategy.stop("flatten")
             return f"flattened {w.name}: it had not traded yet and now never will in this run"
         cancelled = len(r.strategy.working)
-        r.execute(r.strategy.stop(), ts)
         qty = r.venue.position.qty
+        # SPEC §4a: close first; the protective stops are cancelled once the close has filled.
+        r.execute(r.strategy.flatten("flatten", qty), ts)
         closed = ""
         if not r.strategy.instrument.is_zero_qty(qty):
-            r.execute(r.strategy.close_position(qty), ts)
             closed = f"; closed {qty:+g} at market ({r.venue.last_price:,.2f})"
         return f"flattened {w.name}: cancelled {cancelled} order(s){closed}; position now {r.venue.position.qty:g}"
 
@@ -691,7 +691,8 @@ class LiveEngine:
                 continue
             ts = w.last_ts
             if self.cancel_on_exit:
-                w.runner.execute(w.runner.strategy.stop(), ts)
+                # The protective stops stay while there is a position (SPEC §4a).
+                w.runner.execute(w.runner.strategy.stop("cancel on exit"), ts)
             self._checkpoint(w, max(w.seen, w.cursor), ts, force=True)
 
 

@@ -255,7 +255,7 @@ class WalletRunner:
             ev = queue.popleft()
             if isinstance(ev, Liquidated):
                 log.warnings.append((ev.ts, f"{strategy.wallet}: LIQUIDATED at {ev.price} (loss {ev.loss:.2f})"))
-                self.execute(strategy.stop(), ts, queue)
+                self.execute(strategy.liquidated(ev.qty, ev.price, ev.loss), ts, queue)
                 phase = None
                 continue
             if not isinstance(ev, Event):

@@ -90,6 +90,7 @@ KIND_STYLES: dict[str, KindStyle] = {
     "hedge_stop_loss": KindStyle("hedge stop loss", "#000000", "x-thin-open", "x"),
     "hedge_take_profit": KindStyle("hedge take profit", "#eab308", "circle", "o"),
     "flatten": KindStyle("flatten", "#6b7280", "square", "s"),
+    "protective_close": KindStyle("protective close (stop refused)", "#991b1b", "square-x", "s"),
     "liquidation": KindStyle("liquidation", "#000000", "hexagram", "h"),
 }
 _EXTRA_KIND_COLORS = ("#7c3aed", "#be123c", "#65a30d", "#0e7490", "#a16207")

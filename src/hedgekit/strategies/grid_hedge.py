@@ -433,7 +433,6 @@ class GridHedge(Strategy):
             )
         super().__init__(params.wallet, instrument)
         self.params = params
-        self.warnings: list[str] = []
         self._returns = None if returns is None else np.array(returns, dtype=float)
         if self._returns is not None:
             historical_var(self._returns)  # validate now, not at start

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from hedgekit.core.commands import Command, SetTimer
 from hedgekit.core.errors import ParameterError
-from hedgekit.core.events import OrderRejected, Timer, UnitChanged
+from hedgekit.core.events import OrderCancelled, OrderRejected, Timer, UnitChanged
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import OrderKind, OrderSpec, OrderType, Side
 from hedgekit.core.strategy import Phase
@@ -75,6 +75,8 @@ class HedgeWallet(UnitWallet):
                 full += 1
             elif kind is COVER:
                 covers += 1
+        if self.deferred:
+            shorts += sum(1 for o in self.deferred.values() if o.kind is SHORT)
         if full == 1 and shorts == WINDOW and covers == 0:
             return ADVANCE
         if covers == WINDOW and shorts == 0 and full == 0:
@@ -86,17 +88,19 @@ class HedgeWallet(UnitWallet):
         if spec.kind in ENTRY_KINDS:
             return self._anchor(price)
         if spec.kind is FULL:
-            return []  # the short that fired with it places the cover
+            # Normally the short that fired with it places the cover; a reduce-only re-send
+            # of a refused exit may have absorbed shorts instead.
+            return self._trim_covers()
         assert spec.unit is not None
         if spec.kind is SHORT:
             cmds: list[Command] = [self._place_cover(spec.unit + 1, qty)]
-            if not self.orders(SHORT):
+            if not self.slots(SHORT):
                 self._last_pure = DECLINE
-            return cmds
+            return cmds + self._trim_covers() + self._resubmit_deferred()
         if spec.kind is COVER:
             if not self.orders(COVER) and self.instrument.is_zero_qty(self.position.qty):
                 return self._start_reset(price, ts)
-            return [self._place_short(spec.unit - 1)]
+            return [self._place_short(spec.unit - 1), *self._resubmit_deferred()]
         return []
 
     def _on_unit(self, event: UnitChanged) -> list[Command]:
@@ -106,27 +110,57 @@ class HedgeWallet(UnitWallet):
         # Guarded like the long wallet's slides: delivery order of fill and unit step is free.
         if phase is ADVANCE and c > previous and not self._has(FULL, c - 1):
             full = self.orders(FULL)[0]
-            lowest = self.orders(SHORT)[0]
+            lowest = self.slots(SHORT)[0]
             return [
                 self._place_full(c - 1, full.qty),
                 self._place_short(c - 1),
                 self._cancel(full.client_id),
-                self._cancel(lowest.client_id),
+                *self._drop(lowest.client_id),
+                *self._resubmit_deferred(),
             ]
+        cmds: list[Command] = []
         if phase is DECLINE and c < previous and not self._has(COVER, c + 1):
             highest = self.orders(COVER)[-1]
-            return [self._place_cover(c + 1, highest.qty), self._cancel(highest.client_id)]
+            cmds = [self._place_cover(c + 1, highest.qty), self._cancel(highest.client_id)]
+        return cmds + self._resubmit_deferred() if self.deferred else cmds
+
+    def _trim_covers(self) -> list[Command]:
+        """Covers sum to the short position (SPEC §4). When a short only reduced a long (a
+        refused exit re-sent reduce-only), covers beyond the short protect nothing: each
+        such cover goes back to being a deferred short one unit below it (SPEC §4a)."""
+        covers = self.orders(COVER)
+        if not covers or self.orders(FULL):
+            return []  # the exit still to fire turns the long into the short they cover
+        short = max(-self.position.qty, 0.0)
+        excess = sum(c.qty for c in covers) - short
+        cmds: list[Command] = []
+        for cover in reversed(covers):  # highest first
+            if excess < self.instrument.lot_size / 2:
+                break
+            assert cover.unit is not None
+            if cover.qty > excess + self.instrument.lot_size / 2:
+                break  # a partly needed cover stays whole: over-protection is safe
+            excess -= cover.qty
+            u = cover.unit - 1
+            self._defer(SHORT, Side.SELL, self._short_qty(self._level(u)), u)
+            cmds.append(self._cancel(cover.client_id))
+        return cmds
+
+    def _on_cancelled(self, spec: OrderSpec, event: OrderCancelled) -> list[Command]:
+        # The venue expired a cover (reduce-only with nothing left to reduce): its slot lives
+        # on as the short below it, deferred.
+        if spec.kind is COVER and spec.unit is not None:
+            self._defer(SHORT, Side.SELL, self._short_qty(self._level(spec.unit - 1)), spec.unit - 1)
+            return self._resubmit_deferred()
         return []
 
-    def _on_rejected(self, spec: OrderSpec, event: OrderRejected) -> list[Command]:
+    def _other_refused(self, spec: OrderSpec, event: OrderRejected) -> list[Command]:
         if spec.kind is OrderKind.MARKET_BUY_FULL:
             return self._retry_later(event.ts, event.reason)
-        if spec.kind is SHORT and spec.unit is not None:
-            # Skip this level: the window keeps its shape with the next one down.
-            self.warnings.append(f"{self.wallet}: short at unit {spec.unit} refused ({event.reason}); skipped")
-            return []
-        self.warnings.append(f"{self.wallet}: {spec.kind} refused ({event.reason}); wallet stopped")
-        return self.stop()
+        return super()._other_refused(spec, event)
+
+    def _slot_qty(self, spec: OrderSpec, level: float) -> float:
+        return min(self._short_qty(level), self.fit_qty(Side.SELL, level))
 
     def _on_timer(self, event: Timer) -> list[Command]:
         if event.name == RESET_RETRY_TIMER and self._resetting:
@@ -175,7 +209,7 @@ class HedgeWallet(UnitWallet):
         self._reset_attempt += 1
         if self._reset_attempt > self.params.reset_max_retries:
             self.warnings.append(f"{self.wallet}: re-entry refused {self._reset_attempt} times ({reason}); wallet stopped")
-            return self.stop()
+            return self.stop("re-entry refused")
         delay = self.params.reset_retry_ms * 2 ** (self._reset_attempt - 1)
         self.warnings.append(f"{self.wallet}: re-entry refused ({reason}); retry {self._reset_attempt} in {delay / 1000:g}s")
         return [SetTimer(RESET_RETRY_TIMER, ts + delay)]
@@ -186,8 +220,10 @@ class HedgeWallet(UnitWallet):
 
     def _place_short(self, u: int) -> Command:
         level = self._level(u)
-        qty = max(self.instrument.qty_for_notional(self.fragment, level), min_order_qty(self.instrument, level))
-        return self._place(SHORT, Side.SELL, STOP, qty, level, unit=u)
+        return self._place(SHORT, Side.SELL, STOP, self._short_qty(level), level, unit=u)
+
+    def _short_qty(self, level: float) -> float:
+        return max(self.instrument.qty_for_notional(self.fragment, level), min_order_qty(self.instrument, level))
 
     def _place_cover(self, u: int, qty: float) -> Command:
         return self._place(COVER, Side.BUY, STOP, qty, self._level(u), unit=u, reduce_only=True)

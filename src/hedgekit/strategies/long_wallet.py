@@ -12,9 +12,10 @@ from enum import StrEnum
 
 from hedgekit.core.commands import Command
 from hedgekit.core.errors import ParameterError
-from hedgekit.core.events import OrderRejected, UnitChanged
+from hedgekit.core.events import UnitChanged
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import OrderKind, OrderSpec, OrderType, Side
+from hedgekit.core.position import Position
 from hedgekit.core.strategy import Phase
 from hedgekit.core.unit_wallet import WINDOW, UnitWallet, WalletParams, min_order_qty, split_qty
 
@@ -52,13 +53,16 @@ class LongWallet(UnitWallet):
 
     def __init__(self, wallet: str, instrument: Instrument, params: LongWalletParams) -> None:
         super().__init__(wallet, instrument, params)
-        self._cycle_realized0 = 0.0  # realized PnL when this cycle began
-        self._retried: set[str] = set()  # client ids that are already a retry
+        # The cycle's own book (SPEC §3): at RESET the whole position's basis becomes P0, so
+        # growth already compounded into N is not counted again in the buy fragment.
+        self._cycle_book = Position(qty_decimals=self.position.qty_decimals)
+        self._cycle_realized = 0.0
 
     # -- state the engine reads ---------------------------------------------------------
     @property
     def cycle_realized(self) -> float:
-        return self.realized_pnl - self._cycle_realized0
+        """Realized PnL of this cycle, measured from the cycle's basis P0."""
+        return self._cycle_realized
 
     @property
     def phase(self) -> Phase:
@@ -72,6 +76,8 @@ class LongWallet(UnitWallet):
                 sells += 1
             elif o.kind is BUY:
                 buys += 1
+        if self.deferred:
+            buys += sum(1 for o in self.deferred.values() if o.kind is BUY)
         if sells == WINDOW and buys == 0:
             return ADVANCE
         if buys == WINDOW and sells == 0:
@@ -82,17 +88,19 @@ class LongWallet(UnitWallet):
     def _on_filled(self, spec: OrderSpec, qty: float, price: float, ts: int) -> list[Command]:
         if spec.kind is OrderKind.MARKET_BUY:
             return self._anchor(price)
-        assert spec.unit is not None  # unit orders always carry their unit
+        if spec.unit is None:
+            return []
+        self._cycle_realized += self._cycle_book.apply_fill(spec.side, qty, price)
         if spec.kind is SELL:
             cmds: list[Command] = [self._buy_at(spec.unit + 1)]
             if not self.orders(SELL):
                 self._last_pure = DECLINE
-            return cmds
+            return cmds + self._resubmit_deferred()
         if spec.kind is BUY:
             cmds = [self._place_sell(spec.unit - 1, qty)]
-            if not self.orders(BUY):
-                cmds += self._reset(price)
-            return cmds
+            if not self.slots(BUY):
+                return cmds + self._reset(price)
+            return cmds + self._resubmit_deferred()
         return []
 
     def _on_unit(self, event: UnitChanged) -> list[Command]:
@@ -104,28 +112,20 @@ class LongWallet(UnitWallet):
         if phase is ADVANCE and c > previous and not self._has(SELL, c - 1):
             lowest = self.orders(SELL)[0]
             return [self._place_sell(c - 1, lowest.qty), self._cancel(lowest.client_id)]
+        cmds: list[Command] = []
         if phase is DECLINE and c < previous and not self._has(BUY, c + 1):
-            highest = self.orders(BUY)[-1]
+            highest = self.slots(BUY)[-1]
             # The buy being cancelled releases its share of the buying power.
-            return [self._buy_at(c + 1, releasing=highest), self._cancel(highest.client_id)]
-        return []
-
-    def _on_rejected(self, spec: OrderSpec, event: OrderRejected) -> list[Command]:
-        # A window order the venue refused (e.g. margin at trigger time) is re-placed once
-        # at half size so the window keeps its four orders; a second refusal stops the wallet.
-        if spec.kind is BUY and spec.unit is not None:
-            half = self.instrument.floor_qty(spec.qty / 2)
-            level = self._level(spec.unit)
-            if spec.client_id not in self._retried and half >= min_order_qty(self.instrument, level):
-                place = self._place(BUY, Side.BUY, STOP, half, level, unit=spec.unit)
-                self._retried.add(place.order.client_id)
-                return [place]
-        return self.stop()
+            released = None if highest.client_id in self.deferred else highest
+            cmds = [self._buy_at(c + 1, releasing=released), *self._drop(highest.client_id)]
+        return cmds + self._resubmit_deferred() if self.deferred else cmds
 
     # -- rules --------------------------------------------------------------------------
     def _anchor(self, price: float) -> list[Command]:
         """Lay the grid at ``price`` with c = 0 and four sells splitting the position."""
         self._lay_grid(price)
+        self._cycle_book = Position(self.position.qty, price, self.position.qty_decimals)
+        self._cycle_realized = 0.0
         sizes = split_qty(self.position.qty, WINDOW, self.instrument)
         return [self._place_sell(-(i + 1), q) for i, q in enumerate(sizes)]
 
@@ -137,7 +137,6 @@ class LongWallet(UnitWallet):
         old = [o.client_id for o in self.orders(SELL)]
         self.resets += 1
         self.cycle += 1
-        self._cycle_realized0 = self.realized_pnl
         self.notional = self.position.qty * self.instrument.round_price(price)
         cmds = self._anchor(price)
         return cmds + [self._cancel(cid) for cid in old]
@@ -147,13 +146,20 @@ class LongWallet(UnitWallet):
 
     def _buy_at(self, u: int, releasing: OrderSpec | None = None) -> Command:
         level = self._level(u)
+        qty = self._buy_qty(level, releasing)
+        return self._place(BUY, Side.BUY, STOP, qty, level, unit=u)
+
+    def _buy_qty(self, level: float, releasing: OrderSpec | None = None) -> float:
+        """The buy fragment at ``level``, never more than the buying power left."""
         usd = self.notional / WINDOW
         if self.params.buy_fragment is BuyFragment.CONTINUOUS:
             usd = (self.notional + self.cycle_realized) / WINDOW
         released = releasing.qty * (releasing.price or level) if releasing is not None else 0.0
         usd = min(usd, self.buying_power(level) + released)
-        qty = max(self.instrument.qty_for_notional(usd, level), min_order_qty(self.instrument, level))
-        return self._place(BUY, Side.BUY, STOP, qty, level, unit=u)
+        return max(self.instrument.qty_for_notional(usd, level), min_order_qty(self.instrument, level))
+
+    def _slot_qty(self, spec: OrderSpec, level: float) -> float:
+        return min(self._buy_qty(level), self.fit_qty(Side.BUY, level))
 
     def buying_power(self, price: float) -> float:
         """Quote notional still buyable at ``price``: equity (unrealized included, as a cross

@@ -587,7 +587,7 @@ class SimExchange:
         elif not resume:
             problem = self._fill_problem(spec.side, qty, price)
             if problem is not None:
-                self._close(order, _REJECT, ts, out, problem)
+                self._close(order, _REJECT, ts, out, problem, price)
                 return
         if (
             self._partial_faults and not clamped and not resume
@@ -626,7 +626,8 @@ class SimExchange:
         out.append(OrderFilled(ts, spec.client_id, fill_id, qty, price, fee, leaves))
 
     def _close(
-        self, order: Order, trigger: OrderTrigger, ts: int, out: list[SimEvent], reason: str
+        self, order: Order, trigger: OrderTrigger, ts: int, out: list[SimEvent], reason: str,
+        price: float | None = None,
     ) -> None:
         """Cancel or reject a working order and report it."""
         cid = order.client_id
@@ -638,7 +639,7 @@ class SimExchange:
             out.append(OrderCancelled(ts, cid))
         else:
             self._log(ts, order, "rejected", left, reason=reason)
-            out.append(OrderRejected(ts, cid, reason))
+            out.append(OrderRejected(ts, cid, reason, price))
 
     def _unlist(self, cid: str) -> None:
         self._open.pop(cid, None)
