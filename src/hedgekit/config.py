@@ -181,6 +181,10 @@ class DataConfig(_Model):
     candles: str | None = Field(default=None, description="history file; default: bundled BTCUSDT 1m")
     start: str | None = Field(default=None, description="first bar (ISO-8601 or ms), inclusive")
     end: str | None = Field(default=None, description="last bar, exclusive")
+    on_spike: Literal["error", "drop", "clip"] = Field(
+        default="error",
+        description="a bad print (a bar far outside the market around it): refuse the file, drop the bar (a gap) or clip it to its neighbours",
+    )
 
 
 class BacktestConfig(_Model):

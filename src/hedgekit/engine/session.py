@@ -98,7 +98,7 @@ def load_data(
     cfg: BacktestConfig, data: str | None = None, start=None, end=None
 ) -> LoadedData:
     path = resolve_data_path(data if data is not None else cfg.data.candles)
-    candles = load_candles(path, start=start or cfg.data.start, end=end or cfg.data.end)
+    candles = load_candles(path, start=start or cfg.data.start, end=end or cfg.data.end, on_spike=cfg.data.on_spike)
     if len(candles) == 0:
         raise ValueError(f"{path}: no bars between the requested start and end")
     fc = cfg.venue.funding

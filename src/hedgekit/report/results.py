@@ -275,6 +275,12 @@ def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_sou
             "first_price": first_px,
             "last_price": last_px,
             "funding": funding_source,
+            # Bad prints the loader dropped or clipped (data.on_spike): never silent.
+            "bad_prints": {
+                "policy": cfg.data.on_spike,
+                "count": len(candles.spike_fixes),
+                "first": [f.as_dict() for f in candles.spike_fixes[:10]],
+            },
         },
         "wallets": wallets,
         "total": total,
