@@ -80,8 +80,10 @@ def wallet_allocation(w, first_price: float) -> float:
 
 def sim_config(cfg: BacktestConfig, w, index: int, first_price: float) -> SimConfig:
     v = cfg.venue
+    # Spot accounts have no margin: the venue takes leverage 1 (a wallet may still use < 1).
+    leverage = 1.0 if cfg.instrument.contract == "spot" else w.leverage
     return SimConfig(
-        initial_cash=wallet_allocation(w, first_price), leverage=w.leverage, margin_mode=v.margin_mode,
+        initial_cash=wallet_allocation(w, first_price), leverage=leverage, margin_mode=v.margin_mode,
         maintenance_margin_rate=v.maintenance_margin_rate, slippage=v.slippage,
         limit_fill=v.limit_fill, trigger_order=v.trigger_order,
         seed=cfg.seed * 1000 + index, maker_fee=v.maker_fee, taker_fee=v.taker_fee,
@@ -110,7 +112,12 @@ def load_data(
     gaps: tuple[FundingGap, ...] = ()
     interval = int(fc.interval_hours * 3_600_000)
     first, last = int(candles.ts[0]), int(candles.ts[-1])
-    if fc.file is not None:
+    if cfg.instrument.contract == "spot":
+        source = "none (spot: no funding)"
+        if fc.file is not None or fc.rate is not None:
+            logger.warning("instrument.contract is spot: venue.funding is ignored (spot pays no funding)")
+            source = "none (spot: no funding; venue.funding ignored)"
+    elif fc.file is not None:
         fpath = resolve_data_path(fc.file)
         fs = load_funding(fpath)
         keep = (fs.ts >= first) & (fs.ts <= last)
