@@ -7,11 +7,12 @@ suggest the nearest known key for a typo.
 from __future__ import annotations
 
 import difflib
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.instrument import ContractType, Instrument
@@ -181,6 +182,20 @@ class DataConfig(_Model):
     candles: str | None = Field(default=None, description="history file; default: bundled BTCUSDT 1m")
     start: str | None = Field(default=None, description="first bar (ISO-8601 or ms), inclusive")
     end: str | None = Field(default=None, description="last bar, exclusive")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _yaml_time(cls, value: Any) -> Any:
+        """YAML reads an unquoted `2025-05-10` as a date (and `2025-05-10 12:00:00` as a
+        datetime), epoch ms as an int: all are times. A naive datetime is UTC."""
+        if isinstance(value, datetime):
+            return value.isoformat() if value.tzinfo is not None else value.isoformat() + "Z"
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
     on_spike: Literal["error", "drop", "clip"] = Field(
         default="error",
         description="a bad print (a bar far outside the market around it): refuse the file, drop the bar (a gap) or clip it to its neighbours",
