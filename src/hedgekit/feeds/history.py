@@ -19,7 +19,9 @@ Formats
   their magnitude) or ISO-8601 text; text without a zone is UTC.
 * freqtrade ``*.feather`` candles (``date`` = bar open, UTC), ``*-mark.feather`` mark-price
   candles, ``*-funding_rate.feather`` funding rates (the rate is in ``open``), freqtrade JSON
-  candles (``[[ms, o, h, l, c, v], ...]``) and freqtrade trades (feather or JSON).
+  candles (``[[ms, o, h, l, c, v], ...]``, or pandas' ``orient="columns"`` / ``"index"`` layout
+  ``{"date": {"0": ms, ...}, "open": {...}}``, gzipped as jsongz or not) and freqtrade trades
+  (feather or JSON).
 * ta4j Coinbase JSON (``{"candles": [{"start": epoch s, ...}]}``, values as strings) and ta4j
   Binance JSON (``{"ohlc": [{"endTime": ms, "openPrice", ...}]}``; ``endTime`` is the bar's end
   and is converted to its open time with the bar duration).
@@ -575,6 +577,10 @@ def _from_json(p: Path, sha: str, data: bytes, name: str, kind: str) -> _Source:
         return _Source(p, sha, "freqtrade JSON", frame, noun="entry")
     if isinstance(obj, list) and all(isinstance(r, dict) for r in obj):
         return _Source(p, sha, "JSON records", pd.DataFrame.from_records(obj), noun="record")
+    if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
+        frame = _pandas_json_frame(obj)
+        if frame is not None:
+            return _Source(p, sha, "pandas JSON (orient=columns)", frame, noun="row")
     keys = sorted(obj)[:10] if isinstance(obj, dict) else type(obj).__name__
     raise DataError(
         p,
@@ -582,6 +588,25 @@ def _from_json(p: Path, sha: str, data: bytes, name: str, kind: str) -> _Source:
         hint='expected a list of [ms, o, h, l, c, v], a list of records, {"candles": [...]} '
         'or {"ohlc": [...]}',
     )
+
+
+def _row_order(keys: pd.Index) -> np.ndarray:
+    """Positions that put pandas' row keys ("0", "1", ..., "10") in numeric order."""
+    numbers = pd.to_numeric(pd.Series(keys, dtype="string"), errors="coerce")
+    return np.argsort(numbers.to_numpy(), kind="stable") if not numbers.isna().any() else np.arange(len(keys))
+
+
+def _pandas_json_frame(obj: dict[str, dict]) -> pd.DataFrame | None:
+    """``DataFrame.to_json(orient="columns")`` (``{"date": {"0": ms, ...}, "open": {...}}``,
+    as freqtrade's json/jsongz data format can hold) or its transpose ``orient="index"``
+    (``{"0": {"date": ms, "open": ...}, ...}``); None for any other dict of dicts."""
+    if {_norm(k) for k in obj} & set(_TS_ALIASES):
+        frame = pd.DataFrame(obj)
+    elif all(_norm(k).isdigit() for k in obj):
+        frame = pd.DataFrame.from_dict(obj, orient="index")
+    else:
+        return None
+    return frame.iloc[_row_order(frame.index)].reset_index(drop=True)
 
 
 def _ta4j_coinbase(p: Path, sha: str, candles: list[Any]) -> _Source:
