@@ -195,7 +195,7 @@ def buy_and_hold_curve(prices: np.ndarray, start_equity: float, leverage: float 
     p0 = float(first_price) if first_price else float(p[0])
     qty = start_equity * leverage / p0
     eq = start_equity + qty * (p - p0)
-    hit = np.flatnonzero(eq <= maintenance_margin_rate * qty * p) if leverage > 1 else ()
+    hit = np.flatnonzero(eq <= maintenance_margin_rate * qty * p) if leverage > 1 else np.empty(0, dtype=np.int64)
     if len(hit):
         i = int(hit[0])
         left = max(float(eq[i]), 0.0)
