@@ -7,14 +7,15 @@ suggest the nearest known key for a typo.
 from __future__ import annotations
 
 import difflib
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hedgekit.core.errors import HedgekitError
-from hedgekit.core.instrument import Instrument
+from hedgekit.core.instrument import ContractType, Instrument
 from hedgekit.core.units import UnitMode, UnitSpec
 
 
@@ -182,6 +183,24 @@ class DataConfig(_Model):
     start: str | None = Field(default=None, description="first bar (ISO-8601 or ms), inclusive")
     end: str | None = Field(default=None, description="last bar, exclusive")
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _yaml_time(cls, value: Any) -> Any:
+        """YAML reads an unquoted `2025-05-10` as a date (and `2025-05-10 12:00:00` as a
+        datetime), epoch ms as an int: all are times. A naive datetime is UTC."""
+        if isinstance(value, datetime):
+            return value.isoformat() if value.tzinfo is not None else value.isoformat() + "Z"
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    on_spike: Literal["error", "drop", "clip"] = Field(
+        default="error",
+        description="a bad print (a bar far outside the market around it): refuse the file, drop the bar (a gap) or clip it to its neighbours",
+    )
+
 
 class BacktestConfig(_Model):
     wallets: Annotated[list[WalletConfig], Field(min_length=1, description="the wallets to run, each its own account (sub-account)")]
@@ -204,6 +223,8 @@ class BacktestConfig(_Model):
                     f"wallets[{i}].leverage={w.leverage:g} is above venue.max_leverage="
                     f"{self.venue.max_leverage:g}; lower it or raise the venue limit"
                 )
+            if self.instrument.contract == "spot":
+                _spot_checks(i, w)
             if isinstance(w, UNIT_WALLETS) and w.unit.mode is UnitMode.FIXED and w.unit.value < self.instrument.tick_size:
                 raise ValueError(
                     f"wallets[{i}].unit.value={w.unit.value:g} is smaller than the tick "
@@ -215,9 +236,29 @@ class BacktestConfig(_Model):
         i = self.instrument
         return Instrument(
             symbol=i.symbol, tick_size=i.tick_size, lot_size=i.lot_size,
-            min_notional=i.min_notional, maker_fee=self.venue.maker_fee,
+            min_notional=i.min_notional, contract=ContractType(i.contract), maker_fee=self.venue.maker_fee,
             taker_fee=self.venue.taker_fee,
             funding_interval_hours=self.venue.funding.interval_hours,
+        )
+
+
+def _spot_checks(i: int, w: Any) -> None:
+    """SPEC §6: spot has no leverage above 1 and no shorts; refused before anything runs."""
+    name = f"wallets[{i}] ({w.name})"
+    if w.leverage > 1:
+        raise ValueError(
+            f"{name}.leverage={w.leverage:g}: instrument.contract is spot, which is traded without "
+            "leverage; use leverage <= 1 or contract: perp"
+        )
+    if isinstance(w, HedgeWalletConfig):
+        raise ValueError(
+            f"{name}.strategy=hedge_wallet sells short, and spot cannot be sold short "
+            "(instrument.contract: spot); run it on contract: perp or use a long_wallet"
+        )
+    if isinstance(w, GridHedgeConfig) and w.grid.direction in ("SHORT", "BOTH"):
+        raise ValueError(
+            f"{name}.grid.direction={w.grid.direction} sells short, and spot cannot be sold short "
+            "(instrument.contract: spot); hedge on contract: perp or use direction: LONG"
         )
 
 

@@ -126,3 +126,23 @@ def test_atr_units_load_and_need_their_warm_up(tmp_path):
         assert BacktestConfig.model_validate_json(c.model_dump_json()) == c
     with pytest.raises(ValueError, match=r"unit.atr_period=30 bars of warm-up.*only 20"):
         run_backtest(cfg, end="2025-05-04T15:53:00Z")
+
+
+@pytest.mark.parametrize(("start", "end", "expected"), [
+    ("2025-05-10", "2025-05-11", "2025-05-10T00:00:00Z"),  # YAML: a date
+    ("2025-05-10 12:30:00", "2025-05-11 12:30:00", "2025-05-10T12:30:00Z"),  # naive datetime: UTC
+    ("2025-05-10T14:30:00+02:00", "2025-05-11T14:30:00+02:00", "2025-05-10T12:30:00Z"),  # aware
+    ("1746880200000", "1746966600000", "2025-05-10T12:30:00Z"),  # epoch ms: an int
+    ("'2025-05-10T12:30:00Z'", "'2025-05-11T12:30:00Z'", "2025-05-10T12:30:00Z"),  # quoted, as before
+])
+def test_unquoted_yaml_dates_and_times_are_accepted(tmp_path, start, end, expected):
+    from hedgekit.feeds.history import to_epoch_ms
+
+    p = tmp_path / "dates.yaml"
+    p.write_text(example_path("dual_wallet.yaml").read_text().replace(
+        "data:\n", f"data:\n  start: {start}\n  end: {end}\n"))
+
+    cfg = load_config(p)
+
+    assert to_epoch_ms(cfg.data.start) == to_epoch_ms(expected)
+    assert to_epoch_ms(cfg.data.end) == to_epoch_ms(expected) + 86_400_000

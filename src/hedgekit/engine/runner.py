@@ -184,7 +184,7 @@ class WalletRunner:
                 nxt = trig
             tracker = self.tracker
             if tracker is not None:
-                lvl = tracker.grid.level(tracker.unit + (1 if up else -1))
+                lvl = tracker.next_level(up)  # -inf at the grid's floor: nothing below
                 if lvl < nxt if up else lvl > nxt:
                     nxt = lvl
             events: list[Event] = self._unit_steps(nxt, ts)

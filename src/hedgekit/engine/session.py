@@ -27,6 +27,7 @@ from hedgekit.core.strategy import Strategy
 from hedgekit.core.units import UnitMode
 from hedgekit.core.volatility import DAY_MS
 from hedgekit.engine import backtest as engine
+from hedgekit.feeds.coverage import FundingGap, funding_gaps
 from hedgekit.feeds.history import (
     BUNDLED_BTC_1M,
     Candles,
@@ -79,8 +80,10 @@ def wallet_allocation(w, first_price: float) -> float:
 
 def sim_config(cfg: BacktestConfig, w, index: int, first_price: float) -> SimConfig:
     v = cfg.venue
+    # Spot accounts have no margin: the venue takes leverage 1 (a wallet may still use < 1).
+    leverage = 1.0 if cfg.instrument.contract == "spot" else w.leverage
     return SimConfig(
-        initial_cash=wallet_allocation(w, first_price), leverage=w.leverage, margin_mode=v.margin_mode,
+        initial_cash=wallet_allocation(w, first_price), leverage=leverage, margin_mode=v.margin_mode,
         maintenance_margin_rate=v.maintenance_margin_rate, slippage=v.slippage,
         limit_fill=v.limit_fill, trigger_order=v.trigger_order,
         seed=cfg.seed * 1000 + index, maker_fee=v.maker_fee, taker_fee=v.taker_fee,
@@ -92,31 +95,63 @@ class LoadedData:
     candles: Candles
     funding: engine.Funding | None
     funding_source: str
+    funding_gaps: tuple[FundingGap, ...] = ()  # spans of the candles the funding file misses
+    funding_interval_ms: int = 0
 
 
 def load_data(
     cfg: BacktestConfig, data: str | None = None, start=None, end=None
 ) -> LoadedData:
     path = resolve_data_path(data if data is not None else cfg.data.candles)
-    candles = load_candles(path, start=start or cfg.data.start, end=end or cfg.data.end)
+    candles = load_candles(path, start=start or cfg.data.start, end=end or cfg.data.end, on_spike=cfg.data.on_spike)
     if len(candles) == 0:
         raise ValueError(f"{path}: no bars between the requested start and end")
     fc = cfg.venue.funding
     funding = None
     source = "none"
+    gaps: tuple[FundingGap, ...] = ()
+    interval = int(fc.interval_hours * 3_600_000)
     first, last = int(candles.ts[0]), int(candles.ts[-1])
-    if fc.file is not None:
+    if cfg.instrument.contract == "spot":
+        source = "none (spot: no funding)"
+        if fc.file is not None or fc.rate is not None:
+            logger.warning("instrument.contract is spot: venue.funding is ignored (spot pays no funding)")
+            source = "none (spot: no funding; venue.funding ignored)"
+    elif fc.file is not None:
         fpath = resolve_data_path(fc.file)
         fs = load_funding(fpath)
         keep = (fs.ts >= first) & (fs.ts <= last)
         funding = engine.Funding(fs.ts[keep], fs.rate[keep])
         source = str(fpath)
+        interval = fs.interval_ms or interval
+        gaps = tuple(funding_gaps(fs.ts, first, last, interval))
+        if gaps:
+            missing = sum(g.payments for g in gaps)
+            shown = "; ".join(str(g) for g in gaps[:5]) + (f"; and {len(gaps) - 5} more" if len(gaps) > 5 else "")
+            logger.warning(
+                f"{fpath}: no funding rate for {missing} of the {_fmt_hours(interval)} payments due over "
+                f"the candles ({len(gaps)} span(s)): {shown}; no funding is paid there (see summary.json "
+                "data.funding_missing)"
+            )
     elif fc.rate is not None:
         step = int(fc.interval_hours * 3_600_000)
         ts = np.arange((first // step + 1) * step, last + 1, step, dtype=np.int64)
         funding = engine.Funding(ts, np.full(len(ts), fc.rate))
         source = f"constant {fc.rate} every {fc.interval_hours:g}h"
-    return LoadedData(candles, funding, source)
+    return LoadedData(candles, funding, source, gaps, interval)
+
+
+def _fmt_hours(ms: int) -> str:
+    return f"{ms / 3_600_000:g}h"
+
+
+def funding_missing(loaded: LoadedData) -> dict:
+    """What ``summary.json`` says about the funding file's coverage (never a silent zero)."""
+    return {
+        "payments": sum(g.payments for g in loaded.funding_gaps),
+        "interval_hours": loaded.funding_interval_ms / 3_600_000,
+        "spans": [g.as_dict() for g in loaded.funding_gaps[:50]],
+    }
 
 
 def run_backtest(
@@ -151,7 +186,9 @@ def run_backtest(
     history = None if warmup is None else engine.Bars(warmup.ts, warmup.open, warmup.high, warmup.low, warmup.close)
     run = engine.run(bars, factories, funding=loaded.funding, mode=mode, progress=cb, history=history)
     _log_warnings(run)
-    return build_result(cfg, c, run, loaded.funding_source, warmup_bars=0 if warmup is None else len(warmup))
+    result = build_result(cfg, c, run, loaded.funding_source, warmup_bars=0 if warmup is None else len(warmup))
+    result.summary["data"]["funding_missing"] = funding_missing(loaded)
+    return result
 
 
 def _log_warnings(run: engine.EngineRun, limit: int = 20) -> None:

@@ -19,7 +19,9 @@ Formats
   their magnitude) or ISO-8601 text; text without a zone is UTC.
 * freqtrade ``*.feather`` candles (``date`` = bar open, UTC), ``*-mark.feather`` mark-price
   candles, ``*-funding_rate.feather`` funding rates (the rate is in ``open``), freqtrade JSON
-  candles (``[[ms, o, h, l, c, v], ...]``) and freqtrade trades (feather or JSON).
+  candles (``[[ms, o, h, l, c, v], ...]``, or pandas' ``orient="columns"`` / ``"index"`` layout
+  ``{"date": {"0": ms, ...}, "open": {...}}``, gzipped as jsongz or not) and freqtrade trades
+  (feather or JSON).
 * ta4j Coinbase JSON (``{"candles": [{"start": epoch s, ...}]}``, values as strings) and ta4j
   Binance JSON (``{"ohlc": [{"endTime": ms, "openPrice", ...}]}``; ``endTime`` is the bar's end
   and is converted to its open time with the bar duration).
@@ -54,6 +56,7 @@ from pandas.api import types as ptypes
 
 from hedgekit.core.errors import ParameterError
 from hedgekit.feeds.errors import DataError
+from hedgekit.feeds.spikes import SpikePolicy, clip_spikes, find_spikes
 
 __all__ = [
     "BUNDLED_BTC_1M",
@@ -61,6 +64,7 @@ __all__ = [
     "Candles",
     "DataError",
     "FundingSeries",
+    "SpikeFix",
     "TimeLike",
     "Trades",
     "bundled_path",
@@ -173,6 +177,24 @@ def _find_gaps(ts: np.ndarray, timeframe_ms: int) -> tuple[Gap, ...]:
     return tuple((int(ts[i]), int(missing[i])) for i in idx)
 
 
+@dataclass(frozen=True, slots=True)
+class SpikeFix:
+    """One bad print the loader dropped or clipped (``data.on_spike``): where it was in the
+    file, the bar as read and, for ``clip``, as used."""
+
+    row: int  # 1-based data row in the file
+    where: str  # "data row 1996 (line 1998)", "candle 1996", ...
+    ts: int
+    action: str  # "dropped" or "clipped"
+    ohlc: tuple[float, float, float, float]
+    used: tuple[float, float, float, float] | None  # clipped values; None when dropped
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "where": self.where, "time": _iso(self.ts), "action": self.action,
+                "open_high_low_close": list(self.ohlc),
+                "used": None if self.used is None else list(self.used)}
+
+
 @dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Candles:
     """OHLCV bars in time order; ``ts`` is the bar open in epoch ms (UTC).
@@ -192,6 +214,7 @@ class Candles:
     path: Path | None = None
     timeframe_ms: int = 0
     sha256: str = ""
+    spike_fixes: tuple[SpikeFix, ...] = ()  # bad prints dropped or clipped by the loader
     gaps: tuple[Gap, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -230,6 +253,7 @@ class Candles:
             self.ts[part], self.open[part], self.high[part], self.low[part],
             self.close[part], self.volume[part],
             path=self.path, timeframe_ms=self.timeframe_ms, sha256=self.sha256,
+            spike_fixes=self.spike_fixes,
         )  # fmt: skip
 
     def to_frame(self) -> pd.DataFrame:
@@ -553,6 +577,10 @@ def _from_json(p: Path, sha: str, data: bytes, name: str, kind: str) -> _Source:
         return _Source(p, sha, "freqtrade JSON", frame, noun="entry")
     if isinstance(obj, list) and all(isinstance(r, dict) for r in obj):
         return _Source(p, sha, "JSON records", pd.DataFrame.from_records(obj), noun="record")
+    if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
+        frame = _pandas_json_frame(obj)
+        if frame is not None:
+            return _Source(p, sha, "pandas JSON (orient=columns)", frame, noun="row")
     keys = sorted(obj)[:10] if isinstance(obj, dict) else type(obj).__name__
     raise DataError(
         p,
@@ -560,6 +588,25 @@ def _from_json(p: Path, sha: str, data: bytes, name: str, kind: str) -> _Source:
         hint='expected a list of [ms, o, h, l, c, v], a list of records, {"candles": [...]} '
         'or {"ohlc": [...]}',
     )
+
+
+def _row_order(keys: pd.Index) -> np.ndarray:
+    """Positions that put pandas' row keys ("0", "1", ..., "10") in numeric order."""
+    numbers = pd.to_numeric(pd.Series(keys, dtype="string"), errors="coerce")
+    return np.argsort(numbers.to_numpy(), kind="stable") if not numbers.isna().any() else np.arange(len(keys))
+
+
+def _pandas_json_frame(obj: dict[str, dict]) -> pd.DataFrame | None:
+    """``DataFrame.to_json(orient="columns")`` (``{"date": {"0": ms, ...}, "open": {...}}``,
+    as freqtrade's json/jsongz data format can hold) or its transpose ``orient="index"``
+    (``{"0": {"date": ms, "open": ...}, ...}``); None for any other dict of dicts."""
+    if {_norm(k) for k in obj} & set(_TS_ALIASES):
+        frame = pd.DataFrame(obj)
+    elif all(_norm(k).isdigit() for k in obj):
+        frame = pd.DataFrame.from_dict(obj, orient="index")
+    else:
+        return None
+    return frame.iloc[_row_order(frame.index)].reset_index(drop=True)
 
 
 def _ta4j_coinbase(p: Path, sha: str, candles: list[Any]) -> _Source:
@@ -877,10 +924,17 @@ def _empty_slice(src: _Source, ts: np.ndarray, start: TimeLike, end: TimeLike) -
 # -- public loaders ---------------------------------------------------------------------------
 
 
-def load_candles(path: str | Path, *, start: TimeLike = None, end: TimeLike = None) -> Candles:
+def load_candles(
+    path: str | Path, *, start: TimeLike = None, end: TimeLike = None,
+    on_spike: SpikePolicy | None = None,
+) -> Candles:
     """Load and check OHLCV candles from ``path``; keep those with ``start <= ts < end``.
 
     Raises :class:`DataError` naming the file, row and column of the first bad value.
+    ``on_spike`` also checks the kept bars for bad prints (see ``hedgekit.feeds.spikes``):
+    ``error`` refuses the file naming the row and its prices, ``drop`` removes those bars,
+    ``clip`` clamps them; both are logged and listed in :attr:`Candles.spike_fixes`.
+    None (the default of this low-level loader) skips the check; a backtest always makes it.
     """
     src = _open(path, "candles")
     if not len(src.frame):
@@ -890,9 +944,12 @@ def load_candles(path: str | Path, *, start: TimeLike = None, end: TimeLike = No
     arrays.update({k: _floats(src, cols[k]) for k in _OHLCV_KEYS[1:]})
     arrays = _reverse_if_newest_first(src, arrays)
     _check_candles(src, cols, arrays["timestamp"], arrays)
+    fixes: tuple[SpikeFix, ...] = ()
+    if on_spike is not None:
+        arrays, fixes = _handle_spikes(src, cols, arrays, on_spike, _index_range(arrays["timestamp"], start, end))
     candles = Candles(
         arrays["timestamp"], arrays["open"], arrays["high"], arrays["low"], arrays["close"],
-        arrays["volume"], path=src.path, sha256=src.sha256,
+        arrays["volume"], path=src.path, sha256=src.sha256, spike_fixes=fixes,
     )  # fmt: skip
     if start is not None or end is not None:
         candles = candles.slice(start, end)
@@ -900,6 +957,65 @@ def load_candles(path: str | Path, *, start: TimeLike = None, end: TimeLike = No
             raise _empty_slice(src, arrays["timestamp"], start, end)
     _log_gaps(candles)
     return candles
+
+
+def _ohlc(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, j: int) -> tuple[float, float, float, float]:
+    return float(o[j]), float(h[j]), float(lo[j]), float(c[j])
+
+
+def _handle_spikes(
+    src: _Source, cols: dict[str, str], arrays: dict[str, np.ndarray], policy: SpikePolicy, keep: slice
+) -> tuple[dict[str, np.ndarray], tuple[SpikeFix, ...]]:
+    """Find the bad prints among the bars in ``keep`` (judged against the whole file, so a
+    bar at the edge of the window still has both neighbours) and apply ``policy``."""
+    if policy not in ("error", "drop", "clip"):
+        raise ParameterError("on_spike", policy, "must be error, drop or clip")
+    o, h, lo, c = (arrays[k] for k in ("open", "high", "low", "close"))
+    spikes = find_spikes(h, lo, c)
+    inside = (spikes.index >= keep.start) & (spikes.index < keep.stop)
+    if not inside.any():
+        return arrays, ()
+    first = int(np.argmax(inside))
+    i = int(spikes.index[first])
+    if policy == "error":
+        side, value, bound = (("low", lo[i], f"below {spikes.floor[first]:.6g}") if spikes.low_bad[first]
+                              else ("high", h[i], f"above {spikes.ceiling[first]:.6g}"))
+        count = int(np.count_nonzero(inside))
+        raise src.error(
+            i, cols[side],
+            f"bad print: {side}={_num(value)} is far outside the market around it (bar "
+            f"{_iso(int(arrays['timestamp'][i]))} open={_num(o[i])} high={_num(h[i])} low={_num(lo[i])} "
+            f"close={_num(c[i])}; neighbouring closes {_num(c[max(i - 1, 0)])} and "
+            f"{_num(c[min(i + 1, len(c) - 1)])}; a {side} {bound} is a spike)"
+            + (f"; {count} such bar(s) in the file" if count > 1 else ""),
+            "set data.on_spike: drop (remove the bar, reported as a gap) or clip (clamp it to its "
+            "neighbours), or fix the file",
+        )
+    idx = spikes.index[inside]
+    ts = arrays["timestamp"]
+    if policy == "drop":
+        fixes = tuple(
+            SpikeFix(*src.locate(int(j)), int(ts[j]), "dropped", _ohlc(o, h, lo, c, j), None) for j in idx
+        )
+        keep_mask = np.ones(len(ts), dtype=bool)
+        keep_mask[idx] = False
+        arrays = {k: a[keep_mask] for k, a in arrays.items()}
+    else:
+        sub = type(spikes)(idx, spikes.floor[inside], spikes.ceiling[inside],
+                           spikes.low_bad[inside], spikes.high_bad[inside])
+        no, nh, nl, nc = clip_spikes(sub, o, h, lo, c)
+        fixes = tuple(
+            SpikeFix(*src.locate(int(j)), int(ts[j]), "clipped", _ohlc(o, h, lo, c, j),
+                     _ohlc(no, nh, nl, nc, j)) for j in idx
+        )
+        arrays = {**arrays, "open": no, "high": nh, "low": nl, "close": nc}
+    f = fixes[0]
+    logger.warning(
+        "{}: {} bad print(s) {} (data.on_spike: {}); first at {} ({}), open/high/low/close {}",
+        src.path, len(fixes), fixes[0].action, policy, f.where, _iso(f.ts),
+        "/".join(_num(v) for v in f.ohlc),
+    )  # fmt: skip
+    return arrays, fixes
 
 
 def load_funding(

@@ -26,6 +26,7 @@ import yaml
 
 from hedgekit.core.errors import HedgekitError
 from hedgekit.report.metrics import (
+    buy_and_hold_costs,
     buy_and_hold_curve,
     compute_run_metrics,
     drawdown_series,
@@ -405,12 +406,12 @@ def equity_figure(run: RunOutput, colors: dict[str, str]) -> go.Figure:
         fig.add_trace(_line(run.times, run.eq_wide.sum(axis=1).to_numpy(), "total", TOTAL_COLOR,
                             width=2.4, group="total"))
         total_start = sum(run.metrics["wallets"][w]["start_equity"] for w in run.wallets)
-        bh_total = sum(buy_and_hold_curve(run.price, s, lev, p0) * len(ws) for (s, lev), ws in groups.items())
+        bh_total = sum(buy_and_hold_curve(run.price, s, lev, p0, **buy_and_hold_costs(run.summary)) * len(ws) for (s, lev), ws in groups.items())
         fig.add_trace(_line(run.times, bh_total, f"buy & hold, total ({total_start:,.0f})",
                             TOTAL_COLOR, width=1.4, dash="dash", group="total"))
     for (start, lev), ws in groups.items():
         color = colors[ws[0]] if len(groups) > 1 else BH_COLOR
-        fig.add_trace(_line(run.times, buy_and_hold_curve(run.price, start, lev, p0),
+        fig.add_trace(_line(run.times, buy_and_hold_curve(run.price, start, lev, p0, **buy_and_hold_costs(run.summary)),
                             f"buy & hold {lev:g}× ({start:,.0f}: {', '.join(ws)})", color,
                             width=1.3, dash="dot"))
     _layout(fig, "Equity per wallet and total vs buy & hold (same capital and leverage)",
@@ -438,7 +439,7 @@ def drawdown_figure(run: RunOutput, colors: dict[str, str]) -> go.Figure:
                             fillcolor="rgba(17,24,39,0.07)"))
     p0 = _first_price(run)
     for (start, lev), ws in _bh_groups(run).items():
-        bh = buy_and_hold_curve(run.price, start, lev, p0)
+        bh = buy_and_hold_curve(run.price, start, lev, p0, **buy_and_hold_costs(run.summary))
         fig.add_trace(_line(run.times, dd(bh, start), f"buy & hold {lev:g}× ({', '.join(ws)})",
                             BH_COLOR, width=1.2, dash="dot", hover_fmt=".2f"))
     _layout(fig, "Drawdown from the running peak", "drawdown (%)", 360)

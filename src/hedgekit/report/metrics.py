@@ -25,6 +25,7 @@ import pandas as pd
 __all__ = [
     "MS_PER_YEAR",
     "RoundTrip",
+    "buy_and_hold_costs",
     "buy_and_hold_curve",
     "cagr",
     "compute_metrics",
@@ -180,14 +181,34 @@ def cagr(start: float, end: float, years: float) -> float | None:
 
 
 def buy_and_hold_curve(prices: np.ndarray, start_equity: float, leverage: float = 1.0,
-                       first_price: float | None = None) -> np.ndarray:
-    """Equity of holding ``start_equity × leverage`` of the asset from ``first_price`` (no fees,
-    no rebalancing), floored at 0 (a leveraged holder is wiped out, not negative)."""
+                       first_price: float | None = None, *, maintenance_margin_rate: float = 0.0,
+                       taker_fee: float = 0.0) -> np.ndarray:
+    """Equity of a long of ``start_equity × leverage`` bought at ``first_price`` and held (no
+    fees, no rebalancing), liquidated as the simulated exchange does (cross margin): at the
+    first price where equity <= notional × ``maintenance_margin_rate``, the position is closed
+    there, the taker fee is taken from what is left, and the equity stays at that (never below
+    0: -100 % at worst, and no recovery afterwards). Prices are the bars' closes, so a wick
+    that touches the liquidation price and closes back above it does not liquidate here."""
     p = np.asarray(prices, dtype=float)
     if p.size == 0:
         return p
     p0 = float(first_price) if first_price else float(p[0])
-    return np.maximum(start_equity * (1.0 + leverage * (p / p0 - 1.0)), 0.0)
+    qty = start_equity * leverage / p0
+    eq = start_equity + qty * (p - p0)
+    hit = np.flatnonzero(eq <= maintenance_margin_rate * qty * p) if leverage > 1 else np.empty(0, dtype=np.int64)
+    if len(hit):
+        i = int(hit[0])
+        left = max(float(eq[i]), 0.0)
+        eq[i:] = max(left - taker_fee * qty * p[i], 0.0)
+    return np.maximum(eq, 0.0)
+
+
+def buy_and_hold_costs(summary: dict | None) -> dict[str, float]:
+    """``buy_and_hold_curve``'s liquidation terms from a summary.json's venue config (zero when
+    absent: liquidation at the bankruptcy price, no fee)."""
+    venue = ((summary or {}).get("config") or {}).get("venue") or {}
+    return {"maintenance_margin_rate": float(venue.get("maintenance_margin_rate") or 0.0),
+            "taker_fee": float(venue.get("taker_fee") or 0.0)}
 
 
 # --------------------------------------------------------------------------- fills
@@ -347,6 +368,7 @@ def compute_metrics(
     prices: pd.Series | np.ndarray | None = None,
     leverage: float = 1.0,
     first_price: float | None = None,
+    bh_costs: dict[str, float] | None = None,
     funding: float | None = None,
     end_ms: int | None = None,
     periods: float | None = None,
@@ -416,7 +438,7 @@ def compute_metrics(
         p = np.asarray(prices, dtype=float)
         p0 = first_price if first_price else float(p[0])
         bh = buy_and_hold_curve(np.concatenate([[p0], p]) if start_equity is not None else p,
-                                start, leverage, p0)
+                                start, leverage, p0, **(bh_costs or {}))
         out["buy_and_hold_return_pct"] = (bh[-1] / start - 1.0) * 100.0 if start > 0 else None
         out["buy_and_hold_1x_return_pct"] = (p[-1] / p0 - 1.0) * 100.0
         out["buy_and_hold_max_drawdown_pct"] = max_drawdown(bh) * 100.0
@@ -470,7 +492,7 @@ def compute_run_metrics(equity: pd.DataFrame, fills: pd.DataFrame,
             series, fills[fw == name] if len(fills) else None,
             start_equity=start, positions=pos_wide[name].fillna(0.0).to_numpy(),
             prices=price.to_numpy(), leverage=lev, first_price=first_price,
-            funding=sw.get("funding"), end_ms=end_ms,
+            bh_costs=buy_and_hold_costs(summary), funding=sw.get("funding"), end_ms=end_ms,
         )
         m["strategy"] = sw.get("strategy") or (cfg_wallets.get(name, {}) or {}).get("strategy")
         m["leverage"] = lev
@@ -490,7 +512,8 @@ def compute_run_metrics(equity: pd.DataFrame, fills: pd.DataFrame,
     if p.size:
         p0 = first_price or float(p[0])
         full = np.concatenate([[p0], p])
-        bh = sum(buy_and_hold_curve(full, starts[n], levs[n], p0) for n in cols)
+        costs = buy_and_hold_costs(summary)
+        bh = sum(buy_and_hold_curve(full, starts[n], levs[n], p0, **costs) for n in cols)
         bh_end = float(bh[-1])
         t["buy_and_hold_return_pct"] = (bh_end / total_start - 1.0) * 100.0
         t["buy_and_hold_1x_return_pct"] = (p[-1] / p0 - 1.0) * 100.0

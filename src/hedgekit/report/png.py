@@ -31,7 +31,12 @@ from hedgekit.report.html import (
     unit_levels,
     wallet_colors,
 )
-from hedgekit.report.metrics import buy_and_hold_curve, drawdown_series, phase_segments
+from hedgekit.report.metrics import (
+    buy_and_hold_costs,
+    buy_and_hold_curve,
+    drawdown_series,
+    phase_segments,
+)
 
 __all__ = ["write_pngs"]
 
@@ -108,11 +113,11 @@ def _equity(run: RunOutput, colors: dict[str, str], path: Path) -> Path:
         t = run.metrics["total"]
         _plot_line(ax, run.times, run.eq_wide.sum(axis=1), color=TOTAL_COLOR, linewidth=2.0,
                    label=f"total ({t['return_pct']:+.2f} %)")
-        bh = sum(buy_and_hold_curve(run.price, s, lev, p0) * len(ws) for (s, lev), ws in groups.items())
+        bh = sum(buy_and_hold_curve(run.price, s, lev, p0, **buy_and_hold_costs(run.summary)) * len(ws) for (s, lev), ws in groups.items())
         _plot_line(ax, run.times, bh, color=TOTAL_COLOR, linewidth=1.0, linestyle="--",
                    label=f"buy & hold, total ({t['buy_and_hold_return_pct']:+.2f} %)")
     for (start, lev), ws in groups.items():
-        _plot_line(ax, run.times, buy_and_hold_curve(run.price, start, lev, p0),
+        _plot_line(ax, run.times, buy_and_hold_curve(run.price, start, lev, p0, **buy_and_hold_costs(run.summary)),
                    color=colors[ws[0]] if len(groups) > 1 else BH_COLOR, linewidth=1.0, linestyle=":",
                    label=f"buy & hold {lev:g}× ({', '.join(ws)})")
     _style(ax, "Equity vs buy & hold (same capital and leverage)", "equity (USD)")

@@ -17,7 +17,7 @@ import pandas as pd
 from hedgekit.config import BacktestConfig
 from hedgekit.engine.backtest import EngineRun, phase_durations
 from hedgekit.feeds.history import Candles
-from hedgekit.report.metrics import max_drawdown
+from hedgekit.report.metrics import buy_and_hold_curve, max_drawdown
 
 FILL_COLUMNS = [
     "timestamp", "wallet", "order_id", "kind", "side", "qty", "price", "fee", "unit",
@@ -243,7 +243,11 @@ def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_sou
             "liquidated": bool(w.venue.liquidated),
             "time_in_phase_pct": {k: round(v / span * 100.0, 3) for k, v in durations.items()},
             "time_in_phase_hours": {k: round(v / 3_600_000, 3) for k, v in durations.items()},
-            "buy_and_hold_return_pct": round(bh * wc.leverage, 4),  # same capital, same leverage
+            # Same capital, same leverage, liquidated like the venue would (never below -100 %).
+            "buy_and_hold_return_pct": round((float(buy_and_hold_curve(
+                bars.close, start_eq, wc.leverage, first_px,
+                maintenance_margin_rate=cfg.venue.maintenance_margin_rate, taker_fee=cfg.venue.taker_fee,
+            )[-1]) / start_eq - 1.0) * 100.0, 4),
             "buy_and_hold_1x_return_pct": round(bh, 4),
             "warnings": [msg for _, msg in w.runner.log.warnings][:50],
         }
@@ -275,6 +279,12 @@ def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_sou
             "first_price": first_px,
             "last_price": last_px,
             "funding": funding_source,
+            # Bad prints the loader dropped or clipped (data.on_spike): never silent.
+            "bad_prints": {
+                "policy": cfg.data.on_spike,
+                "count": len(candles.spike_fixes),
+                "first": [f.as_dict() for f in candles.spike_fixes[:10]],
+            },
         },
         "wallets": wallets,
         "total": total,
