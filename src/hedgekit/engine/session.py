@@ -27,6 +27,7 @@ from hedgekit.core.strategy import Strategy
 from hedgekit.core.units import UnitMode
 from hedgekit.core.volatility import DAY_MS
 from hedgekit.engine import backtest as engine
+from hedgekit.feeds.download import DEFAULT_DOWNLOAD_DIR, resolve_market_ref
 from hedgekit.feeds.history import (
     BUNDLED_BTC_1M,
     Candles,
@@ -43,13 +44,15 @@ from hedgekit.venues.sim import SimConfig, SimExchange
 Progress = Callable[[int, int], None]
 
 
-def resolve_data_path(value: str | None) -> Path:
-    """A config/CLI data path; None or ``bundled:NAME`` means a file shipped in the package."""
+def resolve_data_path(value: str | None, download_dir: str | Path | None = None) -> Path:
+    """A config/CLI data path; None or ``bundled:NAME`` means a file shipped in the package,
+    ``exchange/symbol/timeframe`` a file of `hedgekit download` in ``download_dir``."""
     if value is None:
         return bundled_path(BUNDLED_BTC_1M)
     if value.startswith("bundled:"):
         return bundled_path(value.removeprefix("bundled:"))
-    return Path(value)
+    downloaded = resolve_market_ref(value, download_dir or DEFAULT_DOWNLOAD_DIR)
+    return downloaded if downloaded is not None else Path(value)
 
 
 def build_strategy(w, instrument: Instrument, max_leverage: float) -> Strategy:
@@ -97,7 +100,7 @@ class LoadedData:
 def load_data(
     cfg: BacktestConfig, data: str | None = None, start=None, end=None
 ) -> LoadedData:
-    path = resolve_data_path(data if data is not None else cfg.data.candles)
+    path = resolve_data_path(data if data is not None else cfg.data.candles, cfg.data.download_dir)
     candles = load_candles(path, start=start or cfg.data.start, end=end or cfg.data.end)
     if len(candles) == 0:
         raise ValueError(f"{path}: no bars between the requested start and end")
@@ -106,7 +109,7 @@ def load_data(
     source = "none"
     first, last = int(candles.ts[0]), int(candles.ts[-1])
     if fc.file is not None:
-        fpath = resolve_data_path(fc.file)
+        fpath = resolve_data_path(fc.file, cfg.data.download_dir)
         fs = load_funding(fpath)
         keep = (fs.ts >= first) & (fs.ts <= last)
         funding = engine.Funding(fs.ts[keep], fs.rate[keep])
