@@ -8,6 +8,7 @@ backtest comparison), a week on each other venue, a few days for the fault tests
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -363,5 +364,26 @@ def test_cli_downloads_and_lists_timeframes(stub, tmp_path, monkeypatch):
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "0 new, 0 request(s)" in again.output
 
-    bad = runner.invoke(app, [*args[:-2], "--dir", str(tmp_path), "--timeframe", "7m"])
+    bad = runner.invoke(app, [*args, "--timeframe", "7m"])
     assert bad.exit_code == 2 and "binanceusdm has no 7m candles" in bad.output
+    not_unified = runner.invoke(app, [*args[:4], "BTCUSDT", *args[5:]])
+    assert not_unified.exit_code == 2 and "use ccxt's unified symbol" in not_unified.output
+
+
+def test_backtest_data_accepts_a_reference_and_names_the_command_when_it_is_missing(stub, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hedgekit.cli import app
+
+    monkeypatch.chdir(tmp_path)  # the default download folder is ./data
+    runner = CliRunner()
+    ref = "binanceusdm/BTC/USDT:USDT/1m"
+    missing = runner.invoke(app, ["backtest", "--data", ref, "--quiet", "--no-html"])
+    assert missing.exit_code == 2
+    assert "hedgekit download --exchange binanceusdm --symbol BTC/USDT:USDT --timeframe 1m" in missing.output
+
+    downloader(stub, tmp_path / "data").download("1m", *DAYS, funding=False, mark=False)
+    ran = runner.invoke(app, ["backtest", "--data", ref, "--quiet", "--no-html", "--out", "out"])
+    assert ran.exit_code == 0, ran.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["data"]["bars"] == 3 * 1440

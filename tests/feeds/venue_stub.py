@@ -165,6 +165,12 @@ class VenueStub:
     # -- dispatch -----------------------------------------------------------------------------
 
     def _answer(self, handler: BaseHTTPRequestHandler, path: str, params: dict[str, Any]) -> None:
+        try:
+            self._respond(handler, path, params)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away (killed on purpose by a test)
+
+    def _respond(self, handler: BaseHTTPRequestHandler, path: str, params: dict[str, Any]) -> None:
         route = _ROUTES.get(path)
         if path == "/info":
             route = _ROUTES.get(f"/info:{params.get('type')}")

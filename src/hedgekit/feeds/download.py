@@ -305,6 +305,11 @@ class Downloader:
         sleep: Callable[[float], None] = time.sleep,
         checkpoint_pages: int = 50,
     ) -> None:
+        if "/" not in symbol:
+            raise DownloadError(
+                f"--symbol {symbol!r}: use ccxt's unified symbol, e.g. BTC/USDT:USDT for the "
+                "USDT-margined perpetual or BTC/USDT for spot (it also names the files)"
+            )
         self.exchange_id = exchange_id
         self.symbol = symbol
         self.root = Path(root)
