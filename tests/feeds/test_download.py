@@ -161,6 +161,20 @@ def test_a_second_run_fetches_only_what_lies_before_and_after_the_file(stub, tmp
         assert until < first or since > last, f"asked again for what the file holds: {params}"
 
 
+@pytest.mark.parametrize("exchange", ["binanceusdm", "bybit"])
+def test_a_start_long_before_the_history_begins_is_skipped_cheaply_where_the_venue_allows(stub, tmp_path, exchange):
+    start, end = "2025-04-01", "2025-05-06"  # the served history begins 2025-05-04 15:33
+
+    result = downloader(stub, tmp_path, exchange).download("1m", start, end, funding=False, mark=False)
+
+    assert_same_rows(result.series[0].path, CANDLES_1M, start, end)
+    empty_windows = (pd.Timestamp("2025-05-04T15:33") - pd.Timestamp(start)) // pd.Timedelta("1000min")
+    if exchange == "binanceusdm":  # one empty window, one look ahead, then the ~2 days
+        assert result.requests <= 7
+    else:  # Bybit is not relied on to answer a bare `start` with what follows: every window
+        assert result.requests > empty_windows
+
+
 # -- faults ---------------------------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ that went away); ``on_request(n)`` is called before answering data request ``n``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -165,10 +166,9 @@ class VenueStub:
     # -- dispatch -----------------------------------------------------------------------------
 
     def _answer(self, handler: BaseHTTPRequestHandler, path: str, params: dict[str, Any]) -> None:
-        try:
+        # The client may go away mid-answer (killed on purpose by a test).
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._respond(handler, path, params)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client went away (killed on purpose by a test)
 
     def _respond(self, handler: BaseHTTPRequestHandler, path: str, params: dict[str, Any]) -> None:
         route = _ROUTES.get(path)

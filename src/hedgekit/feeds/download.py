@@ -88,6 +88,9 @@ class VenueQuirks:
     mark_timeframe: str | None = "8h"
     folder: str | None = None
     market_types: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Asked with `since` alone, the venue answers with the first rows after it: an empty
+    # window (before the listing, an outage) is then skipped in one request, not walked.
+    skips_empty: bool = False
     note: str = ""
 
 
@@ -95,11 +98,11 @@ VENUES: dict[str, VenueQuirks] = {
     # The USD-M API takes 1500 klines per request; ccxt caps fetch_ohlcv at 1000.
     "binanceusdm": VenueQuirks(
         candle_limit=1000, funding_limit=1000, folder="binance",
-        market_types={"swap": ("linear",)},
+        market_types={"swap": ("linear",)}, skips_empty=True,
     ),
     "binance": VenueQuirks(
         candle_limit=1000, funding_limit=1000, folder="binance",
-        market_types={"spot": ("spot",), "swap": ("linear",)},
+        market_types={"spot": ("spot",), "swap": ("linear",)}, skips_empty=True,
     ),
     # v5 pages are newest first; mark klines have no 8h interval (freqtrade uses 4h).
     "bybit": VenueQuirks(
@@ -445,6 +448,16 @@ class Downloader:
             if len(inside):
                 yield inside, window_end
             fresh = got[got[:, 0] >= cursor] if len(got) else got
+            if not len(fresh) and self.quirks.skips_empty and window_end < hi:
+                ahead = self._fetch(kind, timeframe, window_end, None, limit)
+                ahead = ahead[(ahead[:, 0] >= window_end) & (ahead[:, 0] < hi)] if len(ahead) else ahead
+                ahead = ahead[ahead[:, 0] <= now - settle] if len(ahead) else ahead
+                if not len(ahead):
+                    return  # nothing at all after the cursor: the venue's history ends here
+                # Only the rows up to the next window boundary are taken from this answer: the
+                # windows after it are asked for as usual (and checked for holes).
+                cursor = window_end + (int(ahead[0, 0]) - window_end) // step * step
+                continue
             if not len(fresh):
                 cursor = window_end  # nothing in this window: before the listing, or a gap
                 continue
@@ -478,7 +491,7 @@ class Downloader:
             return np.empty((0, 6))
         return np.concatenate(parts)
 
-    def _fetch(self, kind: SeriesKind, timeframe: str, since: int, until: int,
+    def _fetch(self, kind: SeriesKind, timeframe: str, since: int, until: int | None,
                limit: int) -> np.ndarray:  # fmt: skip
         """One request, retried with backoff on 429, 5xx, timeouts and dropped connections."""
         import ccxt
@@ -487,12 +500,12 @@ class Downloader:
         while True:
             self.requests += 1
             try:
+                params: dict[str, Any] = {} if until is None else {"until": until}
                 if kind == "funding":
                     raw = self.exchange.fetch_funding_rate_history(
-                        self.symbol, since, limit, {"until": until}
+                        self.symbol, since, limit, params
                     )
                     return _funding_rows(raw)
-                params: dict[str, Any] = {"until": until}
                 if kind == "mark":
                     params["price"] = "mark"
                 raw = self.exchange.fetch_ohlcv(self.symbol, timeframe, since, limit, params)
