@@ -260,6 +260,15 @@ def test_a_process_killed_mid_download_leaves_a_valid_file_and_the_rerun_complet
     assert not list(tmp_path.rglob("*.part"))
 
 
+def test_a_span_the_venue_has_nothing_for_is_an_error_for_candles_and_a_note_for_funding(stub, tmp_path):
+    with pytest.raises(DownloadError, match=r"binanceusdm BTC/USDT:USDT: the venue returned no candles between 2025-07-01"):
+        downloader(stub, tmp_path).download("1m", "2025-07-01", "2025-07-02")
+
+    result = downloader(stub, tmp_path).download("1m", "2025-06-03T08:00", "2025-06-03T09:00", mark=False)
+    funding = {s.kind: s for s in result.series}["funding"]
+    assert funding.rows == 0 and "no funding" in funding.skipped
+
+
 # -- validation -----------------------------------------------------------------------------------
 
 

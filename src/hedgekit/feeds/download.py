@@ -422,9 +422,11 @@ class Downloader:
         if progress is not None:
             progress(kind, total, total)
         if not len(rows):
-            raise DownloadError(
-                f"{self.exchange_id} {self.symbol}: no {kind} between {_iso(lo)} and {_iso(hi)}"
-            )
+            nothing = f"the venue returned no {kind} between {_iso(lo)} and {_iso(hi)}"
+            if kind == "candles":
+                raise DownloadError(f"{self.exchange_id} {self.symbol}: {nothing}")
+            return SeriesResult(kind, plan.path, 0, 0, self.requests - before, None, None,
+                                skipped=nothing)  # fmt: skip
         checked = self._check(plan.path, kind)
         gaps = checked.gaps if isinstance(checked, Candles) else ()
         return SeriesResult(
@@ -440,7 +442,6 @@ class Downloader:
         # A bar is final once it has closed; a funding rate once its time has passed.
         settle = 0 if kind == "funding" else step
         cursor = lo
-        stalls = 0
         while cursor < hi:
             window_end = min(cursor + limit * step, hi)
             got = self._window(kind, timeframe, cursor, window_end, limit, now - settle)
@@ -454,22 +455,14 @@ class Downloader:
                 ahead = ahead[ahead[:, 0] <= now - settle] if len(ahead) else ahead
                 if not len(ahead):
                     return  # nothing at all after the cursor: the venue's history ends here
-                # Only the rows up to the next window boundary are taken from this answer: the
-                # windows after it are asked for as usual (and checked for holes).
-                cursor = window_end + (int(ahead[0, 0]) - window_end) // step * step
+                # The answer only says where the data resumes; from there the windows are
+                # asked for as usual (and checked for holes).
+                cursor = window_end + (int(ahead[:, 0].min()) - window_end) // step * step
                 continue
             if not len(fresh):
                 cursor = window_end  # nothing in this window: before the listing, or a gap
                 continue
-            nxt = int(fresh[:, 0].max()) + (1 if kind == "funding" else step)
-            if nxt <= cursor:
-                stalls += 1
-                if stalls > 3:
-                    raise DownloadError(f"{self._where(kind, cursor)}: the venue keeps answering "
-                                        "with rows before the requested time")  # fmt: skip
-                continue
-            stalls = 0
-            cursor = nxt
+            cursor = int(fresh[:, 0].max()) + (1 if kind == "funding" else step)
 
     def _window(self, kind: SeriesKind, timeframe: str, a: int, b: int, limit: int,
                 final_before: int) -> np.ndarray:  # fmt: skip
