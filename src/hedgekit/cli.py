@@ -178,6 +178,8 @@ def download(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Download candles, funding rates and mark prices into freqtrade's feather files, incrementally."""
+    from rich.progress import TaskID
+
     from hedgekit.feeds.download import Downloader, list_timeframes, quirks_for
 
     try:
@@ -195,7 +197,7 @@ def download(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
             TimeRemainingColumn(), console=console, transient=True, disable=not show,
         ) as bar:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def progress(kind: str, done: int, total: int) -> None:
                 if kind not in tasks:

@@ -96,8 +96,12 @@ def test_binance_usdm_month_gives_the_served_files_row_for_row_and_the_same_back
     from hedgekit.config import load_config
     from hedgekit.engine.session import run_backtest
 
-    result = downloader(stub, tmp_path).download("1m", FIRST, END)
+    seen: list[tuple[str, int, int]] = []
+    result = downloader(stub, tmp_path).download("1m", FIRST, END, progress=lambda *a: seen.append(a))
 
+    candle_steps = [(done, total) for kind, done, total in seen if kind == "candles"]
+    assert candle_steps[-1] == (43_199, 43_199) and len(candle_steps) > 40
+    assert all(a[0] <= b[0] for a, b in zip(candle_steps, candle_steps[1:], strict=False))
     by_kind = {s.kind: s for s in result.series}
     assert by_kind["candles"].path == tmp_path / "binance/futures/BTC_USDT_USDT-1m-futures.feather"
     assert_same_rows(by_kind["candles"].path, CANDLES_1M, FIRST, END)
