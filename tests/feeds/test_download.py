@@ -39,7 +39,6 @@ pytestmark = pytest.mark.skipif(not CANDLES_1M.is_file(), reason="../shared/data
 PERP = "BTC/USDT:USDT"
 SYMBOLS = {"binanceusdm": PERP, "binance": "BTC/USDT", "bybit": PERP, "hyperliquid": "BTC/USDC:USDC"}
 FIRST, END = "2025-05-04T15:33:00Z", "2025-06-03T15:32:00Z"  # the whole real file
-WEEK = ("2025-05-10", "2025-05-17")
 DAYS = ("2025-05-20", "2025-05-23")
 
 
@@ -91,49 +90,59 @@ def assert_same_rows(got: Path, source: Path, start: str, end: str) -> None:
 # -- the acceptance: each venue, same rows, same fills --------------------------------------------
 
 
-def test_binance_usdm_month_gives_the_served_files_row_for_row_and_the_same_backtest(stub, tmp_path):
+# Where each venue's files land (freqtrade's folder and file names).
+FILES = {
+    "binanceusdm": {"candles": "binance/futures/BTC_USDT_USDT-1m-futures.feather",
+                    "funding": "binance/futures/BTC_USDT_USDT-8h-funding_rate.feather",
+                    "mark": "binance/futures/BTC_USDT_USDT-8h-mark.feather"},
+    "binance": {"candles": "binance/BTC_USDT-1m.feather"},
+    "bybit": {"candles": "bybit/futures/BTC_USDT_USDT-1m-futures.feather",
+              "funding": "bybit/futures/BTC_USDT_USDT-8h-funding_rate.feather"},
+    "hyperliquid": {"candles": "hyperliquid/futures/BTC_USDC_USDC-1m-futures.feather",
+                    "funding": "hyperliquid/futures/BTC_USDC_USDC-1h-funding_rate.feather"},
+}  # fmt: skip
+SOURCES = {"candles": CANDLES_1M, "funding": FUNDING_8H, "mark": MARK_8H}
+
+
+def backtest_outputs(candles: Path, funding: Path, out: Path) -> list[bytes]:
     from hedgekit.cli import example_path
     from hedgekit.config import load_config
     from hedgekit.engine.session import run_backtest
 
-    seen: list[tuple[str, int, int]] = []
-    result = downloader(stub, tmp_path).download("1m", FIRST, END, progress=lambda *a: seen.append(a))
-
-    candle_steps = [(done, total) for kind, done, total in seen if kind == "candles"]
-    assert candle_steps[-1] == (43_199, 43_199) and len(candle_steps) > 40
-    assert all(a[0] <= b[0] for a, b in zip(candle_steps, candle_steps[1:], strict=False))
-    by_kind = {s.kind: s for s in result.series}
-    assert by_kind["candles"].path == tmp_path / "binance/futures/BTC_USDT_USDT-1m-futures.feather"
-    assert_same_rows(by_kind["candles"].path, CANDLES_1M, FIRST, END)
-    assert_same_rows(by_kind["funding"].path, FUNDING_8H, FIRST, END)
-    assert_same_rows(by_kind["mark"].path, MARK_8H, FIRST, END)
-    assert by_kind["candles"].gaps == ()
-
     cfg = load_config(example_path("dual_wallet.yaml"))
-    outputs = []
-    for candles, funding in ((CANDLES_1M, FUNDING_8H), (by_kind["candles"].path, by_kind["funding"].path)):
-        fc = cfg.venue.funding.model_copy(update={"file": str(funding)})
-        run = cfg.model_copy(update={"venue": cfg.venue.model_copy(update={"funding": fc})})
-        folder = run_backtest(run, data=str(candles)).write(tmp_path / f"bt{len(outputs)}")
-        outputs.append([(folder / n).read_bytes() for n in ("fills.csv", "orders.csv")])
-    assert outputs[0][0].count(b"\n") > 20, "the backtest must trade for the comparison to mean anything"
-    assert outputs[0] == outputs[1]
+    fc = cfg.venue.funding.model_copy(update={"file": str(funding)})
+    cfg = cfg.model_copy(update={"venue": cfg.venue.model_copy(update={"funding": fc})})
+    folder = run_backtest(cfg, data=str(candles)).write(out)
+    return [(folder / name).read_bytes() for name in ("fills.csv", "orders.csv")]
 
 
-@pytest.mark.parametrize("exchange", ["binance", "bybit", "hyperliquid"])
-def test_each_venue_gives_the_served_rows_through_its_own_api(stub, tmp_path, exchange):
-    result = downloader(stub, tmp_path, exchange).download("1m", *WEEK, mark=exchange != "bybit")
+@pytest.fixture(scope="module")
+def original_backtest(tmp_path_factory) -> list[bytes]:
+    outputs = backtest_outputs(CANDLES_1M, FUNDING_8H, tmp_path_factory.mktemp("original"))
+    assert outputs[0].count(b"\n") > 20, "the backtest must trade for the comparison to mean anything"
+    return outputs
+
+
+@pytest.mark.parametrize("exchange", list(FILES))
+def test_the_month_from_each_venue_is_the_served_file_row_for_row_and_backtests_the_same(
+    stub, tmp_path, exchange, original_backtest
+):
+    seen: list[tuple[str, int, int]] = []
+
+    result = downloader(stub, tmp_path, exchange).download(
+        "1m", FIRST, END, mark=exchange != "bybit", progress=lambda *a: seen.append(a)
+    )
 
     by_kind = {s.kind: s for s in result.series}
-    assert_same_rows(by_kind["candles"].path, CANDLES_1M, *WEEK)
-    if exchange == "binance":
-        assert by_kind["candles"].path.name == "BTC_USDT-1m.feather"
-        assert by_kind["funding"].skipped == "spot market"
-        return
-    assert_same_rows(by_kind["funding"].path, FUNDING_8H, *WEEK)
-    if exchange == "hyperliquid":
-        assert by_kind["funding"].path.name == "BTC_USDC_USDC-1h-funding_rate.feather"
-        assert by_kind["mark"].skipped
+    assert {k: str(s.path.relative_to(tmp_path)) for k, s in by_kind.items() if not s.skipped} == FILES[exchange]
+    for kind in FILES[exchange]:
+        assert_same_rows(by_kind[kind].path, SOURCES[kind], FIRST, END)
+    assert by_kind["candles"].gaps == ()
+    candle_steps = [(done, total) for kind, done, total in seen if kind == "candles"]
+    assert candle_steps[-1] == (43_199, 43_199)
+    assert all(a[0] <= b[0] for a, b in zip(candle_steps, candle_steps[1:], strict=False))
+    funding = by_kind["funding"].path if "funding" in FILES[exchange] else FUNDING_8H
+    assert backtest_outputs(by_kind["candles"].path, funding, tmp_path / "bt") == original_backtest
 
 
 def test_bybit_mark_prices_are_asked_at_its_4h_interval(stub, tmp_path):
