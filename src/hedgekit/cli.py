@@ -169,7 +169,7 @@ def download(
     exchange: Annotated[str | None, typer.Option("--exchange", help="ccxt exchange id: binanceusdm, binance, bybit, hyperliquid, ...")] = None,
     symbol: Annotated[str | None, typer.Option("--symbol", help="ccxt symbol: BTC/USDT:USDT (perpetual), BTC/USDT (spot)")] = None,
     timeframe: Annotated[str, typer.Option("--timeframe", help="candle timeframe")] = "1m",
-    start: Annotated[str | None, typer.Option("--from", help="first bar, ISO-8601 or ms")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="first bar, ISO-8601 or ms; default: update the existing file")] = None,
     end: Annotated[str | None, typer.Option("--to", help="end (exclusive); default now")] = None,
     folder: Annotated[Path, typer.Option("--dir", help="data folder (freqtrade layout: DIR/<exchange>/futures/...)")] = Path("data"),
     funding: Annotated[bool, typer.Option("--funding/--no-funding", help="funding-rate history (perpetuals)")] = True,
@@ -189,8 +189,8 @@ def download(
             extra = f"funding {q.funding_timeframe or 'none'}, mark {q.mark_timeframe or 'none'}, {q.candle_limit} candles per request"
             out.print(extra + (f"; {q.note}" if q.note else ""), highlight=False)
             return
-        if exchange is None or symbol is None or start is None:
-            raise HedgekitError("download needs --exchange, --symbol and --from (or --list-timeframes EXCHANGE)")
+        if exchange is None or symbol is None:
+            raise HedgekitError("download needs --exchange and --symbol (or --list-timeframes EXCHANGE)")
         loader = Downloader(exchange, symbol, folder)
         show = not quiet and console.is_terminal
         with Progress(

@@ -357,6 +357,35 @@ def test_a_config_names_exchange_symbol_timeframe_and_gets_the_downloaded_file(s
     assert len(loaded.candles) == 3 * 1440
 
 
+def test_a_config_wanting_more_than_was_downloaded_is_told_the_command_for_the_rest(stub, tmp_path):
+    from loguru import logger
+
+    from hedgekit.config import parse_config
+    from hedgekit.engine.session import load_data
+
+    downloader(stub, tmp_path).download("1m", *DAYS, funding=False, mark=False)
+    cfg = parse_config({
+        "wallets": [{"name": "long", "strategy": "long_wallet", "allocation": 1000,
+                     "unit": {"mode": "percent", "value": 0.01}}],
+        "data": {"candles": "binanceusdm/BTC/USDT:USDT/1m", "download_dir": str(tmp_path),
+                 "start": "2025-05-18", "end": "2025-05-22"},
+    })  # fmt: skip
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    try:
+        loaded = load_data(cfg)
+    finally:
+        logger.remove(sink)
+
+    assert len(loaded.candles) == 2 * 1440
+    assert any(
+        "binanceusdm/BTC/USDT:USDT/1m has no bars for 2025-05-18T00:00:00Z -> 2025-05-20T00:00:00Z; "
+        "fetch them with: hedgekit download --exchange binanceusdm --symbol BTC/USDT:USDT "
+        f"--timeframe 1m --from 2025-05-18T00:00:00Z --to 2025-05-20T00:00:00Z --dir {tmp_path}"
+        in line for line in lines
+    ), lines
+
+
 def test_a_reference_to_data_not_downloaded_says_which_command_fetches_it(tmp_path):
     from hedgekit.engine.session import resolve_data_path
     from hedgekit.feeds.errors import DataError
@@ -366,6 +395,8 @@ def test_a_reference_to_data_not_downloaded_says_which_command_fetches_it(tmp_pa
     assert "no downloaded data for bybit/ETH/USDT:USDT/5m" in str(err.value)
     assert (f"hedgekit download --exchange bybit --symbol ETH/USDT:USDT --timeframe 5m "
             f"--from 2024-01-01 --dir {tmp_path}") in str(err.value)  # fmt: skip
+    with pytest.raises(DataError, match=r"ETH/USDT:USDT --from 2025-01-01T00:00:00Z --to 2025-02-01T00:00:00Z"):
+        resolve_data_path("bybit/ETH/USDT:USDT/funding", tmp_path, "2025-01-01", "2025-02-01")
 
 
 def test_paths_are_not_mistaken_for_references():
@@ -399,6 +430,10 @@ def test_cli_downloads_and_lists_timeframes(stub, tmp_path, monkeypatch):
     assert "4,320 rows" in first.output and "4,320 new" in first.output
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "0 new, 0 request(s)" in again.output
+    update = runner.invoke(app, [*args[:5], "--to", "2025-05-24", "--dir", str(tmp_path), "--no-mark"])
+    assert update.exit_code == 0 and "5,760 rows 2025-05-20 00:00 → 2025-05-23 23:59 UTC, 1,440 new" in update.output
+    fresh = runner.invoke(app, [*args[:5], "--dir", str(tmp_path / "empty")])
+    assert fresh.exit_code == 2 and "give --from" in fresh.output
 
     bad = runner.invoke(app, [*args, "--timeframe", "7m"])
     assert bad.exit_code == 2 and "binanceusdm has no 7m candles" in bad.output

@@ -54,6 +54,7 @@ __all__ = [
     "data_file",
     "list_timeframes",
     "make_exchange",
+    "missing_span",
     "parse_market_ref",
     "quirks_for",
     "resolve_market_ref",
@@ -183,12 +184,13 @@ class MarketRef:
             raise DownloadError(f"{self.exchange} has no {self.timeframe} series")
         return data_file(root, self.exchange, self.symbol, tf, self.kind)
 
-    def command(self, root: str | Path, start: str | None = None) -> str:
-        """The `hedgekit download` command that fetches this series."""
-        tf = "1m" if self.kind != "candles" else self.timeframe
-        since = start or "2024-01-01"
-        return (f"hedgekit download --exchange {self.exchange} --symbol {self.symbol} "
-                f"--timeframe {tf} --from {since} --dir {root}")  # fmt: skip
+    def command(self, root: str | Path, start: str | None = None, end: str | None = None) -> str:
+        """The `hedgekit download` command that fetches this series (with 1m candles when
+        the reference names funding or mark prices)."""
+        tf = f" --timeframe {self.timeframe}" if self.kind == "candles" else ""
+        until = f" --to {end}" if end else ""
+        return (f"hedgekit download --exchange {self.exchange} --symbol {self.symbol}{tf} "
+                f"--from {start or '2024-01-01'}{until} --dir {root}")  # fmt: skip
 
 
 _REF = re.compile(
@@ -205,19 +207,43 @@ def parse_market_ref(value: str) -> MarketRef | None:
     return MarketRef(match["exchange"], match["symbol"], match["tf"])
 
 
-def resolve_market_ref(value: str, root: str | Path) -> Path | None:
+def resolve_market_ref(value: str, root: str | Path, start: Any = None,
+                       end: Any = None) -> Path | None:  # fmt: skip
     """The file a reference names under the download folder ``root``; None if ``value`` is a
-    path. A missing file is an error that gives the `hedgekit download` command to run."""
+    path. A missing file is an error that gives the `hedgekit download` command to run (for
+    the ``start``/``end`` wanted, when known)."""
     ref = parse_market_ref(value)
     if ref is None or Path(value).exists():
         return None
     path = ref.path(root)
     if not path.is_file():
+        since = None if start is None else _iso(to_epoch_ms(start))
+        until = None if end is None else _iso(to_epoch_ms(end))
         raise DataError(
             path, f"no downloaded data for {value}",
-            hint=f"fetch it with: {ref.command(root)}",
+            hint=f"fetch it with: {ref.command(root, since, until)}",
         )  # fmt: skip
     return path
+
+
+def missing_span(value: str, root: str | Path, start: Any, end: Any,
+                 candles: Candles) -> str | None:  # fmt: skip
+    """For candles named by a reference: what the wanted ``[start, end)`` has that the
+    downloaded file does not, with the command that fetches it; None if nothing is missing."""
+    ref = parse_market_ref(value)
+    if ref is None or not len(candles) or (start is None and end is None):
+        return None
+    first, after = int(candles.ts[0]), int(candles.ts[-1]) + candles.timeframe_ms
+    spans = []
+    if start is not None and to_epoch_ms(start) < first:
+        spans.append((to_epoch_ms(start), first))
+    if end is not None and to_epoch_ms(end) > after:
+        spans.append((after, to_epoch_ms(end)))
+    if not spans:
+        return None
+    text = " and ".join(f"{_iso(a)} -> {_iso(b)}" for a, b in spans)
+    command = ref.command(root, _iso(spans[0][0]), _iso(spans[-1][1]))
+    return f"{value} has no bars for {text}; fetch them with: {command}"
 
 
 # -- ccxt -------------------------------------------------------------------------------------
@@ -344,7 +370,14 @@ class Downloader:
         progress: Progress | None = None,
     ) -> DownloadResult:
         """Bring the candles (and, for a contract, funding and mark prices) up to
-        ``[start, end)``; ``end`` defaults to now. Returns what each file holds afterwards."""
+        ``[start, end)``; ``end`` defaults to now, ``start`` to the first bar of the candle
+        file already there (an update). Returns what each file holds afterwards."""
+        if start is None:
+            path = data_file(self.root, self.exchange_id, self.symbol, timeframe)
+            held = _read_existing(path, "candles")
+            if held is None or not len(held):
+                raise DownloadError(f"no {path} yet: give --from to say where the history starts")
+            start = int(held[0, 0])
         lo = to_epoch_ms(start)
         hi = self.now_ms() if end is None else min(to_epoch_ms(end), self.now_ms())
         if hi <= lo:
