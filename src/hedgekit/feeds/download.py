@@ -661,11 +661,14 @@ def _alive(pid: int) -> bool:
 
 
 def _atomic_write(path: Path, rows: np.ndarray, kind: SeriesKind, owner: Downloader) -> None:
-    """Write next to ``path``, check the temporary file with the loader, fsync, rename."""
+    """Write next to ``path``, check the temporary file with the loader, fsync, rename, fsync
+    the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _part_path(path, os.getpid())
     try:
         _frame(rows).to_feather(tmp, compression="lz4")
+        # The loader's notes (gaps) are logged once, for the finished file, not per write.
+        logger.disable("hedgekit.feeds.history")
         try:
             owner._check(tmp, kind)
         except DataError as err:
@@ -673,8 +676,15 @@ def _atomic_write(path: Path, rows: np.ndarray, kind: SeriesKind, owner: Downloa
                 f"{owner.exchange_id} {owner.symbol} {kind}: the downloaded data fails the "
                 f"checks, {path} is left as it was: {err}"
             ) from err
+        finally:
+            logger.enable("hedgekit.feeds.history")
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)  # the rename itself survives a power cut
+        finally:
+            os.close(folder)
     finally:
         tmp.unlink(missing_ok=True)
