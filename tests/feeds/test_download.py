@@ -29,6 +29,7 @@ from tests.feeds.venue_stub import (
     FUNDING_8H,
     MARK_8H,
     MINUTE,
+    RETRY_AFTER_S,
     Series,
     VenueStub,
     read_rows,
@@ -51,6 +52,7 @@ def server():
 @pytest.fixture
 def stub(server: VenueStub):
     server.faults, server.die_after, server.on_request = {}, None, None
+    server.retry_after = RETRY_AFTER_S
     server.data_requests, server.log = 0, []
     real = server.candles
     yield server
@@ -202,7 +204,15 @@ def test_faults_still_give_the_served_rows(stub, tmp_path, exchange, fault):
     )
 
     assert_same_rows(result.series[0].path, CANDLES_1M, *DAYS)
-    assert sleeps == ([1.0] if fault in ("429", "500", "drop") else []), "backoff only on errors"
+    waits = {"429": [float(RETRY_AFTER_S)] if exchange == "binanceusdm" else [1.0], "500": [1.0],
+             "drop": [1.0]}  # Binance's 429 says how long to wait (Retry-After)  # fmt: skip
+    assert sleeps == waits.get(fault, []), "backoff only on errors"
+
+
+def test_a_rate_limit_ban_stops_the_download_instead_of_hanging(stub, tmp_path):
+    stub.faults, stub.retry_after = {1: "429"}, 3600
+    with pytest.raises(DownloadError, match=r"the venue asks to wait 3600 s \(a rate-limit ban\)"):
+        downloader(stub, tmp_path, sleeps=[]).download("1m", *DAYS)
 
 
 def test_a_venue_that_stays_down_is_given_up_on_with_a_clear_error(stub, tmp_path):

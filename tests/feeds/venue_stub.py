@@ -22,7 +22,7 @@ The Binance file is served for every venue (standing in for that venue's own his
 point is the paging and the venue's response layout, and that the bytes can be compared.
 
 Faults, by the number of the data request (1-based, market lists not counted): ``faults[n]``
-is ``"429"`` (in the venue's own words), ``"500"`` (a gateway's 502 page), ``"short"`` (half the page, cut where the venue's order ends),
+is ``"429"`` (in the venue's own words; Binance's with a Retry-After), ``"500"`` (a gateway's 502 page), ``"short"`` (half the page, cut where the venue's order ends),
 ``"overlap"`` (ten rows before the requested start added), ``"shuffle"`` (the page's rows
 in a seeded random order) or ``"drop"`` (the connection is
 closed without an answer). ``die_after=N`` drops every data request after the N-th (a venue
@@ -50,6 +50,7 @@ FUNDING_8H = DATA / "BTC_USDT_USDT-8h-funding_rate.feather"
 MARK_8H = DATA / "BTC_USDT_USDT-8h-mark.feather"
 
 MINUTE = 60_000
+RETRY_AFTER_S = 7  # what the Binance stub's 429 asks to wait
 
 
 def read_rows(path: Path) -> np.ndarray:
@@ -84,8 +85,8 @@ class _Drop(Exception):
 
 
 class _HttpError(Exception):
-    def __init__(self, status: int, body: Any) -> None:
-        self.status, self.body = status, body
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self.status, self.body, self.headers = status, body, headers or {}
 
 
 class VenueStub:
@@ -98,6 +99,7 @@ class VenueStub:
         self.funding = Series(read_rows(funding), 8 * 3_600_000)
         self.faults: dict[int, str] = {}
         self.die_after: int | None = None
+        self.retry_after = RETRY_AFTER_S
         self.on_request: Callable[[int], None] | None = None
         self.data_requests = 0
         self.log: list[tuple[str, dict[str, Any]]] = []
@@ -192,7 +194,10 @@ class VenueStub:
                 if fault == "drop":
                     raise _Drop
                 if fault == "429":
-                    raise _RATE_LIMITED[name.partition("_")[0]]
+                    limited = _RATE_LIMITED[name.partition("_")[0]]
+                    if limited.headers:
+                        limited.headers = {"Retry-After": str(self.retry_after)}
+                    raise limited
                 if fault == "500":
                     raise _HttpError(502, "<html><body>502 Bad Gateway</body></html>")
             body = getattr(self, f"_{name}")(params, fault)
@@ -210,6 +215,8 @@ class VenueStub:
             data = err.body.encode() if text else json.dumps(err.body).encode()
             handler.send_response(err.status)
             handler.send_header("Content-Type", "text/html" if text else "application/json")
+            for key, value in err.headers.items():
+                handler.send_header(key, value)
             handler.send_header("Content-Length", str(len(data)))
             handler.end_headers()
             handler.wfile.write(data)
@@ -389,7 +396,8 @@ class VenueStub:
 # How each venue says "too many requests" (Bybit answers HTTP 200 with its own code).
 _RATE_LIMITED = {
     "binance": _HttpError(429, {"code": -1003, "msg": "Too many requests; current limit is 2400 "
-                                                      "requests per minute."}),
+                                                      "requests per minute."},
+                          headers={"Retry-After": str(RETRY_AFTER_S)}),
     "bybit": _HttpError(200, {"retCode": 10006, "retMsg": "Too many visits!", "result": {},
                               "retExtInfo": {}, "time": 0}),
     "hl": _HttpError(429, "null"),

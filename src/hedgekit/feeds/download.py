@@ -299,6 +299,8 @@ class DownloadResult:
         return sum(s.requests for s in self.series)
 
 
+_LONGEST_WAIT_S = 300.0  # a longer Retry-After is a ban: stop and say so, do not hang
+
 # (kind, done steps, total steps) while a series downloads
 Progress = Callable[[str, int, int], None]
 
@@ -545,6 +547,14 @@ class Downloader:
                         "again to resume"
                     ) from err
                 delay = self.backoff.delay(attempt, self._rng)
+                if isinstance(err, ccxt.DDoSProtection):  # 429/418: the venue may say how long
+                    wait = self._retry_after()
+                    if wait is not None and wait > _LONGEST_WAIT_S:
+                        raise DownloadError(
+                            f"{self._where(kind, since)}: the venue asks to wait {wait:.0f} s "
+                            "(a rate-limit ban); run the same command again after that"
+                        ) from err
+                    delay = max(delay, wait or 0.0)
                 logger.warning("{}: {}; retrying in {:.1f}s", self._where(kind, since),
                                describe(err), delay)  # fmt: skip
                 self.sleep(delay)
@@ -556,6 +566,15 @@ class Downloader:
                                     f"{self.exchange_id} ({describe(err)})") from err  # fmt: skip
             except ccxt.ExchangeError as err:
                 raise DownloadError(f"{self._where(kind, since)}: {describe(err)}") from err
+
+    def _retry_after(self) -> float | None:
+        """Seconds in the last answer's Retry-After header (Binance sends it with 429/418)."""
+        headers: Any = getattr(self.exchange, "last_response_headers", None) or {}
+        value = headers.get("Retry-After") if hasattr(headers, "get") else None
+        try:
+            return None if value is None else float(value)
+        except (TypeError, ValueError):
+            return None
 
     def _where(self, kind: str, at: int) -> str:
         return f"{self.exchange_id} {self.symbol} {kind} at {_iso(at)}"
