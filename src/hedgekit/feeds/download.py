@@ -9,16 +9,19 @@ hedgekit download folder are interchangeable::
     DIR/binance/BTC_USDT-1m.feather                            spot candles
 
 Downloads are incremental (only what lies before the file's first row or after its last is
-fetched), written to a temporary file that is checked with the loader's own checks
-(:func:`hedgekit.feeds.history.load_candles` / ``load_funding``) and then renamed over the old
-file, so a killed download leaves the previous complete file and the rerun resumes from it.
+fetched). Every write goes to a temporary file that must pass the loader's own checks
+(:func:`hedgekit.feeds.history.load_candles` / ``load_funding``) before it is renamed over the
+old file, and the file is rewritten every ``checkpoint_pages`` pages, so a killed download
+leaves a valid, contiguous file and the rerun carries on from its last row.
 
 Paging works the same on every venue: the span is cut into windows of one page
 (``limit × step``), each asked for with ``since`` and ``until``. Rows outside the window are
 kept only if they fall in the span (overlapping pages are harmless, later answers win), the
 page may come in any order, and a page that starts after the window's start is followed by a
 request for the part before it (venues such as Bybit return the newest rows of a window
-first, so a short page loses the oldest). Venue differences are data in :data:`VENUES`.
+first, so a short page loses the oldest). An empty window is skipped in one look-ahead
+request where the venue answers a bare ``since`` with what follows (Binance), else walked.
+Venue differences are data in :data:`VENUES`.
 """
 
 from __future__ import annotations
