@@ -258,13 +258,9 @@ def test_a_process_killed_mid_download_leaves_a_valid_file_and_the_rerun_complet
     kill_at = random.Random(7).randint(2, 5)
     script = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "from tests.feeds.venue_stub import VenueStub\n"
+        "from tests.feeds.venue_stub import point_at\n"
         "from hedgekit.feeds.download import Downloader, make_exchange\n"
-        "stub = VenueStub.__new__(VenueStub)\n"
-        "ex = make_exchange('binanceusdm', 'BTC/USDT:USDT')\n"
-        "for k, v in list(ex.urls['api'].items()):\n"
-        "    if isinstance(v, str): ex.urls['api'][k] = sys.argv[2] + '/' + v.split('/', 3)[3]\n"
-        "ex.rateLimit = 1\n"
+        "ex = point_at(make_exchange('binanceusdm', 'BTC/USDT:USDT'), sys.argv[2])\n"
         "Downloader('binanceusdm', 'BTC/USDT:USDT', sys.argv[3], exchange=ex, checkpoint_pages=1)"
         f".download('1m', '{start}', '{end}', funding=False, mark=False)\n"
     )

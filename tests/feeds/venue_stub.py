@@ -61,6 +61,17 @@ def read_rows(path: Path) -> np.ndarray:
     return np.column_stack([ts.view(np.int64).astype(np.float64), *cols])
 
 
+def point_at(exchange: Any, base: str) -> Any:
+    """Point a ccxt exchange's REST URLs at ``base`` (keeping each URL's path), and set its
+    throttle to a millisecond: rate limiting is ccxt's own and not what these tests measure."""
+    api = exchange.urls["api"]
+    for key, value in list(api.items()):
+        if isinstance(value, str):
+            api[key] = base + urlsplit(value.replace("{hostname}", "x")).path
+    exchange.rateLimit = 1
+    return exchange
+
+
 def _s(x: float) -> str:
     return repr(float(x))  # round-trips exactly through float()
 
@@ -153,17 +164,7 @@ class VenueStub:
         return f"http://{host}:{port}"
 
     def point(self, exchange: Any) -> Any:
-        """Point a ccxt exchange's REST URLs at this server (and switch its throttle to a
-        millisecond: rate limiting is ccxt's own and is not what these tests measure)."""
-        base = self.url
-        api = exchange.urls["api"]
-        for key, value in list(api.items()):
-            if not isinstance(value, str):
-                continue
-            path = urlsplit(value.replace("{hostname}", "x")).path
-            api[key] = base + path
-        exchange.rateLimit = 1
-        return exchange
+        return point_at(exchange, self.url)
 
     # -- dispatch -----------------------------------------------------------------------------
 
