@@ -180,7 +180,8 @@ def download(
     """Download candles, funding rates and mark prices into freqtrade's feather files, incrementally."""
     from rich.progress import TaskID
 
-    from hedgekit.feeds.download import Downloader, list_timeframes, quirks_for
+    from hedgekit.feeds.datadir import quirks_for
+    from hedgekit.feeds.download import Downloader, list_timeframes
 
     try:
         if list_tf is not None:

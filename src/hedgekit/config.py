@@ -322,7 +322,7 @@ def load_config(path: str | Path) -> BacktestConfig:
 def _resolve_paths(cfg: BacktestConfig, base: Path) -> BacktestConfig:
     """Relative data paths in a config file are relative to the file, not the shell."""
 
-    from hedgekit.feeds.download import parse_market_ref
+    from hedgekit.feeds.datadir import parse_market_ref
 
     def fix(value: str | None) -> str | None:
         if value is None or Path(value).is_absolute() or value.startswith("bundled:"):

@@ -17,13 +17,8 @@ import pandas as pd
 import pytest
 
 from hedgekit.feeds.base import Backoff
-from hedgekit.feeds.download import (
-    Downloader,
-    DownloadError,
-    data_file,
-    make_exchange,
-    parse_market_ref,
-)
+from hedgekit.feeds.datadir import data_file, parse_market_ref
+from hedgekit.feeds.download import Downloader, DownloadError, make_exchange
 from tests.feeds.venue_stub import (
     CANDLES_1M,
     FUNDING_8H,

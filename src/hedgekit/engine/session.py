@@ -27,7 +27,7 @@ from hedgekit.core.strategy import Strategy
 from hedgekit.core.units import UnitMode
 from hedgekit.core.volatility import DAY_MS
 from hedgekit.engine import backtest as engine
-from hedgekit.feeds.download import DEFAULT_DOWNLOAD_DIR, missing_span, resolve_market_ref
+from hedgekit.feeds.datadir import DEFAULT_DOWNLOAD_DIR, missing_span, resolve_market_ref
 from hedgekit.feeds.history import (
     BUNDLED_BTC_1M,
     Candles,
