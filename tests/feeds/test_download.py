@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from hedgekit.feeds.base import Backoff
-from hedgekit.feeds.datadir import data_file, parse_market_ref
+from hedgekit.feeds.datadir import data_file
 from hedgekit.feeds.download import Downloader, DownloadError, make_exchange
 from tests.feeds.venue_stub import (
     CANDLES_1M,
@@ -385,26 +385,6 @@ def test_a_config_wanting_more_than_was_downloaded_is_told_the_command_for_the_r
         f"--timeframe 1m --from 2025-05-18T00:00:00Z --to 2025-05-20T00:00:00Z --dir {tmp_path}"
         in line for line in lines
     ), lines
-
-
-def test_a_reference_to_data_not_downloaded_says_which_command_fetches_it(tmp_path):
-    from hedgekit.engine.session import resolve_data_path
-    from hedgekit.feeds.errors import DataError
-
-    with pytest.raises(DataError) as err:
-        resolve_data_path("bybit/ETH/USDT:USDT/5m", tmp_path)
-    assert "no downloaded data for bybit/ETH/USDT:USDT/5m" in str(err.value)
-    assert (f"hedgekit download --exchange bybit --symbol ETH/USDT:USDT --timeframe 5m "
-            f"--from 2024-01-01 --dir {tmp_path}") in str(err.value)  # fmt: skip
-    with pytest.raises(DataError, match=r"ETH/USDT:USDT --from 2025-01-01T00:00:00Z --to 2025-02-01T00:00:00Z"):
-        resolve_data_path("bybit/ETH/USDT:USDT/funding", tmp_path, "2025-01-01", "2025-02-01")
-
-
-def test_paths_are_not_mistaken_for_references():
-    assert parse_market_ref("data/BTC_USDT_USDT-1m-futures.feather") is None
-    assert parse_market_ref("../shared/data/x.csv") is None
-    ref = parse_market_ref("binanceusdm/BTC/USDT:USDT/1m")
-    assert ref is not None and (ref.exchange, ref.symbol, ref.timeframe) == ("binanceusdm", PERP, "1m")
 
 
 # -- the command ----------------------------------------------------------------------------------
