@@ -185,6 +185,17 @@ def test_a_start_long_before_the_history_begins_is_skipped_cheaply_where_the_ven
         assert result.requests > empty_windows
 
 
+def test_a_rerun_with_an_earlier_start_does_not_walk_the_empty_years_again(stub, tmp_path):
+    dl = downloader(stub, tmp_path, "bybit")  # Bybit: empty windows are walked, not skipped
+    dl.download("1m", "2025-05-01", "2025-05-06", funding=False, mark=False)
+    before = stub.data_requests
+
+    again = dl.download("1m", "2024-01-01", "2025-05-06", funding=False, mark=False)
+
+    assert stub.data_requests - before == again.requests == 1, "one look at the page before the file"
+    assert_same_rows(again.series[0].path, CANDLES_1M, "2025-05-01", "2025-05-06")
+
+
 # -- faults ---------------------------------------------------------------------------------------
 
 

@@ -252,6 +252,9 @@ class Downloader:
             # The part before the file's first row is written only once complete: the file
             # must stay one contiguous span, or the rerun would not know what is missing.
             prefix = plan.existing is not None and b <= int(plan.existing[0, 0])
+            if prefix and not self._has_rows_before(kind, timeframe, step, a, b):
+                done += max(0, (b - a) // step)
+                continue
             for pages, (page, reached) in enumerate(self._pages(kind, timeframe, step, a, b), 1):
                 pending.append(page)
                 if progress is not None:
@@ -278,6 +281,21 @@ class Downloader:
             kind, plan.path, len(rows), added, self.requests - before,
             int(rows[0, 0]), int(rows[-1, 0]), gaps,
         )  # fmt: skip
+
+    def _has_rows_before(self, kind: SeriesKind, timeframe: str, step: int, lo: int,
+                         first: int) -> bool:  # fmt: skip
+        """Whether the page just before the file's first row holds anything: a file usually
+        starts where the venue's history does, and a rerun with an earlier --from must not
+        walk the empty years before the listing again (an outage longer than a page just
+        before the file's start would hide older rows: that is logged)."""
+        limit = self.quirks.funding_limit if kind == "funding" else self.quirks.candle_limit
+        a = max(lo, first - limit * step)
+        page = self._window(kind, timeframe, a, first, limit, self.now_ms())
+        if len(page) and bool(((page[:, 0] >= lo) & (page[:, 0] < first)).any()):
+            return True
+        logger.info("{}: nothing in the page before the file's first row ({}); taking it as "
+                    "the start of the venue's history", self._where(kind, a), iso(first))  # fmt: skip
+        return False
 
     def _pages(self, kind: SeriesKind, timeframe: str, step: int, lo: int,
                hi: int) -> Iterator[tuple[np.ndarray, int]]:  # fmt: skip
