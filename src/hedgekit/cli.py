@@ -161,6 +161,77 @@ def _print_summary(summary: dict) -> None:
 
 
 
+# -- download ------------------------------------------------------------------------------------
+
+
+@app.command()
+def download(
+    exchange: Annotated[str | None, typer.Option("--exchange", help="ccxt exchange id: binanceusdm, binance, bybit, hyperliquid, ...")] = None,
+    symbol: Annotated[str | None, typer.Option("--symbol", help="ccxt symbol: BTC/USDT:USDT (perpetual), BTC/USDT (spot)")] = None,
+    timeframe: Annotated[str, typer.Option("--timeframe", help="candle timeframe")] = "1m",
+    start: Annotated[str | None, typer.Option("--from", help="first bar, ISO-8601 or ms; default: update the existing file")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="end (exclusive); default now")] = None,
+    folder: Annotated[Path, typer.Option("--dir", help="data folder (freqtrade layout: DIR/<exchange>/futures/...)")] = Path("data"),
+    funding: Annotated[bool, typer.Option("--funding/--no-funding", help="funding-rate history (perpetuals)")] = True,
+    mark: Annotated[bool, typer.Option("--mark/--no-mark", help="mark-price candles (perpetuals, where the venue has them)")] = True,
+    list_tf: Annotated[str | None, typer.Option("--list-timeframes", metavar="EXCHANGE", help="list the timeframes EXCHANGE offers and exit")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Download candles, funding rates and mark prices into freqtrade's feather files, incrementally."""
+    from rich.progress import TaskID
+
+    from hedgekit.feeds.datadir import quirks_for
+    from hedgekit.feeds.download import Downloader, list_timeframes
+
+    try:
+        if list_tf is not None:
+            q = quirks_for(list_tf)
+            out.print(f"{list_tf}: {' '.join(list_timeframes(list_tf))}", highlight=False)
+            extra = f"funding {q.funding_timeframe or 'none'}, mark {q.mark_timeframe or 'none'}, {q.candle_limit} candles per request"
+            out.print(extra + (f"; {q.note}" if q.note else ""), highlight=False)
+            return
+        if exchange is None or symbol is None:
+            raise HedgekitError("download needs --exchange and --symbol (or --list-timeframes EXCHANGE)")
+        loader = Downloader(exchange, symbol, folder)
+        show = not quiet and console.is_terminal
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+            TimeRemainingColumn(), console=console, transient=True, disable=not show,
+        ) as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def progress(kind: str, done: int, total: int) -> None:
+                if kind not in tasks:
+                    tasks[kind] = bar.add_task(f"{exchange} {symbol} {kind}", total=max(total, 1))
+                bar.update(tasks[kind], completed=done)
+
+            result = loader.download(timeframe, start, end, funding=funding, mark=mark, progress=progress)
+    except (HedgekitError, ValueError) as err:
+        _fail(err)
+        return
+    _print_download(result)
+
+
+def _print_download(result) -> None:
+    import pandas as pd
+
+    def iso(ms: int) -> str:
+        return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M")
+
+    for s in result.series:
+        if s.skipped:
+            out.print(f"{s.kind}: skipped ({s.skipped})", highlight=False)
+            continue
+        out.print(
+            f"{s.kind}: {s.path} — {s.rows:,} rows {iso(s.first_ms)} → {iso(s.last_ms)} UTC, "
+            f"{s.added:,} new, {s.requests} request(s)", highlight=False, soft_wrap=True,
+        )
+        for after, missing in s.gaps[:10]:
+            out.print(f"  gap after {iso(after)}: {missing:,} bar(s) missing", highlight=False)
+        if len(s.gaps) > 10:
+            out.print(f"  … {len(s.gaps) - 10} more gap(s)", highlight=False)
+
+
 # -- real time: run, status, flatten -------------------------------------------------------------
 
 

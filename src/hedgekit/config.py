@@ -153,7 +153,7 @@ class InstrumentConfig(_Model):
 class FundingConfig(_Model):
     """Funding source: a funding-rate file, a constant rate per interval, or none."""
 
-    file: str | None = Field(default=None, description="funding-rate file (or bundled:NAME)")
+    file: str | None = Field(default=None, description="funding-rate file, bundled:NAME, or `exchange/symbol/funding` in data.download_dir")
     rate: float | None = Field(default=None, ge=-0.01, le=0.01, description="constant rate per interval")
     interval_hours: PositiveFloat = Field(default=8.0, description="funding interval")
 
@@ -179,9 +179,10 @@ class VenueConfig(_Model):
 
 
 class DataConfig(_Model):
-    candles: str | None = Field(default=None, description="history file; default: bundled BTCUSDT 1m")
+    candles: str | None = Field(default=None, description="history file, or `exchange/symbol/timeframe` in download_dir; default: bundled BTCUSDT 1m")
     start: str | None = Field(default=None, description="first bar (ISO-8601 or ms), inclusive")
     end: str | None = Field(default=None, description="last bar, exclusive")
+    download_dir: str | None = Field(default=None, description="folder of `hedgekit download` where `exchange/symbol/timeframe` names are looked up; default ./data")
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -362,12 +363,18 @@ def load_config(path: str | Path) -> BacktestConfig:
 def _resolve_paths(cfg: BacktestConfig, base: Path) -> BacktestConfig:
     """Relative data paths in a config file are relative to the file, not the shell."""
 
+    from hedgekit.feeds.datadir import parse_market_ref
+
     def fix(value: str | None) -> str | None:
         if value is None or Path(value).is_absolute() or value.startswith("bundled:"):
             return value
+        if parse_market_ref(value) is not None and not (base / value).exists():
+            return value  # exchange/symbol/timeframe: looked up in data.download_dir
         return str((base / value).resolve())
 
-    data = cfg.data.model_copy(update={"candles": fix(cfg.data.candles)})
+    data = cfg.data.model_copy(
+        update={"candles": fix(cfg.data.candles), "download_dir": fix(cfg.data.download_dir)}
+    )
     funding = cfg.venue.funding.model_copy(update={"file": fix(cfg.venue.funding.file)})
     venue = cfg.venue.model_copy(update={"funding": funding})
     return cfg.model_copy(update={"data": data, "venue": venue})

@@ -28,6 +28,7 @@ from hedgekit.core.units import UnitMode
 from hedgekit.core.volatility import DAY_MS
 from hedgekit.engine import backtest as engine
 from hedgekit.feeds.coverage import FundingGap, funding_gaps
+from hedgekit.feeds.datadir import DEFAULT_DOWNLOAD_DIR, missing_span, resolve_market_ref
 from hedgekit.feeds.history import (
     BUNDLED_BTC_1M,
     Candles,
@@ -44,13 +45,18 @@ from hedgekit.venues.sim import SimConfig, SimExchange
 Progress = Callable[[int, int], None]
 
 
-def resolve_data_path(value: str | None) -> Path:
-    """A config/CLI data path; None or ``bundled:NAME`` means a file shipped in the package."""
+def resolve_data_path(
+    value: str | None, download_dir: str | Path | None = None, start=None, end=None
+) -> Path:
+    """A config/CLI data path; None or ``bundled:NAME`` means a file shipped in the package,
+    ``exchange/symbol/timeframe`` a file of `hedgekit download` in ``download_dir`` (the error
+    for a missing one names the command that fetches ``start``..``end``)."""
     if value is None:
         return bundled_path(BUNDLED_BTC_1M)
     if value.startswith("bundled:"):
         return bundled_path(value.removeprefix("bundled:"))
-    return Path(value)
+    downloaded = resolve_market_ref(value, download_dir or DEFAULT_DOWNLOAD_DIR, start, end)
+    return downloaded if downloaded is not None else Path(value)
 
 
 def build_strategy(w, instrument: Instrument, max_leverage: float) -> Strategy:
@@ -102,8 +108,13 @@ class LoadedData:
 def load_data(
     cfg: BacktestConfig, data: str | None = None, start=None, end=None
 ) -> LoadedData:
-    path = resolve_data_path(data if data is not None else cfg.data.candles)
-    candles = load_candles(path, start=start or cfg.data.start, end=end or cfg.data.end, on_spike=cfg.data.on_spike)
+    value = data if data is not None else cfg.data.candles
+    start, end = start or cfg.data.start, end or cfg.data.end
+    root = cfg.data.download_dir or DEFAULT_DOWNLOAD_DIR
+    path = resolve_data_path(value, root, start, end)
+    candles = load_candles(path, start=start, end=end, on_spike=cfg.data.on_spike)
+    if value is not None and (short := missing_span(value, root, start, end, candles)):
+        logger.warning(short)
     if len(candles) == 0:
         raise ValueError(f"{path}: no bars between the requested start and end")
     fc = cfg.venue.funding
@@ -118,7 +129,7 @@ def load_data(
             logger.warning("instrument.contract is spot: venue.funding is ignored (spot pays no funding)")
             source = "none (spot: no funding; venue.funding ignored)"
     elif fc.file is not None:
-        fpath = resolve_data_path(fc.file)
+        fpath = resolve_data_path(fc.file, cfg.data.download_dir)
         fs = load_funding(fpath)
         keep = (fs.ts >= first) & (fs.ts <= last)
         funding = engine.Funding(fs.ts[keep], fs.rate[keep])
