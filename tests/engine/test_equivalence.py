@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +109,30 @@ def test_strategies_book_the_funding_the_venue_books(mode):
     for w in res.engine.wallets:
         assert w.venue.funding_paid != 0
         assert w.strategy.funding == w.venue.funding_paid  # same payments, same order
+
+
+def with_drawdown(cfg, limits: dict[str, float]):
+    wallets = [w.model_copy(update={"risk": w.risk.model_copy(update={"max_drawdown_pct": limits[w.name]})})
+               if w.name in limits else w for w in cfg.wallets]
+    return cfg.model_copy(update={"wallets": wallets})
+
+
+@pytest.mark.parametrize("limits", [{"long": 0.05, "hedge": 0.08}, {"hedge": 0.03}])
+def test_fast_equals_reference_with_a_drawdown_limit(limits, tmp_path):
+    """The guard is checked at every bar close in the reference loop; the fast path finds the
+    same first breaching close over the bars it skips."""
+    cfg = with_drawdown(load_config(example_path("dual_wallet.yaml")), limits)
+    fast = run_backtest(cfg, mode="fast")
+    ref = run_backtest(cfg, mode="reference")
+    f_dir, r_dir = fast.write(tmp_path / "fast"), ref.write(tmp_path / "ref")
+    for name in ("fills.csv", "orders.csv", "equity.csv", "summary.json"):
+        if name == "summary.json":
+            f, r = (json.loads((d / name).read_text()) for d in (f_dir, r_dir))
+            f.pop("engine"), r.pop("engine")
+            assert f == r
+        else:
+            assert (f_dir / name).read_bytes() == (r_dir / name).read_bytes(), name
+    stopped = [n for n, w in fast.summary["wallets"].items() if w["stop_reason"] == "max_drawdown"]
+    assert stopped == list(limits)  # every guarded wallet tripped, after trading
+    assert all(fast.summary["wallets"][n]["fills"] > 2 for n in stopped)
+    assert fast.summary["wallets"]["long"]["stop_reason"] == ("max_drawdown" if "long" in limits else None)

@@ -149,9 +149,16 @@ def run_backtest(
     factories = [(w.name, factory(w, i)) for i, w in enumerate(cfg.wallets)]
     cb = None if progress is None else (lambda i: progress(i, len(bars)))
     history = None if warmup is None else engine.Bars(warmup.ts, warmup.open, warmup.high, warmup.low, warmup.close)
-    run = engine.run(bars, factories, funding=loaded.funding, mode=mode, progress=cb, history=history)
+    run = engine.run(bars, factories, funding=loaded.funding, mode=mode, progress=cb, history=history,
+                     max_drawdown=drawdown_limits(cfg))
     _log_warnings(run)
     return build_result(cfg, c, run, loaded.funding_source, warmup_bars=0 if warmup is None else len(warmup))
+
+
+def drawdown_limits(cfg: BacktestConfig) -> dict[str, float]:
+    """Wallet name -> ``risk.max_drawdown_pct`` of the unit wallets that set one."""
+    return {w.name: w.risk.max_drawdown_pct for w in cfg.wallets
+            if isinstance(w, LongWalletConfig | HedgeWalletConfig) and w.risk.max_drawdown_pct is not None}
 
 
 def _log_warnings(run: engine.EngineRun, limit: int = 20) -> None:
@@ -239,6 +246,6 @@ def _split_warmup(cfg: BacktestConfig, candles: Candles) -> tuple[Candles, Candl
 
 
 __all__ = [
-    "BacktestResult", "LoadedData", "Warmup", "atr_warmup_bars", "load_data", "resolve_data_path",
+    "BacktestResult", "LoadedData", "Warmup", "atr_warmup_bars", "drawdown_limits", "load_data", "resolve_data_path",
     "run_backtest", "warmup_of",
 ]
