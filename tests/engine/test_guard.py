@@ -154,7 +154,7 @@ def synthetic(n: int, seed: int, vol: float):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), limit=st.sampled_from([0.01, 0.02, 0.05]),
+@given(seed=st.integers(0, 10_000), limit=st.sampled_from([0.01, 0.02, 0.05, 0.3]),
        strategy=st.sampled_from(["long", "hedge"]), unit=st.sampled_from([0.002, 0.005]))
 def test_invariants_on_random_walks(seed, limit, strategy, unit):
     """SYNTHETIC paths. At every close before the stop the drawdown is below the limit, at the
