@@ -11,10 +11,11 @@ import pytest
 from hedgekit.cli import example_path
 from hedgekit.config import load_config
 from hedgekit.engine import backtest as engine
-from hedgekit.engine.session import LoadedData, run_backtest
+from hedgekit.engine.session import LoadedData, build_strategy, load_data, run_backtest, sim_config
 from hedgekit.feeds.history import load_candles
 from hedgekit.feeds.synthetic import random_walk_candles
 from hedgekit.report.results import iso_ms
+from hedgekit.venues.sim import SimExchange
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "typhonun_DcaTpStrategy"
 FILES = ["BTC_USDT_USDT-1m-futures.feather", "BTC_USDT_USDT-5m-futures.feather",
@@ -136,3 +137,26 @@ def test_fast_equals_reference_with_a_drawdown_limit(limits, tmp_path):
     assert stopped == list(limits)  # every guarded wallet tripped, after trading
     assert all(fast.summary["wallets"][n]["fills"] > 2 for n in stopped)
     assert fast.summary["wallets"]["long"]["stop_reason"] == ("max_drawdown" if "long" in limits else None)
+
+
+def test_fast_equals_reference_under_the_opposite_intrabar_order():
+    """The coarse-bar rerun uses the fast path too: same fills as the per-bar loop. (0.1 %
+    units on 1m bars, so that the order inside a bar matters at all.)"""
+    cfg = load_config(example_path("dual_wallet.yaml"))
+    cfg = cfg.model_copy(update={"wallets": [
+        w.model_copy(update={"unit": w.unit.model_copy(update={"value": 0.001})}) for w in cfg.wallets]})
+    loaded = load_data(cfg, end="2025-05-08")
+    c = loaded.candles
+    bars = engine.Bars(c.ts, c.open, c.high, c.low, c.close)
+    inst = cfg.instrument_model()
+
+    def factories():
+        return [(w.name, lambda w=w, i=i: (build_strategy(w, inst, cfg.venue.max_leverage),
+                                           SimExchange(inst, sim_config(cfg, w, i, float(c.open[0])))))
+                for i, w in enumerate(cfg.wallets)]
+
+    runs = [engine.run(bars, factories(), funding=loaded.funding, mode=m, opposite_intrabar=o)
+            for m in ("fast", "reference") for o in (False, True)]
+    fills = [[f for w in r.wallets for f in w.venue.fills] for r in runs]
+    assert fills[1] == fills[3] and len(fills[1]) > 20
+    assert fills[0] == fills[2] and fills[0] != fills[1]
