@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 from hedgekit.config import load_config
 from hedgekit.engine.session import run_backtest
 from hedgekit.report.results import export_run
@@ -29,3 +31,20 @@ def test_paper_replay_stops_on_the_drawdown_limit_like_the_backtest(tmp_path):
     assert {s.phase for s in status.values()} == {"STOPPED"}
     assert all(s.position == 0 for s in status.values())
     assert journal.orders(engine.run_id, "long", working_only=True) == []
+
+
+def test_a_tripped_guard_survives_a_restart(tmp_path):
+    cfg = with_drawdown(load_config(busy_config(tmp_path)), {"long": 0.02})
+    data = slice_csv(tmp_path, 1)
+    journal = Journal.open(tmp_path / "j.db")
+    first = paper(cfg, journal, data)
+    _, blob = journal.load_checkpoint(first.run_id, "long")
+    snap = pickle.loads(blob)
+    assert snap.guard is not None and snap.guard.done and snap.guard.stop is not None
+    before = export_run(journal, first.run_id, cfg, tmp_path / "before")
+    second = paper(cfg, journal, data)  # resumes the unfinished run from the checkpoints
+    assert second.run_id == first.run_id
+    long = next(w for w in second.wallets if w.name == "long")
+    assert long.guard.stop == snap.guard.stop and long.runner.strategy.stopped
+    after = export_run(journal, second.run_id, cfg, tmp_path / "after")
+    assert (after / "fills.csv").read_bytes() == (before / "fills.csv").read_bytes()
