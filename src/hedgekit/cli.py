@@ -112,6 +112,7 @@ def backtest(
         return
     if not quiet:
         _print_summary(result.summary)
+        _print_data_quality(result.summary)
         console.print(f"wrote {folder}/ ({', '.join(written)}) in {elapsed:.2f}s", highlight=False)
 
 
@@ -159,6 +160,40 @@ def _print_summary(summary: dict) -> None:
         )
     out.print(table)
 
+
+def _print_data_quality(summary: dict) -> None:
+    """The start checks (SPEC §4a): a red panel for bars too coarse for the unit, with the
+    result under the opposite intrabar order beside the main one; a yellow one for units that
+    cannot pay their fees."""
+    from rich.panel import Panel
+
+    dq = summary.get("data_quality") or {}
+    coarse = [c for c in (dq.get("coarse_bars") or {}).values() if c.get("coarse")]
+    if coarse:
+        table = Table(title="same backtest, both intrabar orders")
+        for col in ("wallet", "return %", "opposite", "max DD %", "opposite", "fills", "opposite"):
+            table.add_column(col, justify="left" if col == "wallet" else "right")
+        other = dq.get("opposite_intrabar") or {}
+        rows = [(n, w, (other.get("wallets") or {}).get(n, {})) for n, w in summary["wallets"].items()]
+        rows.append(("TOTAL", summary["total"], other.get("total") or {}))
+        for name, main, opp in rows:
+            table.add_row(
+                name, f"{main['return_pct']:+.2f}", _pct(opp.get("return_pct"), "+.2f"),
+                f"{main['max_drawdown_pct']:.2f}", _pct(opp.get("max_drawdown_pct"), ".2f"),
+                str(main["fills"]), str(opp.get("fills", "–")),
+            )
+        text = "\n".join(escape(c["message"]) for c in coarse)
+        out.print(Panel(text, title="[bold]BARS TOO COARSE FOR THE UNIT: results are optimistic[/]",
+                        border_style="bold red", style="red"))
+        out.print(table)
+    fees = [f for f in (dq.get("unit_vs_fee") or {}).values() if not f.get("ok", True)]
+    if fees:
+        out.print(Panel("\n".join(escape(f["message"]) for f in fees),
+                        title="[bold]UNIT SMALLER THAN ITS FEES[/]", border_style="bold yellow", style="yellow"))
+
+
+def _pct(v, fmt: str) -> str:
+    return "–" if v is None else format(v, fmt)
 
 
 # -- download ------------------------------------------------------------------------------------

@@ -61,6 +61,18 @@ class UnitConfig(_Model):
         return UnitSpec(self.mode, self.value, self.period)
 
 
+class WalletRiskSettings(_Model):
+    """Guard rails of a unit wallet (SPEC §4a); off unless set."""
+
+    max_drawdown_pct: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        default=None,
+        description=(
+            "fraction (0.10 = 10 %): when the wallet's equity at a bar close is this far below its "
+            "running peak (from the allocation), the position is closed at market and the wallet stops"
+        ),
+    )
+
+
 class _WalletBase(_Model):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,12}$")] = Field(
         description="wallet name: letters, digits, '_' (max 12, it goes into order ids)"
@@ -68,6 +80,7 @@ class _WalletBase(_Model):
     allocation: PositiveFloat = Field(description="USD margin given to this wallet")
     leverage: PositiveFloat = Field(default=1.0, description="N = allocation × leverage; at most venue.max_leverage")
     unit: UnitConfig = Field(description="unit size of the grid")
+    risk: WalletRiskSettings = Field(default=WalletRiskSettings(), description="guard rails (off by default)")
 
 
 class LongWalletConfig(_WalletBase):

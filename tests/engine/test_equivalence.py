@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,11 @@ import pytest
 from hedgekit.cli import example_path
 from hedgekit.config import load_config
 from hedgekit.engine import backtest as engine
-from hedgekit.engine.session import LoadedData, run_backtest
+from hedgekit.engine.session import LoadedData, build_strategy, load_data, run_backtest, sim_config
 from hedgekit.feeds.history import load_candles
 from hedgekit.feeds.synthetic import random_walk_candles
 from hedgekit.report.results import iso_ms
+from hedgekit.venues.sim import SimExchange
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "typhonun_DcaTpStrategy"
 FILES = ["BTC_USDT_USDT-1m-futures.feather", "BTC_USDT_USDT-5m-futures.feather",
@@ -108,3 +110,53 @@ def test_strategies_book_the_funding_the_venue_books(mode):
     for w in res.engine.wallets:
         assert w.venue.funding_paid != 0
         assert w.strategy.funding == w.venue.funding_paid  # same payments, same order
+
+
+def with_drawdown(cfg, limits: dict[str, float]):
+    wallets = [w.model_copy(update={"risk": w.risk.model_copy(update={"max_drawdown_pct": limits[w.name]})})
+               if w.name in limits else w for w in cfg.wallets]
+    return cfg.model_copy(update={"wallets": wallets})
+
+
+@pytest.mark.parametrize("limits", [{"long": 0.05, "hedge": 0.08}, {"hedge": 0.03}])
+def test_fast_equals_reference_with_a_drawdown_limit(limits, tmp_path):
+    """The guard is checked at every bar close in the reference loop; the fast path finds the
+    same first breaching close over the bars it skips."""
+    cfg = with_drawdown(load_config(example_path("dual_wallet.yaml")), limits)
+    fast = run_backtest(cfg, mode="fast")
+    ref = run_backtest(cfg, mode="reference")
+    f_dir, r_dir = fast.write(tmp_path / "fast"), ref.write(tmp_path / "ref")
+    for name in ("fills.csv", "orders.csv", "equity.csv", "summary.json"):
+        if name == "summary.json":
+            f, r = (json.loads((d / name).read_text()) for d in (f_dir, r_dir))
+            f.pop("engine"), r.pop("engine")
+            assert f == r
+        else:
+            assert (f_dir / name).read_bytes() == (r_dir / name).read_bytes(), name
+    stopped = [n for n, w in fast.summary["wallets"].items() if w["stop_reason"] == "max_drawdown"]
+    assert stopped == list(limits)  # every guarded wallet tripped, after trading
+    assert all(fast.summary["wallets"][n]["fills"] > 2 for n in stopped)
+    assert fast.summary["wallets"]["long"]["stop_reason"] == ("max_drawdown" if "long" in limits else None)
+
+
+def test_fast_equals_reference_under_the_opposite_intrabar_order():
+    """The coarse-bar rerun uses the fast path too: same fills as the per-bar loop. (0.1 %
+    units on 1m bars, so that the order inside a bar matters at all.)"""
+    cfg = load_config(example_path("dual_wallet.yaml"))
+    cfg = cfg.model_copy(update={"wallets": [
+        w.model_copy(update={"unit": w.unit.model_copy(update={"value": 0.001})}) for w in cfg.wallets]})
+    loaded = load_data(cfg, end="2025-05-08")
+    c = loaded.candles
+    bars = engine.Bars(c.ts, c.open, c.high, c.low, c.close)
+    inst = cfg.instrument_model()
+
+    def factories():
+        return [(w.name, lambda w=w, i=i: (build_strategy(w, inst, cfg.venue.max_leverage),
+                                           SimExchange(inst, sim_config(cfg, w, i, float(c.open[0])))))
+                for i, w in enumerate(cfg.wallets)]
+
+    runs = [engine.run(bars, factories(), funding=loaded.funding, mode=m, opposite_intrabar=o)
+            for m in ("fast", "reference") for o in (False, True)]
+    fills = [[f for w in r.wallets for f in w.venue.fills] for r in runs]
+    assert fills[1] == fills[3] and len(fills[1]) > 20
+    assert fills[0] == fills[2] and fills[0] != fills[1]

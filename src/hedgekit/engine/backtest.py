@@ -4,6 +4,12 @@ Intrabar path (written down here, where the assumption is made): a bar that clos
 walked open -> low -> high -> close, a bar that closes down (or flat) open -> high -> low ->
 close. The move from the previous close to the open is a gap: stops it jumps over fill at
 the open. Every level crossing on the path is processed in order by ``WalletRunner``.
+``run(..., opposite_intrabar=True)`` walks the other way round (open -> high -> low -> close
+for a bar that closes up, open -> low -> high -> close otherwise): on bars too coarse for the
+unit the result depends on this guess, and the session shows both.
+
+A wallet with a drawdown limit (``engine.guard``) is checked at each bar close, after the bar
+is walked and before its equity is recorded, in both loops.
 
 Two loops produce the same fills:
 
@@ -17,7 +23,7 @@ Two loops produce the same fills:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,6 +31,7 @@ import numpy as np
 
 from hedgekit.core.atr import AtrSeries
 from hedgekit.core.strategy import Phase, Strategy
+from hedgekit.engine.guard import DrawdownGuard
 from hedgekit.engine.runner import WalletRunner
 from hedgekit.venues.sim import SimExchange
 
@@ -61,6 +68,7 @@ class WalletRun:
     runner: WalletRunner
     equity: np.ndarray  # per bar, at the close
     position: np.ndarray
+    guard: DrawdownGuard | None = None  # risk.max_drawdown_pct
 
 
 @dataclass(slots=True)
@@ -81,15 +89,18 @@ WalletFactory = Callable[[], tuple[Strategy, SimExchange]]
 Progress = Callable[[int], None]
 
 
-def walk_bar(runners: list[WalletRunner], i: int, bars: Bars, skip_quiet: bool = False) -> None:
+def walk_bar(
+    runners: list[WalletRunner], i: int, bars: Bars, skip_quiet: bool = False, opposite: bool = False
+) -> None:
     """Walk bar ``i``: gap to the open, then the two extremes, then the close.
 
     ``skip_quiet`` (fast path only) lets each runner set the price of segments that stay
-    inside its quiet band instead of walking them; the result is the same.
+    inside its quiet band instead of walking them; the result is the same. ``opposite``
+    visits the extremes in the other order (see the module docstring).
     """
     ts = int(bars.ts[i])
     o, h, lo, c = bars.open[i], bars.high[i], bars.low[i], bars.close[i]
-    first, second = (lo, h) if c > o else (h, lo)
+    first, second = (lo, h) if (c > o) != opposite else (h, lo)
     for r in runners:
         if r.next_timer is not None:
             r.fire_timers(ts)
@@ -122,8 +133,12 @@ def run(
     mode: Literal["fast", "reference"] = "fast",
     progress: Progress | None = None,
     history: Bars | None = None,
+    max_drawdown: Mapping[str, float] | None = None,
+    opposite_intrabar: bool = False,
 ) -> EngineRun:
-    """``history``: warm-up bars just before ``bars`` (not traded; they feed the ATR)."""
+    """``history``: warm-up bars just before ``bars`` (not traded; they feed the ATR).
+    ``max_drawdown``: wallet name -> drawdown limit (fraction) for the wallets that have one.
+    ``opposite_intrabar``: walk each bar's extremes in the other order."""
     n = len(bars)
     if n == 0:
         raise ValueError("no bars to backtest")
@@ -140,6 +155,10 @@ def run(
         runner = WalletRunner(strategy, venue, atr=atr)
         wallets.append(WalletRun(name, strategy, venue, runner, np.empty(n), np.empty(n)))
     runners = [w.runner for w in wallets]
+    for w in wallets:
+        limit = (max_drawdown or {}).get(w.name)
+        if limit is not None:
+            w.guard = DrawdownGuard(limit, w.venue.config.initial_cash)
     stats = EngineStats(bars=n)
     # Start on the first bar's open, then walk the rest of that bar.
     ts0 = int(bars.ts[0])
@@ -149,7 +168,7 @@ def run(
     fund_rate = funding.rate if funding is not None else np.empty(0)
     fi = int(np.searchsorted(fund_ts, ts0, side="right"))  # payments after the start
     stepper = _fast if mode == "fast" else _reference
-    stepper(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress)
+    stepper(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress, opposite_intrabar)
     stats.strategy_events = sum(r.log.strategy_events for r in runners)
     return EngineRun(bars, wallets, stats)
 
@@ -159,17 +178,25 @@ def _record(w: WalletRun, i: int, price: float) -> None:
     w.position[i] = w.venue.position.qty
 
 
-def _reference(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress) -> None:
+def _check_guards(guarded: list[WalletRun], ts: int, close: float) -> None:
+    for w in guarded:
+        w.guard.check(w.runner, ts, close)  # type: ignore[union-attr]
+
+
+def _reference(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress, opposite) -> None:
     n = len(bars)
     ts_arr = bars.ts
+    guarded = [w for w in wallets if w.guard is not None]
     for i in range(n):
         ts = int(ts_arr[i])
         while fi < len(fund_ts) and fund_ts[fi] <= ts:
             _apply_funding(runners, float(fund_rate[fi]), int(fund_ts[fi]))
             fi += 1
-        walk_bar(runners, i, bars)
+        walk_bar(runners, i, bars, opposite=opposite)
         stats.stepped_bars += 1
         c = float(bars.close[i])
+        if guarded:
+            _check_guards(guarded, ts, c)
         for w in wallets:
             _record(w, i, c)
         if progress is not None and (i & 0xFFFF) == 0:
@@ -250,10 +277,36 @@ class _Curve:
         w.equity[np.array(self.walked, dtype=np.int64)] = self.walked_eq
 
 
-def _fast(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress) -> None:
+def _guard_scan(guarded: list[WalletRun], close: np.ndarray, i: int, k: int) -> int:
+    """Quiet bars ``i..k-1`` (position and cash constant): the first whose close breaches a
+    wallet's drawdown limit ends the quiet run, so that it is walked and checked like every
+    walked bar; the peaks move over the bars before it. Returns the new ``k``."""
+    scanned = []
+    for w in guarded:
+        g = w.guard
+        if g is None or g.done:
+            continue
+        if g.pending:
+            return i  # a close still to retry: every bar is checked
+        v = w.venue
+        q = v.position.qty
+        # SimExchange.equity's own float operations, element by element.
+        eq = v.cash + q * (close[i:k] - v.position.avg_price) if q else np.full(k - i, v.cash + 0.0)
+        k = min(k, i + g.first_breach(eq))
+        scanned.append((g, eq))
+        if k == i:
+            return i  # the first quiet bar breaches: it is walked and checked
+    if k > i:
+        for g, eq in scanned:
+            g.see(float(eq[: k - i].max()))
+    return k
+
+
+def _fast(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress, opposite) -> None:
     n = len(bars)
     low, high, close, ts_arr = bars.low, bars.high, bars.close, bars.ts
     curves = [_Curve(w) for w in wallets]
+    guarded = [w for w in wallets if w.guard is not None]
     i = 0
     next_report = 0
     fund_stop = -1  # bar index of the next funding payment, for payment ``fund_for``
@@ -273,6 +326,8 @@ def _fast(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress) -> No
         stop = max(stop, i)
         lo, hi = _band(runners)
         k = _first_hit(low, high, i, stop, lo, hi)
+        if guarded and k > i:
+            k = _guard_scan(guarded, close, i, k)
         if k > i:
             # Bars i..k-1 are quiet: the price just ends at close[k-1].
             last_close = float(close[k - 1])
@@ -287,9 +342,11 @@ def _fast(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress) -> No
         while fi < len(fund_ts) and fund_ts[fi] <= ts:
             _apply_funding(runners, float(fund_rate[fi]), int(fund_ts[fi]))
             fi += 1
-        walk_bar(runners, i, bars, skip_quiet=True)
+        walk_bar(runners, i, bars, skip_quiet=True, opposite=opposite)
         stats.stepped_bars += 1
         c = float(close[i])
+        if guarded:
+            _check_guards(guarded, ts, c)
         for curve in curves:
             curve.walked_bar(i, c)
         i += 1

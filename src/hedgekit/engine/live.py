@@ -68,8 +68,9 @@ from hedgekit.core.errors import HedgekitError
 from hedgekit.core.strategy import Strategy
 from hedgekit.core.volatility import DAY_MS
 from hedgekit.engine import backtest as bt
+from hedgekit.engine.guard import DrawdownGuard
 from hedgekit.engine.runner import WalletRunner
-from hedgekit.engine.session import Warmup, build_strategy, sim_config, warmup_of
+from hedgekit.engine.session import Warmup, build_strategy, drawdown_limits, sim_config, warmup_of
 from hedgekit.feeds.base import Bar, FeedStatus, FeedStatusChange, PricePoint
 from hedgekit.logs import fill_line, order_line
 from hedgekit.store.journal import (
@@ -211,6 +212,8 @@ class LiveWallet:
     # (ts, close) of the inputs of the warm-up, for a grid hedge's seed_history (None: not
     # a grid hedge, or no warm-up). Memory only: see the module's docstring.
     history: WarmupPrices | None = None
+    # risk.max_drawdown_pct, checked after every input (in the snapshot).
+    guard: DrawdownGuard | None = None
 
 
 @dataclass
@@ -237,6 +240,7 @@ class Snapshot:
     last_ts: int
     # False: flattened during its warm-up, so it never traded and never will in this run.
     started: bool = True
+    guard: DrawdownGuard | None = None  # absent from snapshots written before it existed
 
 
 class LiveEngine:
@@ -411,7 +415,7 @@ class LiveEngine:
                 wallet = LiveWallet(
                     wc.name, i, strategy.name, runner, cursor=cursor, seen=cursor, started=snap.started,
                     funding_index=snap.funding_index, last_ts=snap.last_ts,
-                    bars=runner.atr if isinstance(runner.atr, AtrTracker) else None,
+                    bars=runner.atr if isinstance(runner.atr, AtrTracker) else None, guard=snap.guard,
                 )
             else:
                 # The account is opened on the first input (a grid hedge's default allocation
@@ -575,6 +579,8 @@ class LiveEngine:
                 r.fire_timers(ts)
             r.advance(item.price, ts, gap=item.gap or w.gap_next)
             w.gap_next = False
+        if w.guard is not None:  # at the bar's close, or at each price of a tick feed
+            w.guard.check(r, ts, item.close if isinstance(item, Bar) else item.price)
         w.last_ts = ts
         w.seen = item.seq
         self._checkpoint(w, item.seq, ts, force=False)
@@ -605,6 +611,9 @@ class LiveEngine:
             logger.info(r.strategy.describe(price))
         r.start(item.ts, price)
         w.started = True
+        limit = drawdown_limits(self.cfg).get(w.name)
+        if limit is not None:
+            w.guard = DrawdownGuard(limit, r.venue.config.initial_cash)
         if self.funding is not None:
             # As in the backtest: payments strictly after the start.
             w.funding_index = int(np.searchsorted(self.funding.ts, item.ts, side="right"))
@@ -656,7 +665,7 @@ class LiveEngine:
         w.last_ts = ts
         hook, r.on_command = r.on_command, None  # a closure over the journal: not state
         try:
-            blob = pickle.dumps(Snapshot(r, w.funding_index, ts, w.started), protocol=pickle.HIGHEST_PROTOCOL)
+            blob = pickle.dumps(Snapshot(r, w.funding_index, ts, w.started, w.guard), protocol=pickle.HIGHEST_PROTOCOL)
         finally:
             r.on_command = hook
         self.journal.commit_batch(

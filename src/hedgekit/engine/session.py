@@ -27,6 +27,7 @@ from hedgekit.core.strategy import Strategy
 from hedgekit.core.units import UnitMode
 from hedgekit.core.volatility import DAY_MS
 from hedgekit.engine import backtest as engine
+from hedgekit.engine.checks import StartChecks, coarse_bars, start_unit, unit_vs_fee
 from hedgekit.feeds.coverage import FundingGap, funding_gaps
 from hedgekit.feeds.datadir import DEFAULT_DOWNLOAD_DIR, missing_span, resolve_market_ref
 from hedgekit.feeds.history import (
@@ -36,6 +37,7 @@ from hedgekit.feeds.history import (
     load_candles,
     load_funding,
 )
+from hedgekit.report.quality import data_quality
 from hedgekit.report.results import BacktestResult, build_result
 from hedgekit.strategies.grid_hedge import GridHedge
 from hedgekit.strategies.hedge_wallet import HedgeWallet, HedgeWalletParams
@@ -195,11 +197,47 @@ def run_backtest(
     factories = [(w.name, factory(w, i)) for i, w in enumerate(cfg.wallets)]
     cb = None if progress is None else (lambda i: progress(i, len(bars)))
     history = None if warmup is None else engine.Bars(warmup.ts, warmup.open, warmup.high, warmup.low, warmup.close)
-    run = engine.run(bars, factories, funding=loaded.funding, mode=mode, progress=cb, history=history)
+    checks = start_checks(cfg, bars, history, first_price)
+    for msg in checks.warnings:
+        logger.warning(msg)
+    limits = drawdown_limits(cfg)
+    run = engine.run(bars, factories, funding=loaded.funding, mode=mode, progress=cb, history=history,
+                     max_drawdown=limits)
     _log_warnings(run)
+    opposite = None
+    if checks.any_coarse:
+        # In memory only: the figures go into the summary beside the main run's.
+        logger.warning("bars too coarse for the unit: running the backtest again with the opposite intrabar order")
+        opposite = engine.run(bars, factories, funding=loaded.funding, mode=mode, history=history,
+                              max_drawdown=limits, opposite_intrabar=True)
     result = build_result(cfg, c, run, loaded.funding_source, warmup_bars=0 if warmup is None else len(warmup))
     result.summary["data"]["funding_missing"] = funding_missing(loaded)
+    result.summary["data_quality"] = data_quality(checks, opposite)
     return result
+
+
+def start_checks(cfg: BacktestConfig, bars: engine.Bars, history: engine.Bars | None, first_price: float) -> StartChecks:
+    """Each unit wallet's unit at the first price against the traded bars' median range and
+    against the taker fee (``engine.checks``)."""
+    instrument = cfg.instrument_model()
+    coarse, fees = [], []
+    for w in cfg.wallets:
+        if not isinstance(w, LongWalletConfig | HedgeWalletConfig):
+            continue
+        spec = w.unit.spec()
+        atr = None
+        if spec.mode is UnitMode.ATR:  # the ATR the runner gives the strategy at start
+            atr = engine._atr_source(bars, history, spec.atr_period).value_at(int(bars.ts[0]))
+        unit = start_unit(spec, first_price, instrument, atr)
+        coarse.append(coarse_bars(w.name, bars.high, bars.low, unit))
+        fees.append(unit_vs_fee(w.name, unit, first_price, cfg.venue.taker_fee))
+    return StartChecks(tuple(coarse), tuple(fees))
+
+
+def drawdown_limits(cfg: BacktestConfig) -> dict[str, float]:
+    """Wallet name -> ``risk.max_drawdown_pct`` of the unit wallets that set one."""
+    return {w.name: w.risk.max_drawdown_pct for w in cfg.wallets
+            if isinstance(w, LongWalletConfig | HedgeWalletConfig) and w.risk.max_drawdown_pct is not None}
 
 
 def _log_warnings(run: engine.EngineRun, limit: int = 20) -> None:
@@ -287,6 +325,6 @@ def _split_warmup(cfg: BacktestConfig, candles: Candles) -> tuple[Candles, Candl
 
 
 __all__ = [
-    "BacktestResult", "LoadedData", "Warmup", "atr_warmup_bars", "load_data", "resolve_data_path",
+    "BacktestResult", "LoadedData", "Warmup", "atr_warmup_bars", "drawdown_limits", "load_data", "resolve_data_path",
     "run_backtest", "warmup_of",
 ]

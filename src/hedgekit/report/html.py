@@ -656,6 +656,38 @@ def _warnings(run: RunOutput) -> str:
     return f'<section class="card warn"><h2>Warnings</h2><ul>{"".join(items)}</ul></section>'
 
 
+def _data_quality(run: RunOutput) -> str:
+    """Banner for the start checks (SPEC §4a): bars too coarse for the unit, with both intrabar
+    orders' results side by side; units smaller than their fees."""
+    dq = run.summary.get("data_quality") or {}
+    parts = []
+    coarse = [c for c in (dq.get("coarse_bars") or {}).values() if c.get("coarse")]
+    if coarse:
+        other = dq.get("opposite_intrabar") or {}
+        rows = [(w, (run.summary.get("wallets") or {}).get(w) or {}, (other.get("wallets") or {}).get(w) or {})
+                for w in run.wallets]
+        if len(rows) > 1:
+            rows.append(("total", run.summary.get("total") or {}, other.get("total") or {}))
+        body = "".join(
+            f"<tr><th>{html.escape(name)}</th><td>{_signed(m.get('return_pct'))}</td><td>{_signed(o.get('return_pct'))}</td>"
+            f"<td>{_num(m.get('max_drawdown_pct'), '.2f', ' %')}</td><td>{_num(o.get('max_drawdown_pct'), '.2f', ' %')}</td>"
+            f"<td>{_num(m.get('fills'), ',d')}</td><td>{_num(o.get('fills'), ',d')}</td></tr>"
+            for name, m, o in rows)
+        items = "".join(f"<li>{html.escape(str(c.get('message', '')))}</li>" for c in coarse)
+        parts.append(
+            '<section class="card danger" id="coarse-bars"><h2>Bars too coarse for the unit: results are optimistic</h2>'
+            f"<ul>{items}</ul><p class=\"note\">The same backtest with the opposite intrabar order "
+            f"({html.escape(str(other.get('path', '')))}):</p>"
+            '<table class="metrics"><thead><tr><th>wallet</th><th>return</th><th>opposite order</th>'
+            "<th>max drawdown</th><th>opposite order</th><th>fills</th><th>opposite order</th></tr></thead>"
+            f"<tbody>{body}</tbody></table></section>")
+    fees = [f for f in (dq.get("unit_vs_fee") or {}).values() if not f.get("ok", True)]
+    if fees:
+        items = "".join(f"<li>{html.escape(str(f.get('message', '')))}</li>" for f in fees)
+        parts.append(f'<section class="card warn" id="unit-vs-fee"><h2>Unit smaller than its fees</h2><ul>{items}</ul></section>')
+    return "".join(parts)
+
+
 # --------------------------------------------------------------------------- page
 
 _CSS = """
@@ -686,6 +718,9 @@ table.metrics small{color:var(--muted)}
 .chart{width:100%;min-height:200px}
 .warn{border-color:#fbbf24;background:#fffbeb}
 .warn ul{margin:6px 0 0;padding-left:20px}
+.danger{border:2px solid #dc2626;background:#fef2f2}
+.danger h2{color:#b91c1c;font-size:18px}
+.danger ul{margin:6px 0 10px;padding-left:20px;color:#7f1d1d}
 pre{background:#0f172a;color:#e2e8f0;padding:14px 16px;border-radius:8px;overflow:auto;font:12px/1.5 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;max-height:520px}
 footer{color:var(--muted);font-size:12px;text-align:center;padding:0 0 24px}
 """
@@ -795,6 +830,7 @@ def build_report(out_dir: str | Path) -> Path:
 <body>
 <header><h1>{html.escape(title)}</h1><p>wallets: {html.escape(wallets_line)}</p></header>
 <main>
+{_data_quality(run)}
 <section class="card" id="run-facts"><h2>Run</h2><dl class="facts">{_facts(run)}</dl></section>
 {_warnings(run)}
 <section class="card" id="metrics"><h2>Results</h2>

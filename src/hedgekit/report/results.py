@@ -210,6 +210,18 @@ def hedge_summary(w, bars, bar_ms: int) -> dict | None:
     }
 
 
+def stop_status(w) -> dict:
+    """``status`` (running / stopped), ``stop_reason`` and, after a drawdown stop, its figures."""
+    guard = w.guard
+    out: dict = {"status": "stopped" if w.strategy.stopped else "running", "stop_reason": None}
+    if guard is not None and guard.stop is not None:
+        out["stop_reason"] = "max_drawdown"
+        out["drawdown_stop"] = guard.stop.as_dict()
+    elif w.venue.liquidated:
+        out["stop_reason"] = "liquidated"
+    return out
+
+
 def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_source: str) -> dict:
     bars = run.bars
     first_px, last_px = float(bars.open[0]), float(bars.close[-1])
@@ -251,6 +263,7 @@ def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_sou
             "buy_and_hold_1x_return_pct": round(bh, 4),
             "warnings": [msg for _, msg in w.runner.log.warnings][:50],
         }
+        wallets[w.name].update(stop_status(w))
         hedge = hedge_summary(w, bars, int(getattr(candles, "timeframe_ms", 0) or 0))
         if hedge is not None:
             wallets[w.name]["hedge"] = hedge

@@ -91,7 +91,8 @@ class HedgeWallet(UnitWallet):
             # Normally the short that fired with it places the cover; a reduce-only re-send
             # of a refused exit may have absorbed shorts instead.
             return self._trim_covers()
-        assert spec.unit is not None
+        if spec.unit is None:
+            return []  # a close outside the window (flatten, protective close)
         if spec.kind is SHORT:
             cmds: list[Command] = [self._place_cover(spec.unit + 1, qty)]
             if not self.slots(SHORT):
