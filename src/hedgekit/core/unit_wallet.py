@@ -94,6 +94,7 @@ class UnitWallet(Strategy):
         self.deferred: dict[str, OrderSpec] = {}  # client id -> the slot's intended order
         self._resized: set[str] = set()  # ids that are already a re-size of a refused order
         self._protect_retried: set[str] = set()  # ids that are already a protective re-send
+        self._from_deferred: set[str] = set()  # ids of re-submitted deferred slots
         if params.unit.mode is UnitMode.ATR:
             self.wants_atr = True
             self.atr_period = params.unit.atr_period
@@ -209,10 +210,13 @@ class UnitWallet(Strategy):
                 )
                 return [place]
         self.deferred[spec.client_id] = spec
-        self.warnings.append(
-            f"{self.wallet}: {spec.kind} at unit {spec.unit} refused ({reason}); "
-            f"deferred until it fits"
-        )
+        if spec.client_id in self._from_deferred:
+            self._from_deferred.discard(spec.client_id)  # still waiting: reported when deferred
+        else:
+            self.warnings.append(
+                f"{self.wallet}: {spec.kind} at unit {spec.unit} refused ({reason}); "
+                f"deferred until it fits"
+            )
         return []
 
     def _defer(self, kind: OrderKind, side: Side, qty: float, u: int) -> None:
@@ -242,6 +246,7 @@ class UnitWallet(Strategy):
             otype = OrderType.MARKET if passed else OrderType.STOP
             place = self._place(spec.kind, spec.side, otype, qty, level, unit=u)
             self._resized.add(place.order.client_id)  # already sized to fit: refused, it waits
+            self._from_deferred.add(place.order.client_id)
             cmds.append(place)
         return cmds
 

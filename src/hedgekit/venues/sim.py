@@ -889,4 +889,5 @@ def _price_of(spec: OrderSpec) -> float:
 
 def _on_grid(value: float, step: float) -> bool:
     steps = value / step
-    return abs(steps - round(steps)) <= _GRID_TOL
+    # Relative past a million steps: a float of 1e7 coins on a 0.001 lot is off by ~1e-6 lots.
+    return abs(steps - round(steps)) <= max(_GRID_TOL, abs(steps) * 1e-12)
