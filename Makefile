@@ -60,6 +60,7 @@ docs: $(STAMP)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) out logs state

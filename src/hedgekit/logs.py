@@ -13,9 +13,12 @@ import re
 import sys
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Record
 
 CONSOLE_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <7}</level> | {message}"
@@ -53,7 +56,7 @@ def redact(text: str, environ: dict[str, str] | None = None) -> str:
     return _SECRET_PAIR.sub(lambda m: m.group(1) + MASK, text)
 
 
-def _patch(record: dict[str, Any]) -> None:
+def _patch(record: Record) -> None:
     record["message"] = redact(record["message"])
     exc = record.get("exception")
     if exc is not None and exc.value is not None:

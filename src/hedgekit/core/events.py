@@ -87,3 +87,24 @@ Event = (
     Tick | UnitChanged | OrderFilled | OrderRejected | OrderCancelled | Timer | FundingSettled
     | AtrUpdated
 )
+
+
+# Account events a venue reports beside the strategy's own; the engine turns them into
+# strategy calls (a liquidation) or books them (funding).
+@dataclass(frozen=True, slots=True)
+class FundingPaid:
+    ts: int
+    rate: float
+    mark_price: float
+    amount: float  # added to cash: negative when the wallet paid
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidated:
+    ts: int
+    price: float  # the fill price of the forced close
+    qty: float  # the position that was closed, signed (+ long, - short)
+    loss: float  # cash lost by the forced close: realized loss plus its fee (positive = lost)
+
+
+VenueEvent = Event | FundingPaid | Liquidated

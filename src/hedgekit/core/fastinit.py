@@ -43,6 +43,6 @@ def fast_init(cls: T) -> T:
     init = ns["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
     init.__module__ = cls.__module__
-    init.__annotations__ = {**annotations, "return": None}  # type: ignore[attr-defined]
+    init.__annotations__ = {**annotations, "return": None}
     cls.__init__ = init  # type: ignore[misc]
     return cls

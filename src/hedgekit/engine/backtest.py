@@ -122,7 +122,8 @@ def _apply_funding(runners: list[WalletRunner], rate: float, ts: int) -> None:
 def _atr_source(bars: Bars, history: Bars | None, period: int) -> AtrSeries:
     """ATR over the warm-up bars followed by the traded ones (computed once, vectorised)."""
     parts = [bars] if history is None else [history, bars]
-    return AtrSeries(*(np.concatenate([getattr(b, k) for b in parts]) for k in ("ts", "high", "low", "close")), period)
+    ts, high, low, close = (np.concatenate([getattr(b, k) for b in parts]) for k in ("ts", "high", "low", "close"))
+    return AtrSeries(ts, high, low, close, period)
 
 
 def run(

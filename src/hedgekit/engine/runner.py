@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,14 +28,16 @@ from hedgekit.core.events import (
     AtrUpdated,
     Event,
     FundingSettled,
+    Liquidated,
     OrderFilled,
     Tick,
     Timer,
     UnitChanged,
+    VenueEvent,
 )
 from hedgekit.core.strategy import Phase, Strategy
 from hedgekit.core.units import UnitTracker
-from hedgekit.venues.sim import Liquidated, SimExchange
+from hedgekit.venues.sim import SimExchange
 
 INF = float("inf")
 
@@ -187,7 +189,7 @@ class WalletRunner:
                 lvl = tracker.next_level(up)  # -inf at the grid's floor: nothing below
                 if lvl < nxt if up else lvl > nxt:
                     nxt = lvl
-            events: list[Event] = self._unit_steps(nxt, ts)
+            events = self._unit_steps(nxt, ts)
             events += venue.move_to(nxt, ts)
             if nxt == target:
                 if events:
@@ -226,7 +228,7 @@ class WalletRunner:
         if steps:
             self._deliver(steps, ts)
 
-    def _unit_steps(self, price: float, ts: int) -> list[Event]:
+    def _unit_steps(self, price: float, ts: int) -> list[VenueEvent]:
         tracker = self.tracker
         if tracker is None:
             return []
@@ -240,8 +242,8 @@ class WalletRunner:
         self._atr_sent = value
         return AtrUpdated(ts, value)
 
-    def _deliver(self, events: list[Event], ts: int) -> None:
-        queue: deque[Event] = deque(events)
+    def _deliver(self, events: Sequence[VenueEvent], ts: int) -> None:
+        queue: deque[VenueEvent] = deque(events)
         if self.atr is not None and events:
             atr = self._atr_update(ts)
             if atr is not None:
@@ -272,7 +274,7 @@ class WalletRunner:
                 self._sync_tracker()
         self._settle(ts, phase)
 
-    def execute(self, commands: list[Command], ts: int, queue: deque[Event] | None = None) -> None:
+    def execute(self, commands: Sequence[Command], ts: int, queue: deque[VenueEvent] | None = None) -> None:
         """Send commands to the venue in the order given and deliver what it reports (into
         ``queue`` when the caller is already delivering). Also used by the live engine for
         commands it decides itself (shutdown, flatten)."""

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 import pandas as pd
@@ -320,11 +320,18 @@ class Trades:
         object.__setattr__(self, "price", _frozen(self.price, np.float64, "price"))
         object.__setattr__(self, "size", _frozen(self.size, np.float64, "size"))
         side = np.zeros(len(self.ts), dtype=np.int8) if self.side is None else self.side
-        object.__setattr__(self, "side", _frozen(side, np.int8, "side"))
-        arrays = {"ts": self.ts, "price": self.price, "size": self.size, "side": self.side}
+        side = _frozen(side, np.int8, "side")
+        object.__setattr__(self, "side", side)
+        arrays = {"ts": self.ts, "price": self.price, "size": self.size, "side": side}
         _check_lengths("Trades", arrays)
         if self.path is not None and not isinstance(self.path, Path):
             object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def sides(self) -> np.ndarray:
+        """``side`` after construction: never None (0 where the file has no side)."""
+        assert self.side is not None  # set in __post_init__
+        return self.side
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -336,7 +343,7 @@ class Trades:
     def slice(self, start: TimeLike = None, end: TimeLike = None) -> Trades:
         part = _index_range(self.ts, start, end)
         return Trades(
-            self.ts[part], self.price[part], self.size[part], self.side[part],
+            self.ts[part], self.price[part], self.size[part], self.sides[part],
             path=self.path, sha256=self.sha256,
         )  # fmt: skip
 
@@ -578,9 +585,9 @@ def _from_json(p: Path, sha: str, data: bytes, name: str, kind: str) -> _Source:
     if isinstance(obj, list) and all(isinstance(r, dict) for r in obj):
         return _Source(p, sha, "JSON records", pd.DataFrame.from_records(obj), noun="record")
     if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
-        frame = _pandas_json_frame(obj)
-        if frame is not None:
-            return _Source(p, sha, "pandas JSON (orient=columns)", frame, noun="row")
+        parsed = _pandas_json_frame(obj)
+        if parsed is not None:
+            return _Source(p, sha, "pandas JSON (orient=columns)", parsed, noun="row")
     keys = sorted(obj)[:10] if isinstance(obj, dict) else type(obj).__name__
     raise DataError(
         p,
@@ -793,7 +800,7 @@ def _timestamps(src: _Source, column: str) -> np.ndarray:
 _Finding = tuple[int, int, str, str, str]
 
 
-def _num(value: float) -> str:
+def _num(value: SupportsFloat) -> str:
     return repr(float(value))
 
 

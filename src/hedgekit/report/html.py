@@ -377,7 +377,7 @@ def _fill_hover(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     unit = pd.to_numeric(g["unit"], errors="coerce")
     unit_s = pd.Series(np.where(unit.isna(), "", "unit " + unit.fillna(0).astype(int).map("{:+d}".format) + " · "),
                        index=g.index)
-    text = (g["side"].astype(str) + " · " + unit_s + "phase after: "
+    text = (g["side"].astype(str) + " · " + unit_s.astype(str) + "phase after: "
             + g["phase"].fillna("").astype(str).map(html.escape))
     custom = g[["qty", "position", "fee", "realized_pnl"]].to_numpy(dtype=float)
     return custom, text.to_numpy(dtype=str)

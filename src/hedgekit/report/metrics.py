@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,7 +83,7 @@ def drawdown_durations(equity: np.ndarray, times: np.ndarray | None = None) -> d
     eq = np.asarray(equity, dtype=float)
     n = eq.size
     t = np.arange(n, dtype=float) if times is None else np.asarray(times, dtype=float)
-    out = {"max_dd_duration": 0.0, "max_dd_duration_bars": 0, "longest_duration": 0.0,
+    out: dict[str, Any] = {"max_dd_duration": 0.0, "max_dd_duration_bars": 0, "longest_duration": 0.0,
            "longest_duration_bars": 0, "recovered": True}
     if n < 2:
         return out
@@ -96,8 +97,8 @@ def drawdown_durations(equity: np.ndarray, times: np.ndarray | None = None) -> d
     ends = np.flatnonzero(edges == -1)  # first point after the run (== n if never recovered)
     deepest = int(np.argmax(dd))
     for s, e in zip(starts, ends, strict=True):
-        peak_i = s - 1
-        end_i = min(e, n - 1)
+        peak_i = int(s) - 1
+        end_i = min(int(e), n - 1)
         dur, bars = float(t[end_i] - t[peak_i]), int(end_i - peak_i)
         if dur > out["longest_duration"]:
             out["longest_duration"], out["longest_duration_bars"] = dur, bars
@@ -513,7 +514,7 @@ def compute_run_metrics(equity: pd.DataFrame, fills: pd.DataFrame,
         p0 = first_price or float(p[0])
         full = np.concatenate([[p0], p])
         costs = buy_and_hold_costs(summary)
-        bh = sum(buy_and_hold_curve(full, starts[n], levs[n], p0, **costs) for n in cols)
+        bh = np.sum([buy_and_hold_curve(full, starts[n], levs[n], p0, **costs) for n in cols], axis=0)
         bh_end = float(bh[-1])
         t["buy_and_hold_return_pct"] = (bh_end / total_start - 1.0) * 100.0
         t["buy_and_hold_1x_return_pct"] = (p[-1] / p0 - 1.0) * 100.0

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -90,19 +91,19 @@ def build_result(
     oc: dict[str, list] = {c: [] for c in ORDER_COLUMNS}
     for w in run.wallets:
         phases = w.runner.log.fill_phase
-        fills = w.venue.fills
-        fc["timestamp"] += [f.ts for f in fills]
-        fc["wallet"] += [w.name] * len(fills)
-        fc["order_id"] += [f.order_id for f in fills]
-        fc["kind"] += [str(f.kind) for f in fills]
-        fc["side"] += [str(f.side) for f in fills]
-        fc["qty"] += [f.qty for f in fills]
-        fc["price"] += [f.price for f in fills]
-        fc["fee"] += [f.fee for f in fills]
-        fc["unit"] += [_unit_str(f.unit) for f in fills]
-        fc["phase"] += [str(phases.get(f.fill_id, "")) for f in fills]
-        fc["position"] += [f.position_after for f in fills]
-        fc["realized_pnl"] += [f.realized_pnl_cum for f in fills]
+        wfills = w.venue.fills
+        fc["timestamp"] += [f.ts for f in wfills]
+        fc["wallet"] += [w.name] * len(wfills)
+        fc["order_id"] += [f.order_id for f in wfills]
+        fc["kind"] += [str(f.kind) for f in wfills]
+        fc["side"] += [str(f.side) for f in wfills]
+        fc["qty"] += [f.qty for f in wfills]
+        fc["price"] += [f.price for f in wfills]
+        fc["fee"] += [f.fee for f in wfills]
+        fc["unit"] += [_unit_str(f.unit) for f in wfills]
+        fc["phase"] += [str(phases.get(f.fill_id, "")) for f in wfills]
+        fc["position"] += [f.position_after for f in wfills]
+        fc["realized_pnl"] += [f.realized_pnl_cum for f in wfills]
         log = w.venue.order_log
         oc["timestamp"] += [o.ts for o in log]
         oc["wallet"] += [w.name] * len(log)
@@ -227,7 +228,7 @@ def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_sou
     first_px, last_px = float(bars.open[0]), float(bars.close[-1])
     end_ts = int(bars.ts[-1]) + int(getattr(candles, "timeframe_ms", 0) or 0)
     bh = (last_px / first_px - 1.0) * 100.0
-    wallets = {}
+    wallets: dict[str, dict[str, Any]] = {}
     total_start = total_end = 0.0
     total_curve = np.zeros(len(bars))
     for w, wc in zip(run.wallets, cfg.wallets, strict=True):

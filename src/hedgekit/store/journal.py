@@ -88,7 +88,7 @@ from sqlalchemy import (
     pool,
     select,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from hedgekit.core.errors import HedgekitError
@@ -203,6 +203,13 @@ class RequestOutcome:
     status: str  # REQUEST_DONE or REQUEST_FAILED
     result: str
     done_ts: int
+
+
+def _inserted_id(res: CursorResult[Any]) -> int:
+    key = res.inserted_primary_key
+    if key is None:  # only for statements that insert nothing: a bug here, not bad input
+        raise RuntimeError("insert returned no primary key")
+    return int(key[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -836,7 +843,7 @@ class Journal:
                 mode=mode, config_json=config_json, source=source, started_ts=started_ts,
                 ended_ts=None, status="running",
             ))
-            return int(res.inserted_primary_key[0])
+            return _inserted_id(res)
 
     def find_resumable_run(self, *, mode: str, config_json: str, source: str) -> int | None:
         """The latest run with this mode, config and source that ``finish_run`` never closed."""
@@ -960,7 +967,7 @@ class Journal:
                 run_id=run_id, wallet=wallet, kind=kind, created_ts=now_ms, status=REQUEST_PENDING,
                 result=None, done_ts=None,
             ))
-            return int(res.inserted_primary_key[0])
+            return _inserted_id(res)
 
     def requests(self, run_id: int, *, pending_only: bool = False) -> list[RequestRow]:
         """The run's requests in the order they were made."""
@@ -1163,7 +1170,7 @@ class Journal:
         res = conn.execute(_batches.insert().values(
             run_id=run_id, wallet=wallet, input_cursor=cursor, ts=ts, digest=digest,
         ))
-        return int(res.inserted_primary_key[0])
+        return _inserted_id(res)
 
     def _apply_events(
         self, conn: Connection, run_id: int, wallet: str, cursor: int, batch_id: int | None,
@@ -1245,7 +1252,7 @@ class Journal:
                 select(*(_status.c[f.name] for f in fields(WalletStatus)))
                 .where(_status.c.run_id == run_id).order_by(_status.c.wallet)
             ).all()
-        return [WalletStatus(*r[:-1], paused=bool(r[-1])) for r in rows]
+        return [WalletStatus(*(*r[:-1], bool(r[-1]))) for r in rows]
 
     def orders(self, run_id: int, wallet: str, *, working_only: bool = False) -> list[OrderRow]:
         """The wallet's orders in creation order; ``working_only``: new/open/triggered/partial."""

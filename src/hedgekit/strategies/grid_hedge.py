@@ -39,6 +39,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, fields, replace
 from enum import StrEnum
+from typing import cast
 
 import numpy as np
 
@@ -495,7 +496,7 @@ class GridHedge(Strategy):
             spot_quantity=spot_quantity,
             volatility=volatility,
             num_levels=num_levels,
-            direction=direction,
+            direction=cast(GridDirection, direction),  # a str is parsed in __post_init__
             wallet=wallet,
             **risk,  # type: ignore[arg-type]
         )

@@ -32,7 +32,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hedgekit.core.errors import HedgekitError, ParameterError
-from hedgekit.core.events import Event, OrderCancelled, OrderFilled, OrderRejected
+from hedgekit.core.events import (
+    FundingPaid,
+    Liquidated,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    VenueEvent,
+)
 from hedgekit.core.fastinit import fast_init
 from hedgekit.core.instrument import ContractType, Instrument
 from hedgekit.core.orders import Order, OrderSpec, OrderStatus, OrderTrigger, OrderType, Side
@@ -193,23 +200,7 @@ class OrderLogRecord:
     reason: str = ""  # why it was rejected or cancelled
 
 
-@dataclass(frozen=True, slots=True)
-class FundingPaid:
-    ts: int
-    rate: float
-    mark_price: float
-    amount: float  # added to cash: negative when the wallet paid
-
-
-@dataclass(frozen=True, slots=True)
-class Liquidated:
-    ts: int
-    price: float  # the fill price of the forced close
-    qty: float  # the position that was closed, signed (+ long, - short)
-    loss: float  # cash lost by the forced close: realized loss plus its fee (positive = lost)
-
-
-SimEvent = Event | FundingPaid | Liquidated
+SimEvent = VenueEvent  # what the simulated venue reports: strategy events plus account events
 
 # A resting order in a trigger book: (sort key, strict, seq, client id). The key is the price
 # in the "up" book and minus the price in the "down" book, so both books sort along the
