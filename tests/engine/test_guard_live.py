@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pickle
-
 from hedgekit.config import load_config
+from hedgekit.engine.live import load_snapshot
 from hedgekit.engine.session import run_backtest
 from hedgekit.report.results import export_run
 from hedgekit.store.journal import Journal
+from hedgekit.strategies.long_wallet import LongWallet
 
 from .test_equivalence import with_drawdown
 from .test_live import busy_config, paper, slice_csv
@@ -39,7 +39,7 @@ def test_a_tripped_guard_survives_a_restart(tmp_path):
     journal = Journal.open(tmp_path / "j.db")
     first = paper(cfg, journal, data)
     _, blob = journal.load_checkpoint(first.run_id, "long")
-    snap = pickle.loads(blob)
+    snap = load_snapshot(blob, LongWallet)
     assert snap.guard is not None and snap.guard.done and snap.guard.stop is not None
     before = export_run(journal, first.run_id, cfg, tmp_path / "before")
     second = paper(cfg, journal, data)  # resumes the unfinished run from the checkpoints

@@ -212,3 +212,36 @@ class Order:
         self.fill_ids.add(fill_id)
         done = self.spec.qty - total < lot / 2
         self.apply(_FILL if done else _FILL_PARTIAL)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDiff:
+    """Desired working orders (a strategy's) against the orders a venue has open."""
+
+    missing: list[OrderSpec]  # desired, not at the venue: to place
+    unexpected: list[Order]  # at the venue, not desired: to cancel
+    different: list[tuple[OrderSpec, Order]]  # same id, other side/type/qty/price: to replace
+
+    @property
+    def in_sync(self) -> bool:
+        return not (self.missing or self.unexpected or self.different)
+
+
+def diff_orders(desired: list[OrderSpec], open_orders: list[Order], lot: float) -> OrderDiff:
+    """What recovery must do so the venue holds exactly ``desired`` (passivbot's "ideal
+    orders" diffed against actual ones)."""
+    at_venue = {o.client_id: o for o in open_orders}
+    wanted = {s.client_id: s for s in desired}
+    different = []
+    for cid, spec in wanted.items():
+        o = at_venue.get(cid)
+        if o is not None and (
+            o.spec.side is not spec.side or o.spec.type is not spec.type or o.spec.price != spec.price
+            or abs(o.spec.qty - spec.qty) >= lot / 2
+        ):
+            different.append((spec, o))
+    return OrderDiff(
+        missing=[s for cid, s in wanted.items() if cid not in at_venue],
+        unexpected=[o for cid, o in at_venue.items() if cid not in wanted],
+        different=different,
+    )

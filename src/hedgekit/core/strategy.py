@@ -8,6 +8,7 @@ clock, no globals: the engine feeds events and executes the returned commands in
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from hedgekit.core.commands import Cancel, Command, Place
 from hedgekit.core.errors import HedgekitError
@@ -32,6 +33,7 @@ from hedgekit.core.orders import (
     make_client_id,
 )
 from hedgekit.core.position import Position
+from hedgekit.core.snapshot import SnapshotError, check_header, decode, encode, snapshot_header
 from hedgekit.core.units import UnitGrid
 
 
@@ -54,6 +56,9 @@ class Strategy:
     wants_ticks = False  # True: the engine sends a Tick with the price before every Timer
     wants_atr = False  # True: the engine sends AtrUpdated (period ``atr_period``) when it changes
     atr_period = 14
+    # The shape of this strategy's state: bump it when a change makes older snapshots wrong,
+    # and a journal written before is refused instead of restored into the new shape.
+    SNAPSHOT_VERSION = 1
 
     def __init__(self, wallet: str, instrument: Instrument) -> None:
         if not wallet or any(ch not in _ID_CHARS for ch in wallet):
@@ -185,6 +190,25 @@ class Strategy:
         if len(found) > 1:
             found.sort(key=_unit_then_price)
         return found
+
+    # -- state as data ----------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """This strategy's whole state as versioned JSON data (see ``core.snapshot``)."""
+        return snapshot_header(self) | {"state": encode(self)}
+
+    @classmethod
+    def restore(cls, data: dict[str, Any]) -> Strategy:
+        """The strategy ``snapshot`` described; another strategy or version is refused."""
+        check_header(data, cls)
+        strategy = decode(data["state"])
+        if not isinstance(strategy, cls):
+            raise SnapshotError(f"snapshot holds a {type(strategy).__name__}, not a {cls.__name__}")
+        return strategy
+
+    def desired_orders(self) -> list[OrderSpec]:
+        """The orders this strategy expects to be working at the venue now: what recovery
+        diffs against a venue's open orders (see ``core.orders.diff_orders``)."""
+        return list(self.working.values())
 
     def known_order(self, client_id: str) -> OrderSpec | None:
         """Any order this strategy ever placed (working or not)."""

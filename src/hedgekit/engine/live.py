@@ -46,8 +46,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
-import pickle
 import signal
 import socket
 import time
@@ -65,6 +65,7 @@ from hedgekit.config import BacktestConfig, GridHedgeConfig
 from hedgekit.core.atr import AtrTracker
 from hedgekit.core.commands import Cancel, Command, Place
 from hedgekit.core.errors import HedgekitError
+from hedgekit.core.snapshot import SnapshotError, check_header, decode, encode, snapshot_header
 from hedgekit.core.strategy import Strategy
 from hedgekit.core.volatility import DAY_MS
 from hedgekit.engine import backtest as bt
@@ -233,7 +234,8 @@ class WarmupPrices:
 
 @dataclass
 class Snapshot:
-    """What a checkpoint stores (pickled): the runner and the engine's per-wallet counters."""
+    """What a checkpoint stores (versioned JSON, see ``dump_snapshot``): the runner and the
+    engine's per-wallet counters."""
 
     runner: WalletRunner
     funding_index: int
@@ -241,6 +243,31 @@ class Snapshot:
     # False: flattened during its warm-up, so it never traded and never will in this run.
     started: bool = True
     guard: DrawdownGuard | None = None  # absent from snapshots written before it existed
+
+
+def dump_snapshot(snap: Snapshot) -> bytes:
+    """A checkpoint as JSON bytes, headed by the versions it was written with."""
+    doc = snapshot_header(snap.runner.strategy) | {"state": encode(snap)}
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+
+
+def load_snapshot(blob: bytes, strategy: type[Strategy]) -> Snapshot:
+    """The checkpoint ``dump_snapshot`` wrote; another version or strategy is refused."""
+    if blob[:1] == b"\x80":
+        raise SnapshotError(
+            "the checkpoint is a pickle written by an earlier hedgekit (pickled checkpoints "
+            "are no longer read: they can run code and do not survive an upgrade); finish or "
+            "flatten that run with the hedgekit that started it, or start a new run"
+        )
+    try:
+        doc = json.loads(blob)
+    except ValueError as e:
+        raise SnapshotError(f"the checkpoint is not valid JSON ({e})") from None
+    check_header(doc, strategy)
+    snap = decode(doc["state"])
+    if not isinstance(snap, Snapshot):
+        raise SnapshotError(f"the checkpoint holds a {type(snap).__name__}, not a wallet snapshot")
+    return snap
 
 
 class LiveEngine:
@@ -410,7 +437,10 @@ class LiveEngine:
             checkpoint = j.load_checkpoint(run_id, wc.name) if resumed else None
             if checkpoint is not None:
                 cursor, blob = checkpoint
-                snap: Snapshot = pickle.loads(blob)
+                try:
+                    snap = load_snapshot(blob, type(strategy))
+                except SnapshotError as e:
+                    raise SnapshotError(f"run {run_id}, wallet {wc.name}: {e}") from None
                 runner = snap.runner
                 wallet = LiveWallet(
                     wc.name, i, strategy.name, runner, cursor=cursor, seen=cursor, started=snap.started,
@@ -665,7 +695,7 @@ class LiveEngine:
         w.last_ts = ts
         hook, r.on_command = r.on_command, None  # a closure over the journal: not state
         try:
-            blob = pickle.dumps(Snapshot(r, w.funding_index, ts, w.started, w.guard), protocol=pickle.HIGHEST_PROTOCOL)
+            blob = dump_snapshot(Snapshot(r, w.funding_index, ts, w.started, w.guard))
         finally:
             r.on_command = hook
         self.journal.commit_batch(
