@@ -278,7 +278,7 @@ def _now_ms() -> int:
 def run(
     config: Annotated[Path, typer.Argument(help="YAML config")],
     mode: Annotated[str | None, typer.Option("--mode", help="paper | recommendation (default: the config's trading_mode)")] = None,
-    feed: Annotated[str, typer.Option("--feed", help="live | replay:FILE")] = "live",
+    feed: Annotated[str, typer.Option("--feed", help="live | replay:FILE | stdin (CSV bars piped in: timestamp,open,high,low,close)")] = "live",
     speed: Annotated[str, typer.Option("--speed", help="replay speed: 60 = one minute of data per second; max")] = "max",
     db: Annotated[str | None, typer.Option("--db", help="journal: SQLAlchemy URL or SQLite path (default ./state/hedgekit.db)")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="also export fills.csv/orders.csv here at the end")] = None,
@@ -315,8 +315,10 @@ def run(
             funding = loaded.funding
         elif feed == "live":
             source = f"live:{cfg.venue.name}:{cfg.instrument.symbol}"
+        elif feed == "stdin":
+            source = "stdin"
         else:
-            raise HedgekitError(f"--feed {feed!r}: use 'live' or 'replay:FILE'")
+            raise HedgekitError(f"--feed {feed!r}: use 'live', 'replay:FILE' or 'stdin'")
         engine = LiveEngine(
             cfg, mode=chosen, journal=journal, source=source, funding=funding,  # type: ignore[arg-type]
             printer=lambda line: out.print(line, highlight=False, soft_wrap=True),
@@ -327,7 +329,7 @@ def run(
         engine.open(_now_ms())
         stream = _make_feed(cfg, feed, speed, engine.resume_after, stale_after)
         asyncio.run(engine.run(stream))
-        if feed.startswith("replay:") and not engine.stopped_early:
+        if (feed.startswith("replay:") or feed == "stdin") and not engine.stopped_early:
             journal.finish_run(engine.run_id, _now_ms())
         if out_dir is not None:
             from hedgekit.report.results import export_run
@@ -370,6 +372,12 @@ def _make_feed(cfg, feed: str, speed: str, resume_after: int, stale_after: float
         from hedgekit.feeds.replay import ReplayFeed, parse_speed
 
         return ReplayFeed(feed.removeprefix("replay:"), speed=parse_speed(speed), resume_after_seq=resume_after)
+    if feed == "stdin":
+        import sys
+
+        from hedgekit.feeds.stream import StreamFeed
+
+        return StreamFeed(sys.stdin, resume_after_seq=resume_after)
     from hedgekit.feeds.live import CcxtFeed
 
     return CcxtFeed(exchange_id=cfg.venue.name, symbol=_ccxt_symbol(cfg.instrument.symbol), sandbox=True, stale_after=stale_after)

@@ -19,14 +19,27 @@ from loguru import logger
 from typer.testing import CliRunner
 
 from hedgekit.cli import app
-from hedgekit.engine.live import KILL_IN_REQUEST_ENV, LEASE_TIMEOUT_ENV
+from hedgekit.engine.live import LEASE_TIMEOUT_ENV
 from hedgekit.feeds.history import load_candles
 from hedgekit.store.journal import Journal, JournalError
 
-from .test_live import REPO, _run_cli, busy_config, slice_csv
+from .test_live import REPO, _run_cli, busy_config, csv_lines, slice_csv
 
-# One day of 1m bars (86,400 s of data) in about 6 s of wall time.
-SLOW = "14400"
+
+def _engine(tmp_path: Path, cfg_path: Path, db: Path, kill: list[str] | None = None, env: dict[str, str] | None = None):
+    """`hedgekit run --feed stdin` with the first half of a day of real 1m bars handed in;
+    it then waits for the test's next bars, so it is running for as long as the test needs,
+    however fast or slow the machine. Returns (process, CLI args, all bar lines)."""
+    lines = csv_lines(slice_csv(tmp_path, 1))
+    args = ["run", str(cfg_path), "--mode", "paper", "--feed", "stdin", "--db", str(db)]
+    engine = _run_cli(args, env=env, kill=kill)
+    engine.send(lines[: len(lines) // 2])
+    return engine, args, lines
+
+
+def _finish(engine, lines: list[str], start: int) -> None:
+    engine.send(lines[start:])
+    engine.close()
 
 
 def mixed_config(tmp_path: Path) -> Path:
@@ -82,16 +95,13 @@ def _assert_flattened_once(j: Journal, run_id: int) -> None:
 
 
 def test_flatten_while_the_engine_runs_is_carried_out_by_the_engine_exactly_once(tmp_path):
-    cfg_path = mixed_config(tmp_path)
-    data = slice_csv(tmp_path, 1)
     db = tmp_path / "j.db"
-    args = ["run", str(cfg_path), "--mode", "paper", "--feed", f"replay:{data}", "--db", str(db)]
-    engine = _run_cli([*args, "--speed", SLOW])
+    engine, args, lines = _engine(tmp_path, mixed_config(tmp_path), db)
     _wait_until_long_trades(db, engine)
 
     # a second engine on the same run is refused, naming the holder (in this process: quick)
     try:
-        second = CliRunner().invoke(app, ["--log-dir", str(tmp_path / "logs"), *args, "--speed", "max"])
+        second = CliRunner().invoke(app, ["--log-dir", str(tmp_path / "logs"), *args])
     finally:
         logger.remove()  # the CLI pointed the logger at its own stderr and log folder
     assert second.exit_code == 2, second.output
@@ -106,6 +116,7 @@ def test_flatten_while_the_engine_runs_is_carried_out_by_the_engine_exactly_once
         assert j.lease(1).holder.startswith(f"{engine.p.pid}@")  # type: ignore[union-attr]
         flattened_at = next(f for f in j.fills(1, "long") if f.kind == "flatten").ts
 
+    _finish(engine, lines, len(lines) // 2)
     assert engine.wait(timeout=60) == 0, engine.tail()
     with Journal.open(db, readonly=True) as j:
         (run,) = j.runs()
@@ -114,32 +125,28 @@ def test_flatten_while_the_engine_runs_is_carried_out_by_the_engine_exactly_once
         # the engine went on with the other wallet to the end of the replay
         hedge = next(s for s in j.wallet_status(run.run_id) if s.wallet == "hedge")
         assert hedge.phase != "STOPPED"
-        assert hedge.last_price_ts == int(load_candles(data).ts[-1])
+        assert hedge.last_price_ts == int(load_candles(slice_csv(tmp_path, 1)).ts[-1])
         assert any(f.ts > flattened_at for f in j.fills(run.run_id, "hedge"))
 
 
 def test_a_killed_engines_lease_goes_stale_then_flatten_does_it_and_a_new_run_resumes(tmp_path):
-    cfg_path = mixed_config(tmp_path)
-    data = slice_csv(tmp_path, 1)
     db = tmp_path / "j.db"
     env = {LEASE_TIMEOUT_ENV: "1.5"}
-    args = ["run", str(cfg_path), "--mode", "paper", "--feed", f"replay:{data}", "--db", str(db)]
-    engine = _run_cli([*args, "--speed", SLOW], env=env)
+    engine, args, lines = _engine(tmp_path, mixed_config(tmp_path), db, env=env)
     _wait_until_long_trades(db, engine)
     engine.send_signal(signal.SIGKILL)
     # Not reaped yet: its pid still exists, as if it ran on another machine, so only its
     # heartbeat can tell it is dead. flatten waits for it, then does the flatten itself.
-    t0 = time.monotonic()
     res = _cli(tmp_path, "flatten", "long", "--db", str(db), "--yes", "--wait", "20", env=env)
     assert res.returncode == 0, res.stderr
     assert "flattened long: cancelled" in res.stdout
-    assert time.monotonic() - t0 < 15
     assert engine.wait(timeout=10) == -signal.SIGKILL
     with Journal.open(db, readonly=True) as j:
         assert j.lease(1) is None  # the flatten gave it back
         assert j.runs()[0].ended_ts is None  # the run was killed midway
 
-    resumed = _run_cli([*args, "--speed", "max"], env=env)
+    resumed = _run_cli(args, env=env)  # the same stream again: what was done is skipped
+    _finish(resumed, lines, 0)
     assert resumed.wait(timeout=60) == 0, resumed.tail()
     with Journal.open(db, readonly=True) as j:
         (run,) = j.runs()  # resumed, not a new run
@@ -149,11 +156,8 @@ def test_a_killed_engines_lease_goes_stale_then_flatten_does_it_and_a_new_run_re
 
 
 def test_an_engine_killed_inside_a_flatten_does_it_once_after_the_restart(tmp_path):
-    cfg_path = mixed_config(tmp_path)
-    data = slice_csv(tmp_path, 1)
     db = tmp_path / "j.db"
-    args = ["run", str(cfg_path), "--mode", "paper", "--feed", f"replay:{data}", "--db", str(db)]
-    engine = _run_cli([*args, "--speed", SLOW], env={KILL_IN_REQUEST_ENV: "1"})
+    engine, args, lines = _engine(tmp_path, mixed_config(tmp_path), db, kill=["--kill-in-request"])
     _wait_until_long_trades(db, engine)
 
     # no waiting: the request stays pending, and says so
@@ -170,7 +174,8 @@ def test_an_engine_killed_inside_a_flatten_does_it_once_after_the_restart(tmp_pa
     status = CliRunner().invoke(app, ["status", "--db", str(db)])
     assert "pending: flatten long (request #1" in status.output
 
-    resumed = _run_cli([*args, "--speed", "max"])
+    resumed = _run_cli(args)
+    _finish(resumed, lines, 0)
     assert resumed.wait(timeout=60) == 0, resumed.tail()
     with Journal.open(db, readonly=True) as j:
         (run,) = j.runs()

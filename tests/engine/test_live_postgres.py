@@ -3,7 +3,6 @@ resumed, writes the same journal as the same run on SQLite; `hedgekit status --d
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,18 +13,18 @@ from typer.testing import CliRunner
 
 from hedgekit.cli import app
 from hedgekit.config import load_config
-from hedgekit.engine.live import KILL_AFTER_INTENT_ENV
 from hedgekit.store.journal import Journal
 from tests._postgres import PgCluster
 
 from .test_live import REPO, busy_config, slice_csv
 
 
-def _start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+def _start(args: list[str], log: Path, kill: list[str]) -> subprocess.Popen:
+    """The CLI in a child that SIGKILLs itself at ``kill`` (see tests/engine/crash_child.py)."""
     with log.open("ab") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "hedgekit.cli", "--log-dir", str(log.parent / "logs"), *args],
-            cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=err,
+            [sys.executable, "-m", "tests.engine.crash_child", *kill, "--", "--log-dir", str(log.parent / "logs"), *args],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
         )
 
 
@@ -68,7 +67,7 @@ def test_paper_run_on_postgresql_killed_and_resumed_equals_the_sqlite_run(
                 "--db", str(db), "--out", str(tmp_path / out)]
 
     # a PostgreSQL run SIGKILLed after its 20th order intent; meanwhile the SQLite reference
-    crash = _start(args(url, "pg"), log, env={KILL_AFTER_INTENT_ENV: "20"})
+    crash = _start(args(url, "pg"), log, kill=["--kill-after-intent", "20"])
     _cli("--log-dir", str(tmp_path / "logs"), *args(sqlite_db, "ref"))
     assert crash.wait(timeout=180) == -signal.SIGKILL, log.read_text()[-3000:]
     with Journal.open(url, readonly=True) as j:

@@ -107,7 +107,10 @@ def test_candles_at_max_speed_yield_every_bar_in_order() -> None:
     assert ticks > len(bars) // 512
 
 
-def test_candles_at_speed_600_play_ten_minutes_in_about_a_second() -> None:
+def test_candles_at_speed_600_wait_on_the_real_clock() -> None:
+    """Pacing on the system clock: ten minutes of data at 600x take at least a second. Only
+    the lower bound is checked (a busy machine is slower, never faster); the exact pacing is
+    tested on an injected clock below."""
     start = int(load_candles(BUNDLED_BTC_1M).ts[100])
     feed = ReplayFeed(BUNDLED_BTC_1M, speed=600, start=start, end=start + 10 * MINUTE)
 
@@ -116,7 +119,7 @@ def test_candles_at_speed_600_play_ten_minutes_in_about_a_second() -> None:
     took = time.monotonic() - began
 
     assert [b.seq for b in bars] == list(range(100, 110))
-    assert 0.5 <= took <= 3.0
+    assert took >= 0.9
 
 
 def test_bars_are_released_at_their_close_time_on_the_data_clock() -> None:

@@ -88,10 +88,23 @@ from hedgekit.strategies.grid_hedge import GridHedge
 from hedgekit.venues.sim import SimExchange
 
 Mode = Literal["paper", "recommendation"]
-# Test hook: SIGKILL this process right after the Nth order intent is committed (crash tests).
-KILL_AFTER_INTENT_ENV = "HEDGEKIT_TEST_KILL_AFTER_INTENT"
-# Test hook: SIGKILL this process after a request was carried out in memory, before its commit.
-KILL_IN_REQUEST_ENV = "HEDGEKIT_TEST_KILL_IN_REQUEST"
+
+
+class EngineHooks:
+    """The moments between two durable steps where a crash is most telling. The engine calls
+    these and they do nothing; crash tests inject a subclass that kills the process there
+    (``LiveEngine.hooks``), so production code reads no test switch."""
+
+    def after_intent(self, intents: int) -> None:
+        """An order intent (the ``intents``-th of this process) was committed; the venue has
+        not seen the order yet."""
+
+    def after_input(self, inputs: int) -> None:
+        """The ``inputs``-th input of this process was processed (and committed if it changed
+        anything)."""
+
+    def in_request(self, kind: str) -> None:
+        """A request (``flatten``) was carried out in memory; its batch is not committed."""
 
 # The run's lease: a heartbeat older than this is stale (the holder is presumed dead) and the
 # lease may be taken over. The holder renews it every quarter of it. HEDGEKIT_LEASE_TIMEOUT
@@ -271,6 +284,8 @@ def load_snapshot(blob: bytes, strategy: type[Strategy]) -> Snapshot:
 
 
 class LiveEngine:
+    hooks = EngineHooks()  # crash tests replace it (see EngineHooks)
+
     def __init__(
         self,
         cfg: BacktestConfig,
@@ -290,12 +305,13 @@ class LiveEngine:
         self.printer = printer or print
         self.cancel_on_exit = cancel_on_exit
         self.config_json = cfg.model_dump_json()
+        # Replays and piped streams run on the data's clock (a flatten is stamped with the
+        # last input's time); a live feed on the wall clock.
+        self.data_time = source.startswith(("replay:", "stdin"))
         self.run_id = 0
         self.wallets: list[LiveWallet] = []
         self.warmup: Warmup = warmup_of(cfg)
         self._stop = asyncio.Event()
-        self._kill_after = int(os.environ.get(KILL_AFTER_INTENT_ENV, "0") or 0)
-        self._kill_in_request = os.environ.get(KILL_IN_REQUEST_ENV, "") not in ("", "0")
         self.lease_timeout_s = lease_timeout_s()
         self.holder = f"{os.getpid()}@{socket.gethostname()}"
         self.lease_token: str | None = None  # set while this engine holds the run's lease
@@ -310,7 +326,7 @@ class LiveEngine:
     def open(self, now_ms: int) -> None:
         """Start a new run, or resume the unfinished one with the same mode, config and source.
         Takes the run's lease: RunBusy when a live process holds it."""
-        if self.warmup.days and not self.source.startswith("replay:"):
+        if self.warmup.days and not self.data_time:
             cfg = self.cfg
             grids = [w.name for w in cfg.wallets if isinstance(w, GridHedgeConfig) and w.grid.volatility is None]
             raise HedgekitError(
@@ -399,10 +415,9 @@ class LiveEngine:
             self.journal.finish_request(self.run_id, outcome, lease=self.lease_token)
             logger.warning(f"request {req.id} ({req.kind} {req.wallet}) failed: {failure}")
         else:
-            ts = w.last_ts if self.source.startswith("replay:") else max(wall_ms(), w.last_ts)
+            ts = w.last_ts if self.data_time else max(wall_ms(), w.last_ts)
             msg = self._flatten(w, ts)
-            if self._kill_in_request:
-                os.kill(os.getpid(), signal.SIGKILL)
+            self.hooks.in_request(req.kind)
             outcome = RequestOutcome(req.id, REQUEST_DONE, msg, wall_ms())
             self._checkpoint(w, max(w.seen, w.cursor), ts, force=True, request=outcome)
             logger.warning(f"request {req.id}: {msg}")
@@ -476,8 +491,7 @@ class LiveEngine:
                 # The intent is durable before the venue sees the order.
                 self.journal.record_intent(self.run_id, wallet.name, cmd.order, ts, lease=self.lease_token)
                 self._intents_total += 1
-                if self._kill_after and self._intents_total >= self._kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
+                self.hooks.after_intent(self._intents_total)
             if self.mode == "recommendation":
                 line = format_recommendation(cmd, strategy)
                 if line:
@@ -534,6 +548,7 @@ class LiveEngine:
                 else:
                     self.process(item)
                 self.items += 1
+                self.hooks.after_input(self.items)
             clean = True
         except LeaseLost:
             self._lease_lost = True
