@@ -39,3 +39,8 @@ def test_core_imports_only_core_and_does_no_io(path):
 def test_venues_and_feeds_never_reach_into_strategies(layer):
     for path in (SRC / layer).glob("*.py"):
         assert not {m for m in hedgekit_imports(path) if m.startswith("hedgekit.strategies")}, path.name
+
+
+def test_the_journal_stores_core_records_and_never_imports_a_venue():
+    for path in (SRC / "store").glob("*.py"):
+        assert not {m for m in hedgekit_imports(path) if m.startswith(("hedgekit.venues", "hedgekit.engine"))}, path.name

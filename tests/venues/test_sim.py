@@ -718,3 +718,19 @@ def test_property_reporting_faults_never_change_the_account(
     assert {e for e in faulty_reports if not isinstance(e, OrderFilled)} == {
         e for e in clean_reports if not isinstance(e, OrderFilled)
     }
+
+
+def test_the_exchange_port_account_view_after_a_fill():
+
+    venue = SimExchange(Instrument("BTCUSDT", tick_size=0.1, lot_size=0.001),
+                        SimConfig(initial_cash=10_000.0, leverage=2.0, taker_fee=0.0005, maker_fee=0.0))
+    venue.move_to(100.0, 0)
+    venue.submit(OrderSpec("hk-w-0-x-mb-1", "w", OrderKind.MARKET_BUY, Side.BUY, OrderType.MARKET, 10.0), 1)
+    venue.submit(OrderSpec("hk-w-0--1-sl-2", "w", OrderKind.STOP_LOSS, Side.SELL, OrderType.STOP, 10.0, 90.0,
+                           reduce_only=True, unit=-1), 2)
+    venue.move_to(110.0, 3)
+    acct = venue.account()
+    assert (acct.position, acct.avg_price, acct.last_price) == (10.0, 100.0, 110.0)
+    assert acct.cash == 10_000.0 - 10 * 100.0 * 0.0005
+    assert acct.equity == acct.cash + 100.0
+    assert [o.client_id for o in acct.open_orders] == ["hk-w-0--1-sl-2"]

@@ -37,6 +37,7 @@ from hedgekit.core.events import (
 )
 from hedgekit.core.strategy import Phase, Strategy
 from hedgekit.core.units import UnitTracker
+from hedgekit.venues.base import ExchangePort
 from hedgekit.venues.sim import SimExchange
 
 INF = float("inf")
@@ -279,7 +280,7 @@ class WalletRunner:
         ``queue`` when the caller is already delivering). Also used by the live engine for
         commands it decides itself (shutdown, flatten)."""
         out = queue if queue is not None else deque()
-        venue = self.venue
+        venue: ExchangePort = self.venue  # commands need only the port, whatever the venue
         for cmd in commands:
             if isinstance(cmd, Replace):  # rare: run as its place-then-cancel, in place
                 self.execute(expand([cmd]), ts, out)

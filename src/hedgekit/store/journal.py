@@ -93,7 +93,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.orders import OrderKind, OrderSpec, OrderStatus, OrderType, Side
-from hedgekit.venues.sim import FillRecord, OrderLogRecord
+from hedgekit.core.records import FillRecord, OrderLogRecord
 
 __all__ = [
     "APPLICATION",

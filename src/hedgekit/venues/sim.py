@@ -29,7 +29,7 @@ import random
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from hedgekit.core.errors import HedgekitError, ParameterError
 from hedgekit.core.events import (
@@ -40,10 +40,11 @@ from hedgekit.core.events import (
     OrderRejected,
     VenueEvent,
 )
-from hedgekit.core.fastinit import fast_init
 from hedgekit.core.instrument import ContractType, Instrument
 from hedgekit.core.orders import Order, OrderSpec, OrderStatus, OrderTrigger, OrderType, Side
 from hedgekit.core.position import Position
+from hedgekit.core.records import FillRecord, OrderLogRecord
+from hedgekit.venues.base import AccountState, ExchangePort
 
 __all__ = [
     "FaultPlan",
@@ -167,39 +168,7 @@ class FaultPlan:
             raise ParameterError("delay_calls", self.delay_calls, "must be an integer >= 1")
 
 
-# -- records and venue-level events -------------------------------------------------------
-@fast_init
-@dataclass(frozen=True, slots=True)
-class FillRecord:
-    ts: int
-    order_id: str  # client id, or "liquidation"
-    kind: str  # OrderKind value, or "liquidation"
-    side: Side
-    qty: float
-    price: float
-    fee: float  # quote currency, positive = paid
-    unit: int | None
-    position_after: float  # signed
-    realized_pnl_cum: float  # before fees
-    fill_id: str = ""
-    liquidity: str = "taker"  # "maker" or "taker"
-
-
-@fast_init
-@dataclass(frozen=True, slots=True)
-class OrderLogRecord:
-    ts: int
-    order_id: str
-    event: str  # placed, cancelled, triggered, filled, rejected
-    kind: str
-    side: Side
-    qty: float  # placed/rejected: order qty; filled: this fill; cancelled: the qty left
-    trigger_price: float | None  # stop trigger or limit price
-    unit: int | None
-    price: float | None = None  # fill price (filled) or market price (triggered)
-    reason: str = ""  # why it was rejected or cancelled
-
-
+# The records are in core.records (one definition for the venue, the journal and reports).
 SimEvent = VenueEvent  # what the simulated venue reports: strategy events plus account events
 
 # A resting order in a trigger book: (sort key, strict, seq, client id). The key is the price
@@ -273,6 +242,11 @@ class SimExchange:
     def open_orders(self) -> list[Order]:
         """Working orders (open, triggered or partially filled), in submission order."""
         return list(self._open.values())
+
+    def account(self) -> AccountState:
+        """The account as the exchange port reports it (see ``venues.base``)."""
+        pos = self.position
+        return AccountState(pos.qty, pos.avg_price, self.cash, self.equity(), self.last_price, self.open_orders())
 
     def get_order(self, client_id: str) -> Order | None:
         """Any order this venue has seen (the latest one, if a rejected id was reused)."""
@@ -882,3 +856,7 @@ def _on_grid(value: float, step: float) -> bool:
     steps = value / step
     # Relative past a million steps: a float of 1e7 coins on a 0.001 lot is off by ~1e-6 lots.
     return abs(steps - round(steps)) <= max(_GRID_TOL, abs(steps) * 1e-12)
+
+
+if TYPE_CHECKING:
+    _PORT: type[ExchangePort] = SimExchange  # mypy checks that the simulator implements the port
