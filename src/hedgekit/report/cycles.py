@@ -64,9 +64,11 @@ from hedgekit.report.metrics import to_epoch_ms
 __all__ = [
     "COMPONENTS",
     "CYCLE_COLUMNS",
+    "MONEY_COLUMNS",
     "UNIT_WALLETS",
     "cycle_table",
     "cycle_totals",
+    "run_cycles",
 ]
 
 CYCLE_COLUMNS = [
@@ -252,6 +254,18 @@ def _funding_by_cycle(cycles: list[_Cycle], ts: np.ndarray, amount: np.ndarray) 
     k = np.searchsorted(ends, ts, side="left")  # ts <= end of cycle k -> cycle k
     np.add.at(out, k, amount)
     return out
+
+
+def run_cycles(fills: pd.DataFrame, funding: pd.DataFrame | None, summary: dict) -> pd.DataFrame:
+    """``cycle_table`` of a run described by its summary.json: strategies from its config; the
+    open last cycle ends at the data's last bar (its timestamp, as in equity.csv) and close."""
+    cfg_wallets = (summary.get("config") or {}).get("wallets") or []
+    strategies = {str(w.get("name")): str(w.get("strategy") or "") for w in cfg_wallets}
+    for name, w in (summary.get("wallets") or {}).items():
+        strategies.setdefault(str(name), str((w or {}).get("strategy") or ""))
+    data = summary.get("data") or {}
+    end_ms = int(to_epoch_ms([str(data["end"])])[0]) if data.get("end") else None
+    return cycle_table(fills, funding, strategies=strategies, end_ms=end_ms, end_price=data.get("last_price"))
 
 
 def cycle_totals(cycles: pd.DataFrame) -> pd.DataFrame:

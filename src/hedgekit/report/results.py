@@ -18,8 +18,8 @@ import pandas as pd
 from hedgekit.config import BacktestConfig
 from hedgekit.engine.backtest import EngineRun, phase_durations
 from hedgekit.feeds.history import Candles
-from hedgekit.report.cycles import MONEY_COLUMNS, cycle_table
-from hedgekit.report.metrics import buy_and_hold_curve, max_drawdown, to_epoch_ms
+from hedgekit.report.cycles import MONEY_COLUMNS, run_cycles
+from hedgekit.report.metrics import buy_and_hold_curve, max_drawdown
 
 FILL_COLUMNS = [
     "timestamp", "wallet", "order_id", "kind", "side", "qty", "price", "fee", "unit",
@@ -158,18 +158,6 @@ def funding_frame(wallets) -> pd.DataFrame:
     df = df.sort_values("timestamp", kind="stable").reset_index(drop=True)
     df["timestamp"] = iso_ms(df["timestamp"].to_numpy(dtype=np.int64))
     return df
-
-
-def run_cycles(fills: pd.DataFrame, funding: pd.DataFrame | None, summary: dict) -> pd.DataFrame:
-    """``cycle_table`` of a run: strategies from the summary's config; the open last cycle
-    ends at the data's last bar (its timestamp, as in equity.csv) and close."""
-    cfg_wallets = (summary.get("config") or {}).get("wallets") or []
-    strategies = {str(w.get("name")): str(w.get("strategy") or "") for w in cfg_wallets}
-    for name, w in (summary.get("wallets") or {}).items():
-        strategies.setdefault(str(name), str(w.get("strategy") or ""))
-    data = summary.get("data") or {}
-    end_ms = int(to_epoch_ms([str(data["end"])])[0]) if data.get("end") else None
-    return cycle_table(fills, funding, strategies=strategies, end_ms=end_ms, end_price=data.get("last_price"))
 
 
 def _frame(columns: dict[str, list], names: list[str]) -> pd.DataFrame:
