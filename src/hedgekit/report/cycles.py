@@ -22,7 +22,7 @@ the position. Every such fill is booked by the side it closed, whatever its kind
 cover, a ``protective_close``, a ``flatten`` or a ``liquidation``):
 
 - a fill that reduces a **short** → ``short_legs``;
-- a fill that reduces a **long** → ``long_legs`` + ``reentry_gap``, split as follows.
+- a fill that reduces a **long** → ``long_legs``.
 
 **Re-entry gap.** Coins sold out of the long (any long-reducing sell) and not yet bought back
 form the cycle's *exit pool*, at their quantity-weighted average exit price ``E``. A buy that
@@ -62,7 +62,6 @@ import pandas as pd
 from hedgekit.report.metrics import to_epoch_ms
 
 __all__ = [
-    "COMPONENTS",
     "CYCLE_COLUMNS",
     "MONEY_COLUMNS",
     "UNIT_WALLETS",
@@ -77,8 +76,6 @@ CYCLE_COLUMNS = [
     "net_pnl",
 ]
 MONEY_COLUMNS = ("long_legs", "short_legs", "reentry_gap", "realized_pnl", "fees", "funding", "net_pnl")
-# The decomposition of net_pnl, in the order the report draws it (fees enter negated).
-COMPONENTS = ("long_legs", "short_legs", "reentry_gap", "fees", "funding")
 UNIT_WALLETS = frozenset({"long_wallet", "hedge_wallet"})
 _FLAT = 1e-9  # |position| below this is flat (venue positions are whole lots)
 _NOT_A_RESET = frozenset({"ADVANCE", "STARTING", "", "nan"})
