@@ -105,11 +105,14 @@ def test_month_report_shows_where_the_money_went(month):
     for name, tr in waterfalls.items():
         s = summary["wallets"][name]
         y = [float(v) for v in tr["y"]]
-        long_legs, short_legs, gap, minus_fees, funding, net = y
+        long_legs, short_legs, gap, minus_fees, funding, net, open_position, change = y
         assert long_legs + short_legs + gap == pytest.approx(s["realized_pnl"], abs=CENT)
         assert -minus_fees == pytest.approx(s["fees"], abs=CENT)
         assert funding == pytest.approx(s["funding"], abs=CENT)
         assert net == pytest.approx(sum(y[:5]), abs=1e-6)
+        assert change == pytest.approx(s["end_equity"] - s["start_equity"], abs=CENT)
+        assert net + open_position == pytest.approx(change, abs=1e-6)
+        assert list(tr["measure"]) == ["relative"] * 5 + ["total", "relative", "total"]
         bars = [t for t in figs["chart-cycles"]["data"] if (t.get("meta") or {}).get("wallet") == name
                 and t["meta"]["role"] == "cycle-part"]
         assert {t["meta"]["part"] for t in bars} == {"long_legs", "short_legs", "reentry_gap", "fees", "funding"}

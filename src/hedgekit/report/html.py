@@ -583,8 +583,10 @@ MONEY_COLORS = {"long_legs": "#16a34a", "short_legs": "#f97316", "reentry_gap": 
 
 
 def money_totals(run: RunOutput) -> pd.DataFrame:
-    """Per wallet (report order): cycles and the sums of cycles.csv's money columns. Without the
-    funding per cycle (a folder with no cycles.csv) the wallet's funding is summary.json's."""
+    """Per wallet (report order): cycles and the sums of cycles.csv's money columns (without the
+    funding per cycle, from a folder with no cycles.csv, the wallet's funding is summary.json's),
+    then the open position's unrealized PnL and the equity change from summary.json (NaN when
+    it has no equity figures)."""
     cyc = run.cycles if run.cycles is not None else pd.DataFrame(columns=CYCLE_COLUMNS)
     tot = cycle_totals(cyc).set_index("wallet")
     sw = run.summary.get("wallets") or {}
@@ -596,18 +598,27 @@ def money_totals(run: RunOutput) -> pd.DataFrame:
         if not np.isfinite(float(r["funding"])):
             r["funding"] = float((sw.get(w) or {}).get("funding") or 0.0)
             r["net_pnl"] = float(r["realized_pnl"]) - float(r["fees"]) + r["funding"]
+        # The rest of the equity change is the open position's unrealized PnL at the end
+        # (equity = cash + unrealized, cash = allocation + realized − fees + funding).
+        s = sw.get(w) or {}
+        change = math.nan
+        if s.get("end_equity") is not None and s.get("start_equity") is not None:
+            change = float(s["end_equity"]) - float(s["start_equity"])
+        r["unrealized"] = change - float(r["net_pnl"])
+        r["equity_change"] = change
         rows.append({"wallet": w, **r})
     return pd.DataFrame(rows, columns=["wallet", "cycles", "long_legs", "short_legs", "reentry_gap",
-                                       "realized_pnl", "fees", "funding", "net_pnl"])
+                                       "realized_pnl", "fees", "funding", "net_pnl", "unrealized",
+                                       "equity_change"])
 
 
 def money_figure(run: RunOutput, colors: dict[str, str]) -> go.Figure:
     """One waterfall per wallet, side by side: long legs, short legs, re-entry gap, −fees,
-    funding, and the net they add up to."""
+    funding, the realized net they add up to, then the open position's unrealized PnL and the
+    equity change (start to end) they make together."""
     from plotly.subplots import make_subplots
 
     tot = money_totals(run)
-    labels = [label for _, label in MONEY_STEPS] + ["net"]
     n = max(len(tot), 1)
     titles = [f"{r['wallet']} ({int(r['cycles'])} cycle{'s' if int(r['cycles']) != 1 else ''})"
               for _, r in tot.iterrows()]
@@ -617,9 +628,16 @@ def money_figure(run: RunOutput, colors: dict[str, str]) -> go.Figure:
         w = str(r["wallet"])
         steps = [float(r["long_legs"]), float(r["short_legs"]), float(r["reentry_gap"]),
                  -float(r["fees"]), float(r["funding"])]
-        values = [*steps, float(r["net_pnl"])]  # plotly sums the steps itself for the "total"
+        # Plotly sums the steps itself for a "total"; the values given there are for reading.
+        labels = [label for _, label in MONEY_STEPS] + ["net realized"]
+        values = [*steps, float(r["net_pnl"])]
+        measure = ["relative"] * len(steps) + ["total"]
+        if np.isfinite(float(r["equity_change"])):
+            labels += ["open position", "equity change"]
+            values += [float(r["unrealized"]), float(r["equity_change"])]
+            measure += ["relative", "total"]
         fig.add_trace(go.Waterfall(
-            name=w, x=labels, y=values, measure=["relative"] * len(steps) + ["total"], showlegend=False,
+            name=w, x=labels, y=values, measure=measure, showlegend=False,
             text=[f"{v:+,.2f}" for v in values], textposition="outside", cliponaxis=False,
             increasing={"marker": {"color": "#16a34a"}}, decreasing={"marker": {"color": "#dc2626"}},
             totals={"marker": {"color": colors.get(w, TOTAL_COLOR)}},
@@ -631,8 +649,8 @@ def money_figure(run: RunOutput, colors: dict[str, str]) -> go.Figure:
     fig.update_yaxes(title={"text": "USD"}, tickformat=",", row=1, col=1)
     fig.update_layout(
         template="plotly_white", meta={"title": "Realized PnL, fees and funding per wallet over the whole run"},
-        height=440, hovermode="closest", showlegend=False,
-        margin={"l": 90, "r": 60, "t": 50, "b": 50, "autoexpand": False},
+        height=470, hovermode="closest", showlegend=False,
+        margin={"l": 90, "r": 60, "t": 50, "b": 90, "autoexpand": False},
         font={"family": _FONT, "size": 12, "color": "#1f2937"},
     )
     return fig
@@ -690,7 +708,8 @@ _MONEY_NOTE = (
     "made as if held through every exit and re-entry, short legs what the shorts realized, and "
     "the re-entry gap what buying back at a different price than the exit cost (negative) or "
     "gained: coins re-bought × (exit price − re-entry price). Long legs + short legs + re-entry "
-    "gap = realized PnL; minus fees, plus funding = net. Figures in brackets: summary.json.")
+    "gap = realized PnL; minus fees, plus funding = net realized; with the open position's "
+    "unrealized PnL at the end, the equity change. Figures in brackets: summary.json.")
 
 
 def _money_section(run: RunOutput, money: dict[str, tuple[str, go.Figure]]) -> str:
@@ -720,7 +739,8 @@ def _money_table(run: RunOutput) -> str:
     head = "".join(f"<th>{html.escape(str(w))}</th>" for w in tot["wallet"])
     lines = [("cycles", "cycles", None), *[(k, lbl, None) for k, lbl in MONEY_STEPS[:3]],
              ("realized_pnl", "realized PnL", "realized_pnl"), ("fees", "fees", "fees"),
-             ("funding", "funding", "funding"), ("net_pnl", "net", None)]
+             ("funding", "funding", "funding"), ("net_pnl", "net realized", None),
+             ("unrealized", "open position (unrealized)", None), ("equity_change", "equity change", None)]
     body = []
     for key, label, check in lines:
         cells = []
@@ -728,6 +748,8 @@ def _money_table(run: RunOutput) -> str:
             v = r[key]
             if key == "cycles":
                 cell = f"{int(v):,d}"
+            elif not np.isfinite(float(v)):
+                cell = "–"
             else:  # fees are shown as the cost they are
                 cell = _signed_money(-float(v) if key == "fees" else float(v))
             ref = (sw.get(str(r["wallet"])) or {}).get(check) if check else None
