@@ -104,7 +104,7 @@ def backtest(
                     progress=lambda i, n: bar.update(task, completed=i),
                 )
         folder = result.write(out_dir, equity_every=equity_every)
-        written = ["fills.csv", "orders.csv", "equity.csv", "summary.json"]
+        written = ["fills.csv", "orders.csv", "equity.csv", "cycles.csv", "summary.json"]
         written += _write_reports(folder, html=html, png=png)
         elapsed = time.perf_counter() - t0
     except (HedgekitError, ValueError, FileNotFoundError) as err:

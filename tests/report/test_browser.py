@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hedgekit.report.html import CHART_IDS, HEDGE_CHART_IDS, build_report
+from hedgekit.report.html import CHART_IDS, CYCLE_CHART_IDS, HEDGE_CHART_IDS, build_report
 from tests.report._fixture import write_output
 
 pytestmark = pytest.mark.browser
@@ -88,7 +88,7 @@ CHART_STATE = """(id) => {
   return {
     traces: gd.data.length,
     svg: !!svg && svg.getBoundingClientRect().height > 100,
-    drawn: gd.querySelectorAll('.scatterlayer .trace, .barlayer .trace').length
+    drawn: gd.querySelectorAll('.scatterlayer .trace, .barlayer .trace, .waterfalllayer .trace').length
            + gd.querySelectorAll('.gl-container canvas').length,
     markers: gd.querySelectorAll('.scatterlayer .trace .points path').length,
     lines: gd.querySelectorAll('.scatterlayer .trace .js-line').length,
@@ -103,11 +103,11 @@ def test_report_renders_in_chromium_without_errors(tmp_path):
     n_fills = len(pd.read_csv(folder / "fills.csv"))
     with chromium(tmp_path / "profile") as ctx:
         page, errors = load_page(ctx, path)
-        for cid in (*CHART_IDS, *HEDGE_CHART_IDS):
+        for cid in (*CHART_IDS, *HEDGE_CHART_IDS, *CYCLE_CHART_IDS):
             page.wait_for_selector(f"#{cid} .main-svg", timeout=20_000)
         page.wait_for_timeout(300)
 
-        for cid in (*CHART_IDS, *HEDGE_CHART_IDS):
+        for cid in (*CHART_IDS, *HEDGE_CHART_IDS, *CYCLE_CHART_IDS):
             state = page.evaluate(CHART_STATE, cid)
             assert state is not None, f"{cid}: no plotly figure"
             assert state["svg"] and state["traces"] > 0 and state["drawn"] > 0, (cid, state)
@@ -129,6 +129,9 @@ def test_report_renders_in_chromium_without_errors(tmp_path):
         for cid in ("chart-equity", "chart-phases", "chart-hedge-ratio"):
             rng = page.evaluate("(id) => document.getElementById(id).layout.xaxis.range", cid)
             assert [str(v)[:16] for v in rng] == [lo, hi], cid
+        for cid in CYCLE_CHART_IDS:  # categories, not time: left alone
+            rng = page.evaluate("(id) => document.getElementById(id)._fullLayout.xaxis.range", cid)
+            assert all(isinstance(v, int | float) and v < 1e6 for v in rng), (cid, rng)
         assert errors == []
 
 

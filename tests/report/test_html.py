@@ -11,6 +11,7 @@ import pytest
 
 from hedgekit.report.html import (
     CHART_IDS,
+    CYCLE_CHART_IDS,
     HEDGE_CHART_IDS,
     MAX_LINE_POINTS,
     ReportError,
@@ -101,6 +102,38 @@ def test_metrics_table_and_config_are_on_the_page(small_report):
     assert "ab" * 32 in text  # data sha256
     for wallet in ("long", "hedge", "total"):
         assert f"</span>{wallet}</th>" in text
+
+
+def test_where_the_money_went_is_on_the_page(small_report):
+    # This folder has no cycles.csv: the cycles are recomputed from fills.csv.
+    text = small_report[1].read_text()
+    figs = figures(text)
+
+    assert 'id="where-the-money-went"' in text and 'id="money-table"' in text
+    assert "recomputed from fills.csv" in text
+    for cid in CYCLE_CHART_IDS:
+        assert f'<div id="{cid}" class="chart">' in text
+        assert figs[cid]["data"], cid
+        assert all(ax.get("type") != "date" for k, ax in figs[cid]["layout"].items() if k.startswith("xaxis"))
+    assert {tr["meta"]["wallet"] for tr in figs["chart-money"]["data"]} == {"long", "hedge"}
+
+
+def test_grid_hedge_money_is_one_row_and_says_so(tmp_path):
+    folder = write_output(tmp_path / "out", bars=600, grid=True, fills_per_wallet=20)
+
+    run = load_output(folder)
+    text = build_report(folder).read_text()
+
+    assert (run.cycles["wallet"] == "grid").sum() == 1
+    assert "grid: a grid hedge has no RESET cycles" in text
+
+
+def test_malformed_cycles_csv_is_reported(tmp_path):
+    folder = write_output(tmp_path / "out", bars=100)
+    pd.DataFrame({"wallet": ["long"], "cycle": [0]}).to_csv(folder / "cycles.csv", index=False)
+
+    with pytest.raises(ReportError, match=r"cycles\.csv: missing column\(s\) strategy"):
+        build_report(folder)
 
 
 def test_unit_levels_follow_each_grid(small_report):

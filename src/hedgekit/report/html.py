@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 import yaml
 
 from hedgekit.core.errors import HedgekitError
+from hedgekit.report.cycles import CYCLE_COLUMNS, cycle_totals, run_cycles
 from hedgekit.report.metrics import (
     buy_and_hold_costs,
     buy_and_hold_curve,
@@ -36,6 +37,7 @@ from hedgekit.report.metrics import (
 
 __all__ = [
     "CHART_IDS",
+    "CYCLE_CHART_IDS",
     "KIND_STYLES",
     "MAX_LINE_POINTS",
     "ReportError",
@@ -55,6 +57,8 @@ MAX_LINE_POINTS = 5000
 GL_MARKERS_ABOVE = 3000  # a fill trace with more points is drawn with WebGL
 CHART_IDS = ("chart-price", "chart-equity", "chart-drawdown", "chart-phases")
 HEDGE_CHART_IDS = ("chart-hedge-ratio", "chart-hedge-equity")
+# "Where the money went": not on the shared time axis (categories and cycle numbers).
+CYCLE_CHART_IDS = ("chart-money", "chart-cycles")
 HEDGE_COLUMNS = ("spot_equity", "hedged_equity", "unhedged_equity", "hedge_ratio")
 
 
@@ -151,6 +155,8 @@ class RunOutput:
     eq_wide: pd.DataFrame  # equity per wallet, indexed by ``times``
     end_ms: int  # end of the last bar
     metrics: dict = field(default_factory=dict)
+    cycles: pd.DataFrame | None = None  # cycles.csv (or recomputed from fills.csv)
+    cycles_source: str = ""  # "cycles.csv", or "fills.csv" when the folder has no cycles.csv
 
     @property
     def symbol(self) -> str:
@@ -210,7 +216,22 @@ def load_output(out_dir: str | Path) -> RunOutput:
     run = RunOutput(folder, summary, fills, orders, equity, names, times, price,
                     eq_wide[names], int(times[-1]) + step)
     run.metrics = compute_run_metrics(equity, fills, summary)
+    run.cycles, run.cycles_source = _load_cycles(folder, fills, summary)
     return run
+
+
+def _load_cycles(folder: Path, fills: pd.DataFrame, summary: dict) -> tuple[pd.DataFrame, str]:
+    """cycles.csv as written by the backtest; a folder without it (written before it existed)
+    gets the same table recomputed from fills.csv, with the funding per cycle unknown (NaN)."""
+    path = folder / "cycles.csv"
+    if path.is_file():
+        df = pd.read_csv(path, dtype={"wallet": str, "strategy": str, "phases": str, "ended_by": str})
+        missing = [c for c in CYCLE_COLUMNS if c not in df.columns]
+        if missing:
+            raise ReportError(f"{path}: missing column(s) {', '.join(missing)}; "
+                              f"rewrite the folder with `hedgekit backtest --out {folder}`")
+        return df, "cycles.csv"
+    return run_cycles(fills, None, summary), "fills.csv"
 
 
 # --------------------------------------------------------------------------- data helpers
@@ -553,6 +574,201 @@ _ROWS: list[tuple[str, str, object]] = [
 ]
 
 
+# --------------------------------------------------------------------------- where the money went
+
+MONEY_STEPS = (("long_legs", "long legs"), ("short_legs", "short legs"), ("reentry_gap", "re-entry gap"),
+               ("fees", "fees"), ("funding", "funding"))
+MONEY_COLORS = {"long_legs": "#16a34a", "short_legs": "#f97316", "reentry_gap": "#7c3aed",
+                "fees": "#64748b", "funding": "#0891b2"}
+
+
+def money_totals(run: RunOutput) -> pd.DataFrame:
+    """Per wallet (report order): cycles and the sums of cycles.csv's money columns (without the
+    funding per cycle, from a folder with no cycles.csv, the wallet's funding is summary.json's),
+    then the open position's unrealized PnL and the equity change from summary.json (NaN when
+    it has no equity figures)."""
+    cyc = run.cycles if run.cycles is not None else pd.DataFrame(columns=CYCLE_COLUMNS)
+    tot = cycle_totals(cyc).set_index("wallet")
+    sw = run.summary.get("wallets") or {}
+    rows = []
+    for w in run.wallets:
+        if w not in tot.index:
+            continue
+        r = tot.loc[w].to_dict()
+        if not np.isfinite(float(r["funding"])):
+            r["funding"] = float((sw.get(w) or {}).get("funding") or 0.0)
+            r["net_pnl"] = float(r["realized_pnl"]) - float(r["fees"]) + r["funding"]
+        # The rest of the equity change is the open position's unrealized PnL at the end
+        # (equity = cash + unrealized, cash = allocation + realized − fees + funding).
+        s = sw.get(w) or {}
+        change = math.nan
+        if s.get("end_equity") is not None and s.get("start_equity") is not None:
+            change = float(s["end_equity"]) - float(s["start_equity"])
+        r["unrealized"] = change - float(r["net_pnl"])
+        r["equity_change"] = change
+        rows.append({"wallet": w, **r})
+    return pd.DataFrame(rows, columns=["wallet", "cycles", "long_legs", "short_legs", "reentry_gap",
+                                       "realized_pnl", "fees", "funding", "net_pnl", "unrealized",
+                                       "equity_change"])
+
+
+def money_figure(run: RunOutput, colors: dict[str, str]) -> go.Figure:
+    """One waterfall per wallet, side by side: long legs, short legs, re-entry gap, −fees,
+    funding, the realized net they add up to, then the open position's unrealized PnL and the
+    equity change (start to end) they make together."""
+    from plotly.subplots import make_subplots
+
+    tot = money_totals(run)
+    n = max(len(tot), 1)
+    titles = [f"{r['wallet']} ({int(r['cycles'])} cycle{'s' if int(r['cycles']) != 1 else ''})"
+              for _, r in tot.iterrows()]
+    fig = make_subplots(rows=1, cols=n, shared_yaxes=True, subplot_titles=titles or None,
+                        horizontal_spacing=0.06)
+    for i, (_, r) in enumerate(tot.iterrows(), start=1):
+        w = str(r["wallet"])
+        steps = [float(r["long_legs"]), float(r["short_legs"]), float(r["reentry_gap"]),
+                 -float(r["fees"]), float(r["funding"])]
+        # Plotly sums the steps itself for a "total"; the values given there are for reading.
+        labels = [label for _, label in MONEY_STEPS] + ["net realized"]
+        values = [*steps, float(r["net_pnl"])]
+        measure = ["relative"] * len(steps) + ["total"]
+        if np.isfinite(float(r["equity_change"])):
+            labels += ["open position", "equity change"]
+            values += [float(r["unrealized"]), float(r["equity_change"])]
+            measure += ["relative", "total"]
+        fig.add_trace(go.Waterfall(
+            name=w, x=labels, y=values, measure=measure, showlegend=False,
+            text=[f"{v:+,.2f}" for v in values], textposition="outside", cliponaxis=False,
+            increasing={"marker": {"color": "#16a34a"}}, decreasing={"marker": {"color": "#dc2626"}},
+            totals={"marker": {"color": colors.get(w, TOTAL_COLOR)}},
+            connector={"line": {"color": "#9ca3af", "width": 1, "dash": "dot"}},
+            hovertemplate=f"<b>{html.escape(w)}</b> · %{{x}}: %{{y:+,.2f}}<extra></extra>",
+            meta={"role": "money", "wallet": w},
+        ), row=1, col=i)
+        fig.update_xaxes(type="category", row=1, col=i)
+    fig.update_yaxes(title={"text": "USD"}, tickformat=",", row=1, col=1)
+    fig.update_layout(
+        template="plotly_white", meta={"title": "Realized PnL, fees and funding per wallet over the whole run"},
+        height=470, hovermode="closest", showlegend=False,
+        margin={"l": 90, "r": 60, "t": 50, "b": 90, "autoexpand": False},
+        font={"family": _FONT, "size": 12, "color": "#1f2937"},
+    )
+    return fig
+
+
+def cycles_figure(run: RunOutput) -> go.Figure:
+    """Per wallet (one panel each): the decomposition of every cycle as stacked bars (fees
+    negative), the cycle's net as a marker."""
+    from plotly.subplots import make_subplots
+
+    cyc = run.cycles if run.cycles is not None else pd.DataFrame(columns=CYCLE_COLUMNS)
+    wallets = [w for w in run.wallets if (cyc["wallet"].astype(str) == w).any()]
+    rows = max(len(wallets), 1)
+    fig = make_subplots(rows=rows, cols=1, subplot_titles=wallets or None, vertical_spacing=0.3 / rows)
+    for i, w in enumerate(wallets, start=1):
+        g = cyc[cyc["wallet"].astype(str) == w]
+        x = g["cycle"].astype(int).astype(str).to_numpy()
+        custom = np.column_stack([g["start_time"].map(_short_ts), g["end_time"].map(_short_ts),
+                                  g["phases"].fillna("").astype(str).map(html.escape), g["fills"].astype(int)])
+        for key, label in MONEY_STEPS:
+            y = g[key].astype(float).to_numpy()
+            if key == "fees":
+                y = -y
+            if not np.isfinite(y).any():
+                continue  # funding per cycle unknown (no cycles.csv)
+            fig.add_trace(go.Bar(
+                x=x, y=y, name=label, legendgroup=key, showlegend=i == 1,
+                marker={"color": MONEY_COLORS[key], "line": {"width": 0}}, customdata=custom,
+                hovertemplate=(f"<b>{html.escape(w)}</b> · cycle %{{x}} · {label}: %{{y:+,.2f}}<br>"
+                               "%{customdata[0]} → %{customdata[1]} · %{customdata[3]} fills"
+                               "<br>%{customdata[2]}<extra></extra>"),
+                meta={"role": "cycle-part", "wallet": w, "part": key},
+            ), row=i, col=1)
+        fig.add_trace(go.Scatter(
+            x=x, y=g["net_pnl"].astype(float).to_numpy(), mode="markers", name="net",
+            legendgroup="net", showlegend=i == 1,
+            marker={"color": TOTAL_COLOR, "symbol": "diamond", "size": 7},
+            hovertemplate=f"<b>{html.escape(w)}</b> · cycle %{{x}} · net %{{y:+,.2f}}<extra></extra>",
+            meta={"role": "cycle-net", "wallet": w},
+        ), row=i, col=1)
+        fig.update_xaxes(type="category", title={"text": "cycle"}, row=i, col=1)
+        fig.update_yaxes(title={"text": "USD"}, tickformat=",", row=i, col=1)
+    fig.update_layout(
+        template="plotly_white", meta={"title": "Each cycle's realized PnL, fees and funding"},
+        height=120 + 320 * rows, barmode="relative", hovermode="closest",
+        margin={"l": 90, "r": 260, "t": 40, "b": 50, "autoexpand": False},
+        font={"family": _FONT, "size": 12, "color": "#1f2937"},
+        legend={"orientation": "v", "yanchor": "top", "y": 1.0, "x": 1.02, "xanchor": "left"},
+    )
+    return fig
+
+
+_MONEY_NOTE = (
+    "Each wallet's realized PnL split by RESET cycle (cycles.csv): long legs are what the long "
+    "made as if held through every exit and re-entry, short legs what the shorts realized, and "
+    "the re-entry gap what buying back at a different price than the exit cost (negative) or "
+    "gained: coins re-bought × (exit price − re-entry price). Long legs + short legs + re-entry "
+    "gap = realized PnL; minus fees, plus funding = net realized; with the open position's "
+    "unrealized PnL at the end, the equity change. Figures in brackets: summary.json.")
+
+
+def _money_section(run: RunOutput, money: dict[str, tuple[str, go.Figure]]) -> str:
+    notes = [_MONEY_NOTE]
+    if run.cycles_source == "fills.csv":
+        notes.append("This folder has no cycles.csv (written by an older hedgekit): the cycles were "
+                     "recomputed from fills.csv and the funding is summary.json's per wallet (per "
+                     "cycle it is not known).")
+    grids = [w for w in run.wallets if str(((run.summary.get("wallets") or {}).get(w) or {}).get("strategy"))
+             == "grid_hedge"]
+    if grids:
+        notes.append(f"{', '.join(grids)}: a grid hedge has no RESET cycles; it is one row for the "
+                     "whole run, split into long and short legs, with no re-entry gap.")
+    charts = "".join(
+        f'<h2 style="font-size:14px;margin:14px 0 4px">{html.escape(heading)}</h2>'
+        f'<div id="{cid}" class="chart"></div>' for cid, (heading, _fig) in money.items())
+    note = "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
+    return (f'<section class="card" id="where-the-money-went"><h2>Where the money went</h2>{note}'
+            f'<div class="tables">{_money_table(run)}</div>{charts}</section>')
+
+
+def _money_table(run: RunOutput) -> str:
+    tot = money_totals(run)
+    if not len(tot):
+        return ""
+    sw = run.summary.get("wallets") or {}
+    head = "".join(f"<th>{html.escape(str(w))}</th>" for w in tot["wallet"])
+    lines = [("cycles", "cycles", None), *[(k, lbl, None) for k, lbl in MONEY_STEPS[:3]],
+             ("realized_pnl", "realized PnL", "realized_pnl"), ("fees", "fees", "fees"),
+             ("funding", "funding", "funding"), ("net_pnl", "net realized", None),
+             ("unrealized", "open position (unrealized)", None), ("equity_change", "equity change", None)]
+    body = []
+    for key, label, check in lines:
+        cells = []
+        for _, r in tot.iterrows():
+            v = r[key]
+            if key == "cycles":
+                cell = f"{int(v):,d}"
+            elif not np.isfinite(float(v)):
+                cell = "–"
+            else:  # fees are shown as the cost they are
+                cell = _signed_money(-float(v) if key == "fees" else float(v))
+            ref = (sw.get(str(r["wallet"])) or {}).get(check) if check else None
+            if ref is not None:
+                paid = " paid" if key == "fees" else ""
+                cell += f' <small title="summary.json">({float(ref):,.2f}{paid})</small>'
+            cells.append(f"<td>{cell}</td>")
+        dot = (f'<span class="dot" style="background:{MONEY_COLORS[key]}"></span>'
+               if key in MONEY_COLORS else "")
+        body.append(f"<tr><th>{dot}{html.escape(label)}</th>{''.join(cells)}</tr>")
+    return (f'<table class="metrics" id="money-table"><thead><tr><th>USD</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _signed_money(v: float) -> str:
+    cls = "pos" if v > 0 else "neg" if v < 0 else ""
+    return f'<span class="{cls}">{v:+,.2f}</span>'
+
+
 def _metrics_table(run: RunOutput, colors: dict[str, str]) -> str:
     cols = [(w, run.metrics["wallets"][w]) for w in run.wallets]
     if len(cols) > 1:
@@ -737,9 +953,9 @@ _DRAW = """
     var fig = JSON.parse(el.textContent);
     var id = el.getAttribute('data-chart');
     Plotly.newPlot(id, fig.data, fig.layout, config);
-    ids.push(id);
+    if ((fig.layout.xaxis || {}).type === 'date') ids.push(id);
   });
-  // Every chart shares the time axis: zooming or panning one moves the others.
+  // Every time chart shares the time axis: zooming or panning one moves the others.
   var syncing = false;
   ids.forEach(function (id) {
     document.getElementById(id).on('plotly_relayout', function (ev) {
@@ -801,6 +1017,8 @@ def build_report(out_dir: str | Path) -> Path:
     span = [str(d).replace("T", " ") for d in _dates([int(run.times[0]) - pad, run.end_ms + pad])]
     for _heading, fig in figs.values():  # one time span everywhere: the charts line up
         fig.update_xaxes(range=span)
+    money = {"chart-money": ("Per wallet, whole run", money_figure(run, colors)),
+             "chart-cycles": ("Per cycle", cycles_figure(run))}
 
     d = run.summary.get("data") or {}
     title = f"hedgekit backtest · {run.symbol} · {str(d.get('start', ''))[:10]} → {str(d.get('end', ''))[:10]}"
@@ -814,7 +1032,7 @@ def build_report(out_dir: str | Path) -> Path:
             f'{html.escape(_NOTES.get(cid, ""))}</p><div id="{cid}" class="chart"></div></section>')
     data_blocks = "".join(
         f'<script type="application/json" id="{cid}-data" data-chart="{cid}">{_fig_json(fig)}</script>\n'
-        for cid, (_h, fig) in figs.items())
+        for cid, (_h, fig) in {**figs, **money}.items())
     config_yaml = yaml.safe_dump(run.summary.get("config") or {}, sort_keys=False, allow_unicode=True,
                                  default_flow_style=False)
     hedge_tables = _hedge_table(run)
@@ -839,6 +1057,7 @@ spacing (365.25 days a year, risk-free rate 0); a round trip runs from flat to f
 <div class="tables">{_metrics_table(run, colors)}<div><h2 style="font-size:14px;margin:0 0 4px">Time in phase</h2>
 {_phase_table(run)}</div>{hedge_tables}</div></section>
 {''.join(sections)}
+{_money_section(run, money)}
 <section class="card" id="config"><h2>Configuration</h2><pre>{html.escape(config_yaml)}</pre></section>
 </main>
 <footer>generated by hedgekit from {html.escape(run.folder.name or str(run.folder))}/ · charts by plotly.js (embedded)</footer>

@@ -18,6 +18,7 @@ import pandas as pd
 from hedgekit.config import BacktestConfig
 from hedgekit.engine.backtest import EngineRun, phase_durations
 from hedgekit.feeds.history import Candles
+from hedgekit.report.cycles import MONEY_COLUMNS, run_cycles
 from hedgekit.report.metrics import buy_and_hold_curve, max_drawdown
 
 FILL_COLUMNS = [
@@ -26,6 +27,7 @@ FILL_COLUMNS = [
 ]
 ORDER_COLUMNS = ["timestamp", "wallet", "order_id", "event", "kind", "side", "qty", "trigger_price", "unit"]
 EQUITY_COLUMNS = ["timestamp", "wallet", "equity", "position", "price"]
+FUNDING_COLUMNS = ["timestamp", "wallet", "rate", "mark_price", "amount"]
 MONEY_DECIMALS = 8
 
 
@@ -48,8 +50,20 @@ class BacktestResult:
         """Every bar, all wallets interleaved bar by bar (built on first use: it is large)."""
         return equity_frame(self.engine)
 
+    @cached_property
+    def funding(self) -> pd.DataFrame:
+        """Every funding payment of every wallet (``FUNDING_COLUMNS``; amount credited, negative
+        when paid), in time order."""
+        return funding_frame((w.name, w.venue) for w in self.engine.wallets)
+
+    @cached_property
+    def cycles(self) -> pd.DataFrame:
+        """cycles.csv: realized PnL per wallet and RESET cycle split into long legs, short legs
+        and the re-entry gap, with fees and funding (``hedgekit.report.cycles``)."""
+        return run_cycles(self.fills, self.funding, self.summary)
+
     def write(self, out: str | Path, *, equity_every: int | None = None) -> Path:
-        """Write fills.csv, orders.csv, equity.csv and summary.json into ``out``."""
+        """Write fills.csv, orders.csv, equity.csv, cycles.csv and summary.json into ``out``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         inst = self.config.instrument_model()
@@ -64,6 +78,8 @@ class BacktestResult:
             bar = np.arange(len(eq)) // n_wallets
             eq = eq[(bar % every == 0) | (bar == bar.max())]
         _csv(eq, out / "equity.csv", {"equity": MONEY_DECIMALS, "position": qd, "price": pd_})
+        _csv(self.cycles, out / "cycles.csv", {"start_price": pd_, "end_price": pd_,
+                                              **dict.fromkeys(MONEY_COLUMNS, MONEY_DECIMALS)})
         (out / "summary.json").write_text(json.dumps(self.summary, indent=2, default=str) + "\n")
         return out
 
@@ -85,25 +101,9 @@ def _unit_str(unit: int | None) -> str:
 def build_result(
     cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_source: str, *, warmup_bars: int = 0
 ) -> BacktestResult:
-    # Built column by column (a list per column, not a tuple per row): a backtest logs tens
-    # of thousands of order events, and this is measurably quicker for pandas too.
-    fc: dict[str, list] = {c: [] for c in FILL_COLUMNS}
+    fills = fills_frame((w.name, w.venue, w.runner.log) for w in run.wallets)
     oc: dict[str, list] = {c: [] for c in ORDER_COLUMNS}
     for w in run.wallets:
-        phases = w.runner.log.fill_phase
-        wfills = w.venue.fills
-        fc["timestamp"] += [f.ts for f in wfills]
-        fc["wallet"] += [w.name] * len(wfills)
-        fc["order_id"] += [f.order_id for f in wfills]
-        fc["kind"] += [str(f.kind) for f in wfills]
-        fc["side"] += [str(f.side) for f in wfills]
-        fc["qty"] += [f.qty for f in wfills]
-        fc["price"] += [f.price for f in wfills]
-        fc["fee"] += [f.fee for f in wfills]
-        fc["unit"] += [_unit_str(f.unit) for f in wfills]
-        fc["phase"] += [str(phases.get(f.fill_id, "")) for f in wfills]
-        fc["position"] += [f.position_after for f in wfills]
-        fc["realized_pnl"] += [f.realized_pnl_cum for f in wfills]
         log = w.venue.order_log
         oc["timestamp"] += [o.ts for o in log]
         oc["wallet"] += [w.name] * len(log)
@@ -114,17 +114,50 @@ def build_result(
         oc["qty"] += [o.qty for o in log]
         oc["trigger_price"] += [o.trigger_price for o in log]
         oc["unit"] += [_unit_str(o.unit) for o in log]
-    fills = _frame(fc, FILL_COLUMNS)
     orders = _frame(oc, ORDER_COLUMNS)
     # Stable sort by time keeps each wallet's own order within a timestamp.
-    fills = fills.sort_values("timestamp", kind="stable").reset_index(drop=True)
     orders = orders.sort_values("timestamp", kind="stable").reset_index(drop=True)
-    fills["timestamp"] = iso_ms(fills["timestamp"].to_numpy(dtype=np.int64))
     orders["timestamp"] = iso_ms(orders["timestamp"].to_numpy(dtype=np.int64))
 
     summary = summarize(cfg, candles, run, funding_source)
     summary["data"]["warmup_bars"] = warmup_bars
     return BacktestResult(cfg, fills, orders, summary, run)
+
+
+def fills_frame(wallets) -> pd.DataFrame:
+    """fills.csv's rows (``FILL_COLUMNS``, full precision) from ``(name, venue, runner log)``
+    triples, in time order (stable: each wallet's own order within a timestamp)."""
+    # Built column by column (a list per column, not a tuple per row): a backtest logs tens
+    # of thousands of order events, and this is measurably quicker for pandas too.
+    fc: dict[str, list] = {c: [] for c in FILL_COLUMNS}
+    for name, venue, log in wallets:
+        phases = log.fill_phase
+        fills = venue.fills
+        fc["timestamp"] += [f.ts for f in fills]
+        fc["wallet"] += [name] * len(fills)
+        fc["order_id"] += [f.order_id for f in fills]
+        fc["kind"] += [str(f.kind) for f in fills]
+        fc["side"] += [str(f.side) for f in fills]
+        fc["qty"] += [f.qty for f in fills]
+        fc["price"] += [f.price for f in fills]
+        fc["fee"] += [f.fee for f in fills]
+        fc["unit"] += [_unit_str(f.unit) for f in fills]
+        fc["phase"] += [str(phases.get(f.fill_id, "")) for f in fills]
+        fc["position"] += [f.position_after for f in fills]
+        fc["realized_pnl"] += [f.realized_pnl_cum for f in fills]
+    fills = _frame(fc, FILL_COLUMNS)
+    fills = fills.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    fills["timestamp"] = iso_ms(fills["timestamp"].to_numpy(dtype=np.int64))
+    return fills
+
+
+def funding_frame(wallets) -> pd.DataFrame:
+    """Funding payments (``FUNDING_COLUMNS``) from ``(name, venue)`` pairs, in time order."""
+    rows = [(p.ts, name, p.rate, p.mark_price, p.amount) for name, venue in wallets for p in venue.funding_log]
+    df = pd.DataFrame(rows, columns=FUNDING_COLUMNS)
+    df = df.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    df["timestamp"] = iso_ms(df["timestamp"].to_numpy(dtype=np.int64))
+    return df
 
 
 def _frame(columns: dict[str, list], names: list[str]) -> pd.DataFrame:

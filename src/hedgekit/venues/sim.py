@@ -183,7 +183,7 @@ class SimExchange:
 
     Public state: ``last_price``, ``position``, ``cash``, ``fees_paid``, ``funding_paid``
     (net funding credited to cash, negative when the wallet paid), ``realized_pnl`` (before
-    fees), ``fills``, ``order_log``, ``liquidated``.
+    fees), ``fills``, ``order_log``, ``funding_log``, ``liquidated``.
     """
 
     def __init__(
@@ -212,6 +212,7 @@ class SimExchange:
         self.liquidated = False
         self.fills: list[FillRecord] = []
         self.order_log: list[OrderLogRecord] = []
+        self.funding_log: list[FundingPaid] = []  # every payment, in order (cycles.csv)
 
         self._spot = instrument.contract is ContractType.SPOT
         self._cross = config.margin_mode == "cross"
@@ -426,11 +427,13 @@ class SimExchange:
         self.revision += 1  # cash moved: the liquidation price moved
         self.cash += amount
         self.funding_paid += amount
+        paid = FundingPaid(ts, rate, mark_price, amount)
+        self.funding_log.append(paid)
         if self._liquidatable_at(mark_price):
             held: list[SimEvent] = []
             self._liquidate(ts, mark_price, held)
             self._held.extend((self._calls + 1, ev) for ev in held)
-        return FundingPaid(ts, rate, mark_price, amount)
+        return paid
 
     # -- validation ---------------------------------------------------------------------
     def _check_new(self, spec: OrderSpec) -> str | None:
