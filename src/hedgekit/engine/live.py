@@ -697,6 +697,7 @@ class LiveEngine:
         fills, events = list(v.fills), list(v.order_log)
         v.fills.clear()
         v.order_log.clear()
+        v.funding_log.clear()  # for a backtest's cycles.csv; the status row carries the total
         r.log.fill_phase.clear()
         r.log.phases.clear()
         for e in events:

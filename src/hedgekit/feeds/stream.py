@@ -68,9 +68,14 @@ class StreamFeed:
         loop = asyncio.get_running_loop()
 
         def pump() -> None:  # a daemon thread: a blocked read never holds the process open
-            for line in self.stream:
-                loop.call_soon_threadsafe(queue.put_nowait, line)
-            loop.call_soon_threadsafe(queue.put_nowait, _EOF)
+            try:
+                for line in self.stream:
+                    if self._closed:
+                        return
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+                loop.call_soon_threadsafe(queue.put_nowait, _EOF)
+            except RuntimeError:
+                return  # the engine is gone (its event loop closed): nobody reads any more
 
         threading.Thread(target=pump, name="hedgekit-stdin", daemon=True).start()
         return queue
