@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -149,6 +149,7 @@ class GridHedgeConfig(_Model):
         return self
 
 
+# The built-in strategies' models; hedgekit.registry widens the union when one registers.
 WalletConfig = Annotated[
     LongWalletConfig | HedgeWalletConfig | GridHedgeConfig, Field(discriminator="strategy")
 ]
@@ -276,6 +277,23 @@ def _spot_checks(i: int, w: Any) -> None:
         )
 
 
+_WALLET_MODELS: dict[str, type[BaseModel]] = {
+    "long_wallet": LongWalletConfig, "hedge_wallet": HedgeWalletConfig, "grid_hedge": GridHedgeConfig,
+}
+
+
+def set_wallet_models(models: list[type[BaseModel]]) -> None:
+    """Validate ``wallets[]`` against these models, told apart by their ``strategy`` literal
+    (``hedgekit.registry`` calls this when a strategy registers)."""
+    _WALLET_MODELS.clear()
+    for m in models:
+        (name,) = get_args(m.model_fields["strategy"].annotation)
+        _WALLET_MODELS[name] = m
+    union: Any = Union[tuple(models)] if len(models) > 1 else models[0]  # noqa: UP007
+    BacktestConfig.model_fields["wallets"].annotation = list[Annotated[union, Field(discriminator="strategy")]]
+    BacktestConfig.model_rebuild(force=True)
+
+
 def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Field names valid at ``loc`` (for "did you mean"), best effort."""
     current: Any = model
@@ -288,9 +306,8 @@ def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if part in fields:
             ann = fields[part].annotation
             current = _first_model(ann)
-        elif part in ("long_wallet", "hedge_wallet", "grid_hedge"):
-            current = {"long_wallet": LongWalletConfig, "hedge_wallet": HedgeWalletConfig,
-                       "grid_hedge": GridHedgeConfig}[part]
+        elif part in _WALLET_MODELS:
+            current = _WALLET_MODELS[part]
     fields = getattr(current, "model_fields", None)
     return list(fields) if fields else []
 

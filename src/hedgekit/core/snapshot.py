@@ -29,6 +29,17 @@ from hedgekit.core.errors import HedgekitError
 
 FORMAT_VERSION = 1
 _PACKAGE = "hedgekit."
+# Modules outside hedgekit whose classes may be rebuilt: those of registered strategies.
+_TRUSTED: set[str] = set()
+
+
+def trust_module(module: str) -> None:
+    """Let ``decode`` rebuild classes of ``module`` (a registered strategy's own module)."""
+    _TRUSTED.add(module)
+
+
+def _trusted(module: str) -> bool:
+    return module.startswith(_PACKAGE) or module in _TRUSTED
 
 
 class SnapshotError(HedgekitError, ValueError):
@@ -110,7 +121,7 @@ class _Encoder:
     def value(self, obj: Any, path: str) -> Any:
         if isinstance(obj, enum.Enum):  # before str: a StrEnum is a str
             cls = type(obj)
-            if not cls.__module__.startswith(_PACKAGE):
+            if not _trusted(cls.__module__):
                 raise SnapshotError(f"cannot snapshot {path}: foreign enum {_class_name(cls)}")
             return {"$enum": _class_name(cls), "v": obj.value}
         if obj is None:
@@ -155,7 +166,7 @@ class _Encoder:
             version, state, gauss = obj.getstate()
             return {"$id": me, "$random": [version, list(state), gauss]}
         cls = type(obj)
-        if not cls.__module__.startswith(_PACKAGE) or callable(obj) or isinstance(obj, type):
+        if not _trusted(cls.__module__) or callable(obj) or isinstance(obj, type):
             raise SnapshotError(f"cannot snapshot {path}: {_class_name(cls)} is not hedgekit state")
         attrs = {k: self.value(v, f"{path}.{k}") for k, v in _attributes(obj).items()}
         return {"$id": me, "$obj": _class_name(cls), "a": attrs}
@@ -229,9 +240,10 @@ class _Decoder:
 
 
 def _lookup(name: str, base: type) -> Any:
-    """A hedgekit class by ``module:qualname``; never imports or returns anything else."""
+    """A hedgekit class (or a registered strategy's) by ``module:qualname``; never imports or
+    returns anything else."""
     module, _, qualname = name.partition(":")
-    if not module.startswith(_PACKAGE) or not qualname:
+    if not _trusted(module) or not qualname:
         raise SnapshotError(f"bad snapshot: {name!r} is not a hedgekit class")
     try:
         found: Any = importlib.import_module(module)

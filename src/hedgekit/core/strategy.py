@@ -56,6 +56,7 @@ class Strategy:
     wants_ticks = False  # True: the engine sends a Tick with the price before every Timer
     wants_atr = False  # True: the engine sends AtrUpdated (period ``atr_period``) when it changes
     atr_period = 14
+    wants_history = False  # True: seeded with the warm-up's (ts, close) before start
     # The shape of this strategy's state: bump it when a change makes older snapshots wrong,
     # and a journal written before is refused instead of restored into the new shape.
     SNAPSHOT_VERSION = 1
@@ -190,6 +191,13 @@ class Strategy:
         if len(found) > 1:
             found.sort(key=_unit_then_price)
         return found
+
+    def seed_history(self, ts: Any, close: Any) -> None:
+        """The warm-up's bar times and closes (arrays), before ``start``: ``wants_history``."""
+
+    def describe(self, price: float) -> str | None:
+        """A line the engine logs before the start at ``price`` (None: nothing to say)."""
+        return None
 
     # -- state as data ----------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

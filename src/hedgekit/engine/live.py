@@ -84,7 +84,6 @@ from hedgekit.store.journal import (
     RequestRow,
     WalletStatus,
 )
-from hedgekit.strategies.grid_hedge import GridHedge
 from hedgekit.venues.sim import SimExchange
 
 Mode = Literal["paper", "recommendation"]
@@ -470,7 +469,7 @@ class LiveEngine:
                     # Without ATR units it only counts the warm-up bars (any period will do).
                     bars = AtrTracker(strategy.atr_period if strategy.wants_atr else 2)
                 runner = WalletRunner(strategy, SimExchange(instrument, sim_config(self.cfg, wc, i, 1.0)), atr=bars)
-                history = WarmupPrices() if self.warmup and isinstance(strategy, GridHedge) else None
+                history = WarmupPrices() if self.warmup and strategy.wants_history else None
                 wallet = LiveWallet(wc.name, i, strategy.name, runner, bars=bars, history=history)
             runner.on_command = self._command_hook(wallet)
             self.wallets.append(wallet)
@@ -648,12 +647,12 @@ class LiveEngine:
         r = w.runner
         wc = self.cfg.wallets[w.index]
         r.venue = SimExchange(r.strategy.instrument, sim_config(self.cfg, wc, w.index, price))
-        if isinstance(r.strategy, GridHedge):
-            if w.history is not None:
-                # As the backtest: the warm-up's bars, for the σ estimate.
-                r.strategy.seed_history(*w.history.arrays())
-                w.history = None
-            logger.info(r.strategy.describe(price))
+        if r.strategy.wants_history and w.history is not None:
+            r.strategy.seed_history(*w.history.arrays())  # as the backtest: the warm-up's bars
+            w.history = None
+        line = r.strategy.describe(price)
+        if line:
+            logger.info(line)
         r.start(item.ts, price)
         w.started = True
         limit = drawdown_limits(self.cfg).get(w.name)

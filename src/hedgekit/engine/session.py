@@ -16,13 +16,13 @@ from typing import Literal
 import numpy as np
 from loguru import logger
 
+from hedgekit import registry
 from hedgekit.config import (
     BacktestConfig,
     GridHedgeConfig,
     HedgeWalletConfig,
     LongWalletConfig,
 )
-from hedgekit.core.instrument import Instrument
 from hedgekit.core.strategy import Strategy
 from hedgekit.core.units import UnitMode
 from hedgekit.core.volatility import DAY_MS
@@ -37,11 +37,9 @@ from hedgekit.feeds.history import (
     load_candles,
     load_funding,
 )
+from hedgekit.registry import build_strategy
 from hedgekit.report.quality import data_quality
 from hedgekit.report.results import BacktestResult, build_result
-from hedgekit.strategies.grid_hedge import GridHedge
-from hedgekit.strategies.hedge_wallet import HedgeWallet, HedgeWalletParams
-from hedgekit.strategies.long_wallet import BuyFragment, LongWallet, LongWalletParams
 from hedgekit.venues.sim import SimConfig, SimExchange
 
 Progress = Callable[[int, int], None]
@@ -59,24 +57,6 @@ def resolve_data_path(
         return bundled_path(value.removeprefix("bundled:"))
     downloaded = resolve_market_ref(value, download_dir or DEFAULT_DOWNLOAD_DIR, start, end)
     return downloaded if downloaded is not None else Path(value)
-
-
-def build_strategy(w, instrument: Instrument, max_leverage: float) -> Strategy:
-    if isinstance(w, LongWalletConfig):
-        params = LongWalletParams(
-            allocation=w.allocation, leverage=w.leverage, unit=w.unit.spec(),
-            max_leverage=max_leverage, buy_fragment=BuyFragment(w.buy_fragment),
-        )
-        return LongWallet(w.name, instrument, params)
-    if isinstance(w, HedgeWalletConfig):
-        params_h = HedgeWalletParams(
-            allocation=w.allocation, leverage=w.leverage, unit=w.unit.spec(),
-            max_leverage=max_leverage, max_short_notional=w.max_short_notional,
-        )
-        return HedgeWallet(w.name, instrument, params_h)
-    if isinstance(w, GridHedgeConfig):
-        return GridHedge(w.params(instrument.symbol), instrument)
-    raise TypeError(f"unsupported wallet config {type(w).__name__}")
 
 
 def wallet_allocation(w, first_price: float) -> float:
@@ -186,10 +166,11 @@ def run_backtest(
     def factory(w, i):
         def make() -> tuple[Strategy, SimExchange]:
             strategy = build_strategy(w, instrument, cfg.venue.max_leverage)
-            if isinstance(strategy, GridHedge):
-                if warmup is not None:
-                    strategy.seed_history(warmup.ts, warmup.close)
-                logger.info(strategy.describe(first_price))
+            if strategy.wants_history and warmup is not None:
+                strategy.seed_history(warmup.ts, warmup.close)
+            line = strategy.describe(first_price)
+            if line:
+                logger.info(line)
             return strategy, SimExchange(instrument, sim_config(cfg, w, i, first_price))
 
         return make
@@ -297,8 +278,7 @@ class Warmup:
 
 def warmup_of(cfg: BacktestConfig) -> Warmup:
     """The config's warm-up (``Warmup()``, falsy, when no wallet needs one)."""
-    days = [w.grid.volatility_lookback_days for w in cfg.wallets
-            if isinstance(w, GridHedgeConfig) and w.grid.volatility is None]
+    days = [registry.for_wallet(w).warmup_days(w) for w in cfg.wallets]
     return Warmup(bars=atr_warmup_bars(cfg), days=max(days, default=0))
 
 

@@ -424,6 +424,7 @@ class GridHedge(Strategy):
 
     name = "grid_hedge"
     wants_ticks = True  # σ is re-estimated from the prices it is shown
+    wants_history = True  # σ estimated from the warm-up when not configured
 
     def __init__(
         self, params: GridHedgeParams, instrument: Instrument, *, returns: np.ndarray | None = None
