@@ -78,6 +78,7 @@ from hedgekit.store.journal import (
     REQUEST_DONE,
     REQUEST_FAILED,
     Journal,
+    JournalError,
     Lease,
     LeaseLost,
     RequestOutcome,
@@ -315,6 +316,9 @@ class LiveEngine:
         self.holder = f"{os.getpid()}@{socket.gethostname()}"
         self.lease_token: str | None = None  # set while this engine holds the run's lease
         self._lease_lost = False
+        # A journal write failed: this process writes nothing more (a resume starts from the
+        # last committed batch; see _checkpoint).
+        self._journal_failed = False
         self._renew_at = 0.0  # time.monotonic() of the next heartbeat
         self._poll_at = 0.0  # time.monotonic() of the next look for requests
         self._intents_total = 0
@@ -552,6 +556,9 @@ class LiveEngine:
         except LeaseLost:
             self._lease_lost = True
             raise
+        except JournalError:
+            self._journal_failed = True
+            raise
         finally:
             for pending in (next_item, tick):
                 if pending is not None:
@@ -565,7 +572,8 @@ class LiveEngine:
                 with contextlib.suppress(Exception):
                     await close()
             try:
-                if not self._lease_lost:  # the new holder writes now, not this process
+                # Lease lost: the new holder writes now. Journal failed: nothing more is written.
+                if not (self._lease_lost or self._journal_failed):
                     if clean:
                         self.serve_requests()  # one that came in at the very end
                     self.shutdown()
@@ -573,7 +581,11 @@ class LiveEngine:
                 self._lease_lost = True
                 raise
             finally:
-                self.release_lease()
+                if self._journal_failed:
+                    with contextlib.suppress(JournalError):  # the first error is the one to show
+                        self.release_lease()
+                else:
+                    self.release_lease()
 
     def _on_status(self, change: FeedStatusChange) -> None:
         if change.status is FeedStatus.STALE:
@@ -692,33 +704,43 @@ class LiveEngine:
         status = self.status_of(w, ts)
         fill_phases = {fid: str(p) for fid, p in r.log.fill_phase.items()}
         phases = [(p.ts, str(p.phase)) for p in r.log.phases]
-        # Drain what is now journaled, so snapshots stay small.
-        fills, events = list(v.fills), list(v.order_log)
+        # The snapshot is the state after this batch, without the records the batch itself
+        # journals: they leave memory only once the commit succeeded (commit, then clear).
+        fills, events, funding = list(v.fills), list(v.order_log), list(v.funding_log)
+        spans, fill_phase = list(r.log.phases), dict(r.log.fill_phase)
         v.fills.clear()
         v.order_log.clear()
         v.funding_log.clear()  # for a backtest's cycles.csv; the status row carries the total
         r.log.fill_phase.clear()
         r.log.phases.clear()
+        for _, msg in r.log.warnings:
+            logger.warning(msg)
+        r.log.warnings.clear()
+        hook, r.on_command = r.on_command, None  # a closure over the journal: not state
+        try:
+            blob = dump_snapshot(Snapshot(r, w.funding_index, ts, w.started, w.guard))
+            self.journal.commit_batch(
+                self.run_id, w.name, cursor=cursor, ts=ts, order_events=events, fills=fills,
+                fill_phases=fill_phases, phases=phases, status=status, snapshot=blob,
+                lease=self.lease_token, request=request,
+            )
+        except BaseException:
+            # Not journaled: keep the records, and write nothing more from this process (a
+            # resume replays from the last committed batch and derives them again).
+            v.fills[:0], v.order_log[:0], v.funding_log[:0] = fills, events, funding
+            r.log.phases[:0] = spans
+            r.log.fill_phase.update(fill_phase)
+            self._journal_failed = True
+            raise
+        finally:
+            r.on_command = hook
+        w.last_ts = ts
+        w.cursor = cursor
         for e in events:
             logger.info(order_line(w.name, e.event, e.order_id, e.kind, str(e.side), e.qty, e.trigger_price, e.unit))
         for f in fills:
             logger.info(fill_line(w.name, f.order_id, str(f.kind), str(f.side), f.qty, f.price, f.fee,
                                   f.position_after, fill_phases.get(f.fill_id, "")))
-        for _, msg in r.log.warnings:
-            logger.warning(msg)
-        r.log.warnings.clear()
-        w.last_ts = ts
-        hook, r.on_command = r.on_command, None  # a closure over the journal: not state
-        try:
-            blob = dump_snapshot(Snapshot(r, w.funding_index, ts, w.started, w.guard))
-        finally:
-            r.on_command = hook
-        self.journal.commit_batch(
-            self.run_id, w.name, cursor=cursor, ts=ts, order_events=events, fills=fills,
-            fill_phases=fill_phases, phases=phases, status=status, snapshot=blob,
-            lease=self.lease_token, request=request,
-        )
-        w.cursor = cursor
 
     def status_of(self, w: LiveWallet, ts: int) -> WalletStatus:
         r = w.runner
