@@ -8,16 +8,24 @@ import pytest
 
 from hedgekit.config import ConfigError, parse_config
 from hedgekit.engine.session import run_backtest
+from hedgekit.registry import register, unregister
 from hedgekit.report.html import build_report
 from hedgekit.report.results import export_run
 from hedgekit.store.journal import Journal
 from tests.engine.test_live import paper, slice_csv
-from tests.plugins.toy import ToyBuyer
+from tests.plugins.toy import ENTRY, ToyBuyer
 
 TOY = {"wallets": [{"strategy": "toy_buyer", "name": "toy", "allocation": 5000, "leverage": 2,
                     "fraction": 0.5, "stop_pct": 0.002}],
        "instrument": {"symbol": "BTCUSDT", "tick_size": 0.1, "lot_size": 0.001, "min_notional": 100},
        "venue": {"taker_fee": 0.0005, "maker_fee": 0.0002, "funding": {"rate": 0.0001}}}
+
+
+@pytest.fixture(autouse=True)
+def toy_registered():
+    register(ENTRY)
+    yield
+    unregister(ENTRY.name)
 
 
 def test_the_config_knows_a_registered_strategy_and_names_its_fields():
@@ -54,3 +62,10 @@ def test_backtest_paper_replay_and_report_of_a_registered_strategy(tmp_path):
 
     html = build_report(out).read_text()  # `hedgekit report FOLDER`
     assert "toy_buyer" in html and "Where the money went" in html
+
+
+def test_once_unregistered_the_strategy_is_unknown_again():
+    unregister(ENTRY.name)
+    with pytest.raises(ConfigError, match="toy_buyer"):
+        parse_config(TOY)
+    register(ENTRY)  # for the fixture's teardown

@@ -49,6 +49,14 @@ def register(entry: StrategyEntry) -> StrategyEntry:
     return entry
 
 
+def unregister(name: str) -> None:
+    """Forget a strategy registered with ``register`` (the built-ins stay)."""
+    if name in ("long_wallet", "hedge_wallet", "grid_hedge"):
+        raise HedgekitError(f"{name} is built in")
+    if _ENTRIES.pop(name, None) is not None:
+        set_wallet_models([e.config for e in _ENTRIES.values()])
+
+
 def entries() -> list[StrategyEntry]:
     return list(_ENTRIES.values())
 

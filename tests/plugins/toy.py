@@ -14,7 +14,7 @@ from hedgekit.core.commands import Command
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import OrderKind, OrderSpec, OrderType, Side
 from hedgekit.core.strategy import Phase, Strategy
-from hedgekit.registry import StrategyEntry, register
+from hedgekit.registry import StrategyEntry
 
 
 class ToyConfig(BaseModel):
@@ -57,4 +57,6 @@ class ToyBuyer(Strategy):
         return []
 
 
-ENTRY = register(StrategyEntry("toy_buyer", ToyConfig, ToyBuyer, lambda w, inst, _lev: ToyBuyer(w.name, inst, w)))
+# What a plugin passes to hedgekit.registry.register (tests/test_registry.py does, and
+# unregisters it afterwards).
+ENTRY = StrategyEntry("toy_buyer", ToyConfig, ToyBuyer, lambda w, inst, _lev: ToyBuyer(w.name, inst, w))
