@@ -189,7 +189,8 @@ def _walk(node: Any, parts: list[str], loc: tuple, path: str, found: list, wildc
         found.append(loc)
         return
     head, rest = parts[0], parts[1:]
-    shown = ".".join(str(p) for p in loc) or "(top level)"
+    given = path.split(".")
+    shown = ".".join(given[: len(given) - len(parts)]) or "(top level)"
     if isinstance(node, list):
         names = [w.get("name") if isinstance(w, dict) else None for w in node]
         if head == "*":
@@ -257,7 +258,8 @@ def apply_params(cfg: BacktestConfig, point: dict[str, Any], base: dict | None =
         text = format_errors(err, f"--param {given}", BacktestConfig)
         # pydantic says wallets[0].x; the user wrote wallets.<name>.x.
         for i, w in enumerate(data.get("wallets") or []):
-            text = text.replace(f"wallets[{i}]", f"wallets.{w.get('name', i)}")
+            name = f"wallets.{w.get('name', i)}"
+            text = text.replace(f"wallets[{i}].{w.get('strategy')}", name).replace(f"wallets[{i}]", name)
         raise ParamError(text) from None
 
 

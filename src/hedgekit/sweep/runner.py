@@ -101,8 +101,8 @@ class RayExecutor(Executor):
                                       "logging_level": "ERROR"}
             if address:
                 kwargs["address"] = address
-            else:
-                kwargs["num_cpus"] = cpus or os.cpu_count() or 1
+            else:  # "local": a new Ray on this machine, never a cluster found by chance
+                kwargs.update(address="local", num_cpus=cpus or os.cpu_count() or 1)
             try:
                 ray.init(**kwargs)
             except ConnectionError as err:
