@@ -127,7 +127,7 @@ def pareto_figure(points: pd.DataFrame, hover: list[str], color_by: str | None =
         fig.add_trace(go.Scatter(
             x=g["max_drawdown_pct"], y=g["return_pct"], mode="markers",
             name="trials" if name is None else f"{color_by} {name}",
-            marker={"size": 7, "opacity": 0.6}, text=list(text[g.index]) if len(g) else [],
+            marker={"size": 9, "opacity": 0.75}, text=list(text[g.index]) if len(g) else [],
             hovertemplate="DD %{x:.2f} %, return %{y:.2f} %<br>%{text}<extra></extra>"))
     mask = pareto_mask(ok["return_pct"].to_numpy(), ok["max_drawdown_pct"].to_numpy()) if len(ok) else np.array([], bool)
     front = ok[mask].sort_values("max_drawdown_pct")
