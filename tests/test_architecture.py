@@ -39,3 +39,14 @@ def test_core_imports_only_core_and_does_no_io(path):
 def test_venues_and_feeds_never_reach_into_strategies(layer):
     for path in (SRC / layer).glob("*.py"):
         assert not {m for m in hedgekit_imports(path) if m.startswith("hedgekit.strategies")}, path.name
+
+
+def test_sweep_sits_on_top_of_engine_and_report():
+    # sweep uses engine and report; only the CLI uses sweep; its --param grammar needs only config.
+    for path in SRC.rglob("*.py"):
+        if path.parent.name == "sweep" or path.name == "cli.py":
+            continue
+        assert not {m for m in hedgekit_imports(path) if m.startswith("hedgekit.sweep")}, path.name
+    params = hedgekit_imports(SRC / "sweep" / "params.py")
+    assert params <= {"hedgekit.config", "hedgekit.core.errors"}, params
+    assert not {m for m in hedgekit_imports(SRC / "sweep" / "html.py") if m.startswith("hedgekit.engine")}
