@@ -66,7 +66,7 @@ def best_of(fn, repeat: int) -> float:
     return best
 
 
-def sweep_seconds(cfg, loaded: LoadedData, trials: int, cpus: int, out: Path) -> tuple[float, int, str]:
+def sweep_seconds(cfg, loaded: LoadedData, trials: int, cpus: int, out: Path) -> tuple[float, int, str, list, list]:
     from hedgekit.sweep.grid import Dataset, run_sweep, sweep_points
     from hedgekit.sweep.html import build_sweep_report
     from hedgekit.sweep.params import parse_params
@@ -78,7 +78,12 @@ def sweep_seconds(cfg, loaded: LoadedData, trials: int, cpus: int, out: Path) ->
     points, configs = sweep_points(cfg, specs, trials, seed=1)
     datasets = [Dataset("synthetic-year", None, None, None, loaded)]
     with RayExecutor([loaded], cpus=cpus) as ex:
-        rows = run_sweep(points, configs, datasets, ex)
+        # A tenth first, then the rest: the workers' peak memory after each shows any growth.
+        k = max(1, trials // 10)
+        rows = run_sweep(points[:k], configs[:k], datasets, ex)
+        rss_early = ex.peak_rss_mb()
+        rows += run_sweep(points[k:], configs[k:], datasets, ex, first_trial=k)
+        rss_end = ex.peak_rss_mb()
         where = ex.description
     meta = {"kind": "sweep", "command": "benchmarks/bench_sweep.py", "config": "dual_wallet.yaml",
             "params": [s.path for s in specs], "trials": trials, "datasets": [datasets[0].meta()],
@@ -86,7 +91,7 @@ def sweep_seconds(cfg, loaded: LoadedData, trials: int, cpus: int, out: Path) ->
     write_results(out, rows, meta)
     build_sweep_report(out)
     errors = sum(1 for r in rows if "error" in r)
-    return time.perf_counter() - t0, errors, where
+    return time.perf_counter() - t0, errors, where, rss_early, rss_end
 
 
 def main() -> int:
@@ -117,12 +122,16 @@ def main() -> int:
         print(f"  reference loop  {t_ref:8.3f} s   fast/reference speed-up {t_ref / t_fast:5.1f}x   (target >= 20x)")
     if args.trials:
         with tempfile.TemporaryDirectory(prefix="hk-bench-sweep-") as tmp:
-            secs, errors, where = sweep_seconds(cfg, loaded, args.trials, args.cpus, Path(tmp))
+            secs, errors, where, rss_early, rss_end = sweep_seconds(cfg, loaded, args.trials, args.cpus, Path(tmp))
         t_ys3 = ys.seconds(c.open, c.high, c.low, c.close)
         ratio = secs / t_ys3
         print(f"  sweep           {secs:8.1f} s   {args.trials:,} trials on {where}, end to end "
               f"({args.trials / secs:.2f} trials/s, {errors} refused)")
         print(f"                  ratio to yardstick {ratio:7.1f}x   (target for 1,000 trials <= 300x)")
+        k = max(1, args.trials // 10)
+        print("                  worker peak RSS after " + f"{k} trials: "
+              + ", ".join(f"{m:.0f}" for m in rss_early) + f" MB; after {args.trials}: "
+              + ", ".join(f"{m:.0f}" for m in rss_end) + " MB")
         if args.trials != 1000:
             print(f"                  scaled to 1,000 trials: ~{ratio * 1000 / args.trials:.0f}x "
                   "(start-up not scaled: an estimate)")

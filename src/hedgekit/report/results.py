@@ -82,13 +82,16 @@ def _unit_str(unit: int | None) -> str:
 
 
 def build_result(
-    cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_source: str, *, warmup_bars: int = 0
+    cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_source: str, *, warmup_bars: int = 0,
+    frames: bool = True,
 ) -> BacktestResult:
+    """``frames=False`` (a sweep trial, which keeps only the summary) leaves ``fills`` and
+    ``orders`` empty; the summary is the same."""
     # Built column by column (a list per column, not a tuple per row): a backtest logs tens
     # of thousands of order events, and this is measurably quicker for pandas too.
     fc: dict[str, list] = {c: [] for c in FILL_COLUMNS}
     oc: dict[str, list] = {c: [] for c in ORDER_COLUMNS}
-    for w in run.wallets:
+    for w in run.wallets if frames else ():
         phases = w.runner.log.fill_phase
         fills = w.venue.fills
         fc["timestamp"] += [f.ts for f in fills]

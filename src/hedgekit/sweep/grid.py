@@ -58,13 +58,15 @@ def run_sweep(
     datasets: list[Dataset],
     executor: Executor,
     on_result: OnResult | None = None,
+    first_trial: int = 0,
 ) -> list[dict[str, Any]]:
-    """One row per point and data set: ``trial``, ``dataset``, the params, the metrics."""
+    """One row per point and data set: ``trial`` (numbered from ``first_trial``), ``dataset``,
+    the params, the metrics."""
     tasks = [Task((t, d), c, d) for t, c in enumerate(configs) for d in range(len(datasets))]
     rows = []
     for task, metrics in executor.run(tasks):
         t, d = task.key
-        row = {"trial": t, "dataset": datasets[d].label, **points[t], **metrics}
+        row = {"trial": first_trial + t, "dataset": datasets[d].label, **points[t], **metrics}
         rows.append(row)
         if on_result is not None:
             on_result(len(rows), len(tasks), row)

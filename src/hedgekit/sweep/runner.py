@@ -83,6 +83,12 @@ class _Worker:
     def pid(self) -> int:
         return os.getpid()
 
+    def peak_rss_mb(self) -> float:
+        """This worker's peak resident memory so far (MB)."""
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
 
 class RayExecutor(Executor):
     """Trials on Ray actors, one per CPU (``cpus``; default every CPU Ray has)."""
@@ -142,6 +148,9 @@ class RayExecutor(Executor):
 
     def worker_pids(self) -> list[int]:
         return self._ray.get([a.pid.remote() for a in self._actors])
+
+    def peak_rss_mb(self) -> list[float]:
+        return self._ray.get([a.peak_rss_mb.remote() for a in self._actors])
 
     def close(self) -> None:
         for a in getattr(self, "_actors", []):

@@ -77,7 +77,7 @@ def _num(v: Any) -> float | None:
 
 def evaluate(cfg: BacktestConfig, loaded: LoadedData) -> dict[str, Any]:
     """Backtest ``cfg`` on ``loaded`` and return the trial's metrics."""
-    result = run_backtest(cfg, loaded=loaded)
+    result = run_backtest(cfg, loaded=loaded, frames=False)
     s = result.summary
     total = s["total"]
     ts = result.engine.bars.ts
