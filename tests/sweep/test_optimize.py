@@ -82,3 +82,20 @@ def test_optimize_resumes_after_sigkill_without_redoing_finished_trials(tmp_path
     # The test parts are the week after each train part.
     assert sorted(test.groupby("window")["start"].first().str[:10]) == ["2025-05-18", "2025-05-25"]
     assert "Out-of-sample return" in (tmp_path / "out" / "sweep.html").read_text()
+
+
+def test_studies_in_the_journal_database(tmp_path):
+    from hedgekit.store.journal import Journal
+
+    db = tmp_path / "state" / "j.db"
+    args = [a for a in ARGS if a != "40"]
+    args[args.index("--trials") + 1:args.index("--trials") + 1] = ["4"]
+    proc = run(tmp_path, *args, "--storage", f"journal:{db}", "--quiet")
+    output, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, output
+    Journal.open(db, readonly=True).close()  # still a valid journal
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0] == 8
+    bad = run(tmp_path, *args, "--storage", "optuna.db", "--quiet")
+    output, _ = bad.communicate(timeout=240)
+    assert bad.returncode == 2 and "give an SQLAlchemy URL" in " ".join(output.split())

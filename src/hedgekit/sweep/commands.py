@@ -174,7 +174,7 @@ def optimize(
     objective: Annotated[list[str] | None, typer.Option("--objective", help="return, max_drawdown, sharpe, calmar, return_fees (repeatable; default return and max_drawdown)")] = None,
     train: Annotated[str | None, typer.Option("--train", help="train length of each window: 90d, 12h, 2w (default: half the data)")] = None,
     test: Annotated[str | None, typer.Option("--test", help="test length after it (default: a quarter of the data)")] = None,
-    storage: Annotated[str | None, typer.Option("--storage", help="optuna storage URL (default: sqlite in the output folder); the same command resumes from it")] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="optuna storage: an SQLAlchemy URL, or `journal` / `journal:DB` for the journal's database (default: OUT/optuna.db); the same command resumes from it")] = None,
     study: Annotated[str | None, typer.Option("--study", help="study name prefix (default: derived from config, params, data)")] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of the sampler")] = 42,
     data: Annotated[str | None, typer.Option("--data", help="history file (overrides the config)")] = None,
@@ -196,6 +196,7 @@ def optimize(
         parse_duration,
         parse_objectives,
         run_optimize,
+        storage_url,
         study_key,
         walk_forward,
     )
@@ -216,7 +217,7 @@ def optimize(
         test_ms = parse_duration(test, "--test") if test else span // 4
         windows = walk_forward(first, stop, train_ms, test_ms)
         out_dir.mkdir(parents=True, exist_ok=True)
-        url = storage or f"sqlite:///{(out_dir / 'optuna.db').resolve()}"
+        url = storage_url(storage, out_dir)
         name = study or f"hedgekit-{study_key(cfg, specs, objectives, dataset, windows, seed)}"
         if not quiet:
             console.print(f"hedgekit optimize: [bold]{cfg_path}[/]: {len(windows)} walk-forward window(s) × {trials} "

@@ -38,6 +38,27 @@ _UNITS = {"m": 60_000, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
 OnResult = Callable[[int, int, dict[str, Any], str], None]
 
 
+def storage_url(value: str | None, out_dir) -> str:
+    """``--storage``: None -> SQLite ``OUT/optuna.db``; ``journal`` or ``journal:DB`` -> the
+    journal's database (``./state/hedgekit.db`` or DB, a path or URL as for ``--db``), opened
+    (created) as a journal first so that it stays one; anything else an SQLAlchemy URL."""
+    from pathlib import Path
+
+    if value is None:
+        return f"sqlite:///{(Path(out_dir) / 'optuna.db').resolve()}"
+    if value == "journal" or value.startswith("journal:"):
+        from hedgekit.store.journal import Journal, _sqlite_path
+
+        db = value.removeprefix("journal").removeprefix(":") or None
+        Journal.open(db).close()  # created or checked: optuna's tables go beside a valid journal
+        path, url = _sqlite_path(db)
+        return f"sqlite:///{path.resolve()}" if path is not None else url
+    if "://" not in value:
+        raise HedgekitError(f"--storage {value!r}: give an SQLAlchemy URL (sqlite:///file.db, "
+                            "postgresql://...), or `journal` / `journal:DB` for the journal's database")
+    return value
+
+
 def parse_duration(text: str, option: str) -> int:
     """``90d``, ``12h``, ``2w``, ``30m`` -> milliseconds."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*", text or "")
