@@ -76,3 +76,16 @@ def test_samples_over_two_data_sets(tmp_path):
     # The same setting on the same bars gives the same figures on both data sets.
     a, b = (g.sort_values("trial")["return_pct"].to_numpy() for _, g in df.groupby("dataset"))
     assert (a == b).all()
+
+
+def test_a_setting_the_backtest_refuses_is_a_row_with_its_error(tmp_path):
+    out = tmp_path / "e"
+    res = cli(tmp_path, "sweep", str(HEDGE), "--param", "wallets.hedge.unit.mode=percent,atr",
+              "--param", "wallets.hedge.unit.value=0.001", "--from", "2025-05-10", "--to", "2025-05-11",
+              "--no-ray", "--out", str(out))
+    assert "1 backtest(s) refused their setting" in " ".join(res.output.split())
+    df, _ = read_results(out)
+    bad = df[df["wallets.hedge.unit.mode"] == "atr"].iloc[0]
+    assert bad["error"].startswith("ParameterError: unit_size=0.001") and pd.isna(bad["return_pct"])
+    assert df[df["wallets.hedge.unit.mode"] == "percent"]["error"].isna().all()
+    assert (out / "sweep.html").is_file()
