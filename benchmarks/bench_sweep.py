@@ -6,7 +6,7 @@ random walk, not market data), dual wallet:
 1. the fast path (``run_backtest``, best of 3) as a ratio to the yardstick loop (target <= 0.6x);
 2. the reference loop over the fast path (target >= 20x);
 3. a sweep of N trials (default 1,000: random points of unit size and leverage) on a local Ray
-   with 2 CPUs, end to end (Ray start-up, data in the object store, every trial, results and
+   with 2 CPUs (``PARAMS``), end to end (Ray start-up, data in the object store, every trial, results and
    sweep.html written), as a ratio to the yardstick (target <= 300x).
 
 Benchmarks print; they never assert timings. ``--trials 100`` gives a quicker run (the sweep
@@ -37,7 +37,9 @@ _ROOT = Path(__file__).resolve().parents[1]
 YARDSTICK = next((p for p in (_ROOT.parent / "shared" / "bench" / "yardstick.py",
                               _ROOT.parent.parent / "shared" / "bench" / "yardstick.py") if p.is_file()),
                  _ROOT.parent / "shared" / "bench" / "yardstick.py")
-PARAMS = ["wallets.*.unit.value=log:0.004:0.04", "wallets.*.leverage=1,2,3"]
+# The range of unit sizes (0.5 % ... 5 %, both wallets) and leverage 1 to 3. The cost of
+# a trial grows fast as the unit shrinks (more events), so the range sets the sweep's time.
+PARAMS = ["wallets.*.unit.value=log:0.005:0.05", "wallets.*.leverage=1,2,3"]
 
 
 def load_yardstick(path: Path):
@@ -125,7 +127,8 @@ def main() -> int:
             secs, errors, where, rss_early, rss_end = sweep_seconds(cfg, loaded, args.trials, args.cpus, Path(tmp))
         t_ys3 = ys.seconds(c.open, c.high, c.low, c.close)
         ratio = secs / t_ys3
-        print(f"  sweep           {secs:8.1f} s   {args.trials:,} trials on {where}, end to end "
+        print(f"  sweep           {secs:8.1f} s   {args.trials:,} trials of {' '.join(PARAMS)}")
+        print(f"                  on {where}, end to end "
               f"({args.trials / secs:.2f} trials/s, {errors} refused)")
         print(f"                  ratio to yardstick {ratio:7.1f}x   (target for 1,000 trials <= 300x)")
         k = max(1, args.trials // 10)
