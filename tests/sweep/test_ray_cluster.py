@@ -57,6 +57,6 @@ def test_sweep_on_a_ray_cluster_by_address(tmp_path):
         _stop(head)
         shutil.rmtree(temp, ignore_errors=True)
     df, meta = read_results(tmp_path / "out")
-    assert meta["executor"] == f"Ray cluster 127.0.0.1:{port}, 2 worker(s)"
+    assert meta["executor"] == f"Ray cluster 127.0.0.1:{port}, 2 worker(s), data shared zero-copy"
     assert len(df) == 2 and df["error"].isna().all()
 

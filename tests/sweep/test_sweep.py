@@ -23,7 +23,7 @@ def test_acceptance_sweep_on_local_ray_rows_equal_separate_backtests(tmp_path, m
     res = cli(tmp_path, "sweep", str(HEDGE), *ACCEPTANCE, "--cpus", "2", "--out", str(out))
     assert "8 setting(s)" in res.output
     df, meta = read_results(out)
-    assert meta["executor"] == "local Ray, 2 worker(s)"
+    assert meta["executor"] == "local Ray, 2 worker(s), data shared zero-copy"
     assert (out / "results.csv").is_file() and (out / "sweep.html").stat().st_size > 1_000_000
     assert len(df) == 8 and df["error"].isna().all()
     assert sorted(zip(df["wallets.hedge.unit.value"], df["wallets.hedge.leverage"], strict=True)) == [

@@ -83,6 +83,15 @@ class _Worker:
     def pid(self) -> int:
         return os.getpid()
 
+    def zero_copy(self) -> bool:
+        """True when every array of every data set is a view of the object store's shared
+        memory (not a private copy in this worker)."""
+        arrays = []
+        for d in self.datasets:
+            c = d.candles
+            arrays += [c.ts, c.open, c.high, c.low, c.close]
+        return all(not a.flags.owndata and not a.flags.writeable for a in arrays)
+
     def peak_rss_mb(self) -> float:
         """This worker's peak resident memory so far (MB)."""
         import resource
@@ -123,6 +132,8 @@ class RayExecutor(Executor):
         refs = [ray.put(d) for d in datasets]  # once: every actor maps the same buffers
         actor = ray.remote(num_cpus=1)(_Worker)
         self._actors = [actor.remote(*refs) for _ in range(n)]
+        shared = all(ray.get([a.zero_copy.remote() for a in self._actors]))
+        self.description += ", data shared zero-copy" if shared else ", data copied into each worker"
 
     def run(self, tasks: Iterable[Task]) -> Iterator[Result]:
         ray = self._ray
