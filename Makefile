@@ -52,8 +52,11 @@ postgres:
 test: $(DEV_STAMP) chromium postgres
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
-bench: $(STAMP)
+# The sweep bench needs Ray (the dev extras); `make bench TRIALS=100` for a quicker sweep.
+TRIALS ?= 1000
+bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_backtest.py
+	$(BIN)/python benchmarks/bench_sweep.py --trials $(TRIALS)
 
 docs: $(STAMP)
 	$(BIN)/python -m hedgekit.docs README.md

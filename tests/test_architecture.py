@@ -44,3 +44,14 @@ def test_venues_and_feeds_never_reach_into_strategies(layer):
 def test_the_journal_stores_core_records_and_never_imports_a_venue():
     for path in (SRC / "store").glob("*.py"):
         assert not {m for m in hedgekit_imports(path) if m.startswith(("hedgekit.venues", "hedgekit.engine"))}, path.name
+
+
+def test_sweep_sits_on_top_of_engine_and_report():
+    # sweep uses engine and report; only the CLI uses sweep; its --param grammar needs only config.
+    for path in SRC.rglob("*.py"):
+        if path.parent.name == "sweep" or path.name == "cli.py":
+            continue
+        assert not {m for m in hedgekit_imports(path) if m.startswith("hedgekit.sweep")}, path.name
+    params = hedgekit_imports(SRC / "sweep" / "params.py")
+    assert params <= {"hedgekit.config", "hedgekit.core.errors"}, params
+    assert not {m for m in hedgekit_imports(SRC / "sweep" / "html.py") if m.startswith("hedgekit.engine")}

@@ -67,6 +67,7 @@ def backtest(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
     png: Annotated[bool, typer.Option("--png", help="also write static PNG charts")] = False,
     html: Annotated[bool, typer.Option("--html/--no-html", help="write report.html")] = True,
+    param: Annotated[list[str] | None, typer.Option("--param", help="PATH=VALUE: set one config field, e.g. wallets.hedge.unit.value=0.02 (repeatable; as in `hedgekit sweep`)")] = None,
 ) -> None:
     """Backtest the wallets of CONFIG on history and write fills, orders, equity, a summary and report.html."""
     from hedgekit.config import load_config
@@ -77,6 +78,8 @@ def backtest(
     cfg_path = config if config is not None else example_path(DEFAULT_EXAMPLE)
     try:
         cfg = load_config(cfg_path)
+        if param:
+            cfg = _set_params(cfg, param)
         t0 = time.perf_counter()
         if not quiet:
             console.print(f"hedgekit backtest: [bold]{cfg_path}[/]")
@@ -114,6 +117,20 @@ def backtest(
         _print_summary(result.summary)
         _print_data_quality(result.summary)
         console.print(f"wrote {folder}/ ({', '.join(written)}) in {elapsed:.2f}s", highlight=False)
+
+
+def _set_params(cfg, texts: list[str]):
+    """``--param PATH=VALUE`` of `hedgekit backtest`: one value each (a sweep gives several)."""
+    from hedgekit.sweep.params import ParamError, apply_params, parse_params
+
+    point = {}
+    for spec in parse_params(texts):
+        values = spec.points() if spec.count or not spec.is_range else ()
+        if len(values) != 1:
+            raise ParamError(f"--param {spec.path}: `hedgekit backtest` takes one value per param "
+                             "(several values are a sweep: `hedgekit sweep`)")
+        point[spec.path] = values[0]
+    return apply_params(cfg, point)
 
 
 def _write_reports(folder: Path, *, html: bool, png: bool) -> list[str]:
@@ -482,6 +499,10 @@ def flatten(
         raise typer.Exit(1) from None
     except HedgekitError as err:
         _fail(err)
+
+
+# `hedgekit sweep` and `hedgekit optimize` (registered on `app` by importing the module).
+from hedgekit.sweep import commands as _sweep_commands  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry

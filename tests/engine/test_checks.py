@@ -175,3 +175,10 @@ def test_config_without_unit_wallets_has_no_unit_checks():
     cfg = parse_config({"symbol": "BTCUSDT", "grid": {"volatility": 0.02}, "allocation": 50000})
     dq = run_backtest(cfg, end="2025-05-05").summary["data_quality"]
     assert dq["coarse_bars"] == {} and dq["opposite_intrabar"] is None
+
+
+def test_a_unit_that_rounds_to_zero_is_infinitely_coarse_not_a_crash():
+    from hedgekit.engine.checks import coarse_bars
+
+    c = coarse_bars("hedge", np.array([101.0, 102.0]), np.array([100.0, 100.0]), 0.0)
+    assert c.coarse and c.ratio == float("inf") and "inf units" in c.message

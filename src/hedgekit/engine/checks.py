@@ -41,7 +41,9 @@ class CoarseBars:
 
     @property
     def ratio(self) -> float:
-        return self.median_range / self.unit
+        # A unit that rounds to 0 (an ATR multiple below half a tick): infinitely coarse; the
+        # strategy refuses it when it lays its grid.
+        return self.median_range / self.unit if self.unit > 0 else float("inf")
 
     @property
     def coarse(self) -> bool:

@@ -156,7 +156,9 @@ def run_backtest(
     mode: Literal["fast", "reference"] = "fast",
     progress: Progress | None = None,
     loaded: LoadedData | None = None,
+    frames: bool = True,
 ) -> BacktestResult:
+    """``frames=False``: no fills/orders frames in the result (a sweep keeps only the summary)."""
     loaded = loaded or load_data(cfg, data, start, end)
     c, warmup = _split_warmup(cfg, loaded.candles)
     bars = engine.Bars(c.ts, c.open, c.high, c.low, c.close)
@@ -191,7 +193,8 @@ def run_backtest(
         logger.warning("bars too coarse for the unit: running the backtest again with the opposite intrabar order")
         opposite = engine.run(bars, factories, funding=loaded.funding, mode=mode, history=history,
                               max_drawdown=limits, opposite_intrabar=True)
-    result = build_result(cfg, c, run, loaded.funding_source, warmup_bars=0 if warmup is None else len(warmup))
+    result = build_result(cfg, c, run, loaded.funding_source, warmup_bars=0 if warmup is None else len(warmup),
+                          frames=frames)
     result.summary["data"]["funding_missing"] = funding_missing(loaded)
     result.summary["data_quality"] = data_quality(checks, opposite)
     return result

@@ -99,11 +99,15 @@ def _unit_str(unit: int | None) -> str:
 
 
 def build_result(
-    cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_source: str, *, warmup_bars: int = 0
+    cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_source: str, *, warmup_bars: int = 0,
+    frames: bool = True,
 ) -> BacktestResult:
-    fills = fills_frame((w.name, w.venue, w.runner.log) for w in run.wallets)
+    """``frames=False`` (a sweep trial, which keeps only the summary) leaves ``fills`` and
+    ``orders`` empty; the summary is the same."""
+    wallets = run.wallets if frames else []
+    fills = fills_frame((w.name, w.venue, w.runner.log) for w in wallets)
     oc: dict[str, list] = {c: [] for c in ORDER_COLUMNS}
-    for w in run.wallets:
+    for w in wallets:
         log = w.venue.order_log
         oc["timestamp"] += [o.ts for o in log]
         oc["wallet"] += [w.name] * len(log)

@@ -1,0 +1,145 @@
+"""Sweep speed against the machine-independent yardstick (../shared/bench/yardstick.py).
+
+Prints, timed in this process on the same SYNTHETIC coin-year of 1m bars (525,600 bars, seeded
+random walk, not market data), dual wallet:
+
+1. the fast path (``run_backtest``, best of 3) as a ratio to the yardstick loop (target <= 0.6x);
+2. the reference loop over the fast path (target >= 20x);
+3. a sweep of N trials (default 1,000: random points of unit size and leverage) on a local Ray
+   with 2 CPUs (``PARAMS``), end to end (Ray start-up, data in the object store, every trial, results and
+   sweep.html written), as a ratio to the yardstick (target <= 300x).
+
+Benchmarks print; they never assert timings. ``--trials 100`` gives a quicker run (the sweep
+ratio is then also shown scaled to 1,000 trials).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from loguru import logger
+
+from hedgekit.cli import example_path
+from hedgekit.config import load_config
+from hedgekit.engine import backtest as engine
+from hedgekit.engine.session import LoadedData, run_backtest
+from hedgekit.feeds.synthetic import random_walk_candles
+
+# ../shared beside the clone (a git worktree one level deeper finds the main clone's).
+_ROOT = Path(__file__).resolve().parents[1]
+YARDSTICK = next((p for p in (_ROOT.parent / "shared" / "bench" / "yardstick.py",
+                              _ROOT.parent.parent / "shared" / "bench" / "yardstick.py") if p.is_file()),
+                 _ROOT.parent / "shared" / "bench" / "yardstick.py")
+# The issue's range of unit sizes (0.5 % ... 5 %, both wallets) and leverage 1 to 3. The cost of
+# a trial grows fast as the unit shrinks (more events), so the range sets the sweep's time.
+PARAMS = ["wallets.*.unit.value=log:0.005:0.05", "wallets.*.leverage=1,2,3"]
+
+
+def load_yardstick(path: Path):
+    if not path.is_file():
+        sys.exit(f"{path}: the yardstick is missing (it lives in ../shared/bench/ beside the repository; "
+                 "--yardstick PATH names another copy)")
+    spec = importlib.util.spec_from_file_location("yardstick", path)
+    ys = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(ys)  # type: ignore[union-attr]
+    return ys
+
+
+def synthetic_year() -> LoadedData:
+    candles = random_walk_candles(525_600, seed=7)
+    step = 8 * 3_600_000
+    fts = np.arange((int(candles.ts[0]) // step + 1) * step, int(candles.ts[-1]) + 1, step, dtype=np.int64)
+    return LoadedData(candles, engine.Funding(fts, np.full(len(fts), 0.0001)), "constant 0.0001")
+
+
+def best_of(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def sweep_seconds(cfg, loaded: LoadedData, trials: int, cpus: int, out: Path) -> tuple[float, int, str, list, list]:
+    from hedgekit.sweep.grid import Dataset, run_sweep, sweep_points
+    from hedgekit.sweep.html import build_sweep_report
+    from hedgekit.sweep.params import parse_params
+    from hedgekit.sweep.results import write_results
+    from hedgekit.sweep.runner import RayExecutor
+
+    specs = parse_params(PARAMS)
+    t0 = time.perf_counter()
+    points, configs = sweep_points(cfg, specs, trials, seed=1)
+    datasets = [Dataset("synthetic-year", None, None, None, loaded)]
+    with RayExecutor([loaded], cpus=cpus) as ex:
+        # A tenth first, then the rest: the workers' peak memory after each shows any growth.
+        k = max(1, trials // 10)
+        rows = run_sweep(points[:k], configs[:k], datasets, ex)
+        rss_early = ex.peak_rss_mb()
+        rows += run_sweep(points[k:], configs[k:], datasets, ex, first_trial=k)
+        rss_end = ex.peak_rss_mb()
+        where = ex.description
+    meta = {"kind": "sweep", "command": "benchmarks/bench_sweep.py", "config": "dual_wallet.yaml",
+            "params": [s.path for s in specs], "trials": trials, "datasets": [datasets[0].meta()],
+            "executor": where, "seconds": time.perf_counter() - t0}
+    write_results(out, rows, meta)
+    build_sweep_report(out)
+    errors = sum(1 for r in rows if "error" in r)
+    return time.perf_counter() - t0, errors, where, rss_early, rss_end
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trials", type=int, default=1000, help="trials of the sweep (default 1000; 0 skips it)")
+    ap.add_argument("--cpus", type=int, default=2, help="Ray CPUs of the sweep (default 2)")
+    ap.add_argument("--no-reference", action="store_true", help="skip the reference loop (~15 s)")
+    ap.add_argument("--yardstick", type=Path, default=YARDSTICK, help="path of yardstick.py")
+    args = ap.parse_args()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    logger.remove()
+    logger.add(sys.stderr, level="ERROR")
+
+    ys = load_yardstick(args.yardstick)
+    cfg = load_config(example_path("dual_wallet.yaml"))
+    loaded = synthetic_year()
+    c = loaded.candles
+    print(f"SYNTHETIC coin-year: {len(c):,} 1m bars (seeded random walk, not market data), dual wallet")
+    t_before = ys.seconds(c.open, c.high, c.low, c.close)
+    run_backtest(cfg, loaded=loaded)  # warm-up (imports, caches)
+    t_fast = best_of(lambda: run_backtest(cfg, loaded=loaded), 3)
+    t_after = ys.seconds(c.open, c.high, c.low, c.close)
+    t_ys = (t_before + t_after) / 2  # timed on both sides of the fast path: drift shows as a spread
+    print(f"  yardstick       {t_ys:8.3f} s   (median of 3 runs, {t_before:.3f} s before and {t_after:.3f} s after)")
+    print(f"  fast path       {t_fast:8.3f} s   ratio to yardstick {t_fast / t_ys:5.2f}x   (target <= 0.6x)")
+    if not args.no_reference:
+        t_ref = best_of(lambda: run_backtest(cfg, loaded=loaded, mode="reference"), 1)
+        print(f"  reference loop  {t_ref:8.3f} s   fast/reference speed-up {t_ref / t_fast:5.1f}x   (target >= 20x)")
+    if args.trials:
+        with tempfile.TemporaryDirectory(prefix="hk-bench-sweep-") as tmp:
+            secs, errors, where, rss_early, rss_end = sweep_seconds(cfg, loaded, args.trials, args.cpus, Path(tmp))
+        t_ys3 = ys.seconds(c.open, c.high, c.low, c.close)
+        ratio = secs / t_ys3
+        print(f"  sweep           {secs:8.1f} s   {args.trials:,} trials of {' '.join(PARAMS)}")
+        print(f"                  on {where}, end to end "
+              f"({args.trials / secs:.2f} trials/s, {errors} refused)")
+        print(f"                  ratio to yardstick {ratio:7.1f}x   (target for 1,000 trials <= 300x)")
+        k = max(1, args.trials // 10)
+        print("                  worker peak RSS after " + f"{k} trials: "
+              + ", ".join(f"{m:.0f}" for m in rss_early) + f" MB; after {args.trials}: "
+              + ", ".join(f"{m:.0f}" for m in rss_end) + " MB")
+        if args.trials != 1000:
+            print(f"                  scaled to 1,000 trials: ~{ratio * 1000 / args.trials:.0f}x "
+                  "(start-up not scaled: an estimate)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
