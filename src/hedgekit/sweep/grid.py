@@ -37,8 +37,9 @@ class Dataset:
 
 
 def load_datasets(cfg: BacktestConfig, data: list[str] | None, start: str | None, end: str | None) -> list[Dataset]:
-    out = []
-    for value in data or [None]:
+    out: list[Dataset] = []
+    values: list[str | None] = list(data) if data else [None]
+    for value in values:
         loaded = load_data(cfg, value, start, end)
         label = Path(value).name if value else Path(str(loaded.candles.path)).name
         if any(d.label == label for d in out):

@@ -105,7 +105,7 @@ def heatmap_figure(df: pd.DataFrame, x: str, y: str | None, metric: str, label: 
     z = table.to_numpy(dtype=float)
     text = [[("" if np.isnan(v) else f"{v:.2f}") for v in row] for row in z]
     fig = go.Figure(go.Heatmap(
-        z=np.where(np.isnan(z), None, z).tolist(), x=xs, y=ys, text=text, texttemplate="%{text}",
+        z=[[None if np.isnan(v) else float(v) for v in row] for row in z], x=xs, y=ys, text=text, texttemplate="%{text}",
         colorscale="RdYlGn_r" if reverse else "RdYlGn", colorbar={"title": {"text": label}},
         customdata=count.fillna(0).astype(int).to_numpy().tolist(), xgap=1, ygap=1,
         hovertemplate=f"{html.escape(x)}=%{{x}}<br>{html.escape(y or '')}=%{{y}}<br>{label}: %{{z:.2f}}"
@@ -121,12 +121,12 @@ def heatmap_figure(df: pd.DataFrame, x: str, y: str | None, metric: str, label: 
 def pareto_figure(points: pd.DataFrame, hover: list[str], color_by: str | None = None) -> go.Figure:
     fig = go.Figure()
     ok = points[points["return_pct"].notna() & points["max_drawdown_pct"].notna()]
-    text = ok[hover].apply(lambda r: "<br>".join(f"{k}={_fmt(v)}" for k, v in r.items()), axis=1) if len(ok) else []
+    text: Any = ok[hover].apply(lambda r: "<br>".join(f"{k}={_fmt(v)}" for k, v in r.items()), axis=1) if len(ok) else []
     groups = [(None, ok)] if color_by is None else list(ok.groupby(color_by))
     for name, g in groups:
         fig.add_trace(go.Scatter(
             x=g["max_drawdown_pct"], y=g["return_pct"], mode="markers",
-            name="trials" if name is None else f"{color_by} {name}",
+            name="trials" if name is None else f"{color_by} {str(name)}",
             marker={"size": 9, "opacity": 0.75}, text=list(text[g.index]) if len(g) else [],
             hovertemplate="DD %{x:.2f} %, return %{y:.2f} %<br>%{text}<extra></extra>"))
     mask = pareto_mask(ok["return_pct"].to_numpy(), ok["max_drawdown_pct"].to_numpy()) if len(ok) else np.array([], bool)
@@ -232,7 +232,7 @@ def build_sweep_report(folder: str | Path, heatmap: tuple[str, str | None] | Non
     ok = df[df["error"].isna()] if "error" in df else df
     part = ok[ok["part"] == "train"] if optimize else ok
     if heatmap is None and meta.get("heatmap"):
-        heatmap = tuple(meta["heatmap"])  # type: ignore[assignment]
+        heatmap = tuple(meta["heatmap"])
     if heatmap is None:
         varying = [p for p in params if part[p].nunique() > 1] or params
         heatmap = (varying[0], varying[1] if len(varying) > 1 else None)

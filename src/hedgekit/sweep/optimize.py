@@ -196,7 +196,7 @@ def run_optimize(
     for s in specs:
         resolve_path(base, s.path)
     dists = {s.path: _distribution(s) for s in specs}
-    directions = [o.direction for o in objectives]
+    directions: list[Any] = [o.direction for o in objectives]  # "minimize" / "maximize"
     rows: list[dict[str, Any]] = []
     summaries: list[dict[str, Any]] = []
     resumed: dict[int, int] = {}
@@ -229,7 +229,7 @@ def run_optimize(
                 tasks.append(Task(t.number, trial_cfg, 0, w.train_start, w.train_end))
             for task, row in executor.run(tasks):
                 t = by_number[task.key]
-                values = None if "error" in row else [row.get(o.metric) for o in objectives]
+                values: list[Any] | None = None if "error" in row else [row.get(o.metric) for o in objectives]
                 if values is not None and any(v is None for v in values):
                     bad = [o.label for o, v in zip(objectives, values, strict=True) if v is None]
                     row = {**row, "error": f"objective undefined: {', '.join(bad)}"}

@@ -131,7 +131,7 @@ class RayExecutor(Executor):
         self.description = f"{where}, {n} worker(s)"
         refs = [ray.put(d) for d in datasets]  # once: every actor maps the same buffers
         actor = ray.remote(num_cpus=1)(_Worker)
-        self._actors = [actor.remote(*refs) for _ in range(n)]
+        self._actors: list[Any] = [actor.remote(*refs) for _ in range(n)]  # Ray actor handles
         shared = all(ray.get([a.zero_copy.remote() for a in self._actors]))
         self.description += ", data shared zero-copy" if shared else ", data copied into each worker"
 
