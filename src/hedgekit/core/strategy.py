@@ -218,6 +218,13 @@ class Strategy:
         diffs against a venue's open orders (see ``core.orders.diff_orders``)."""
         return list(self.working.values())
 
+    def forget_closed(self, open_ids: set[str]) -> None:
+        """Drop the specs of orders that can no longer change: neither working here nor open
+        at the venue (``open_ids``). Once they are journaled a live run keeps O(1) state
+        instead of every order ever placed. Fill ids and filled quantities stay (duplicate
+        reports are still recognised; the grid reads filled quantities of closed orders)."""
+        self._known = {cid: s for cid, s in self._known.items() if cid in self.working or cid in open_ids}
+
     def known_order(self, client_id: str) -> OrderSpec | None:
         """Any order this strategy ever placed (working or not)."""
         return self._known.get(client_id)
@@ -306,7 +313,7 @@ class Strategy:
             return []  # duplicated report: already applied
         spec = self._known.get(ev.client_id)
         if spec is None:
-            raise HedgekitError(f"{self.wallet}: fill for unknown order {ev.client_id}")
+            raise HedgekitError(f"{self.wallet}: fill for unknown or closed order {ev.client_id}")
         self._fill_ids.add(ev.fill_id)
         self.realized_pnl += self.position.apply_fill(spec.side, ev.qty, ev.price)
         self.fees += ev.fee

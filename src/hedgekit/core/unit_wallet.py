@@ -219,6 +219,13 @@ class UnitWallet(Strategy):
             )
         return []
 
+    def forget_closed(self, open_ids: set[str]) -> None:
+        super().forget_closed(open_ids)
+        live = self._known.keys()
+        self._resized &= live
+        self._protect_retried &= live
+        self._from_deferred &= live
+
     def _defer(self, kind: OrderKind, side: Side, qty: float, u: int) -> None:
         """Add a deferred slot at unit ``u`` (it has no order at the venue)."""
         spec = self._place(kind, side, OrderType.STOP, qty, self._level(u), unit=u).order

@@ -716,6 +716,9 @@ class LiveEngine:
         for _, msg in r.log.warnings:
             logger.warning(msg)
         r.log.warnings.clear()
+        # Orders closed by now are in this batch or an earlier one: the journal keeps them.
+        v.forget_closed()
+        r.strategy.forget_closed({o.client_id for o in v.open_orders()})
         hook, r.on_command = r.on_command, None  # a closure over the journal: not state
         try:
             blob = dump_snapshot(Snapshot(r, w.funding_index, ts, w.started, w.guard))

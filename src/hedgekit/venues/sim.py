@@ -249,6 +249,12 @@ class SimExchange:
         pos = self.position
         return AccountState(pos.qty, pos.avg_price, self.cash, self.equity(), self.last_price, self.open_orders())
 
+    def forget_closed(self) -> None:
+        """Drop closed orders (a live run calls this once they are journaled, so its state
+        stays O(1)). Client ids carry a per-wallet sequence, so a forgotten id never comes
+        back; the duplicate-id check covers the orders kept."""
+        self._orders = {cid: o for cid, o in self._orders.items() if not o.status.is_closed}
+
     def get_order(self, client_id: str) -> Order | None:
         """Any order this venue has seen (the latest one, if a rejected id was reused)."""
         return self._orders.get(client_id)
