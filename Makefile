@@ -56,6 +56,7 @@ test: $(DEV_STAMP) chromium postgres
 TRIALS ?= 1000
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_backtest.py
+	$(BIN)/python benchmarks/bench_paper.py
 	$(BIN)/python benchmarks/bench_sweep.py --trials $(TRIALS)
 
 docs: $(STAMP)

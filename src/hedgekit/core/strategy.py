@@ -7,6 +7,7 @@ clock, no globals: the engine feeds events and executes the returned commands in
 
 from __future__ import annotations
 
+from collections import deque
 from enum import StrEnum
 from typing import Any
 
@@ -82,7 +83,10 @@ class Strategy:
         self.warnings: list[str] = []  # drained and logged by the engine
         self._known: dict[str, OrderSpec] = {}  # every order ever placed, by client id
         self._filled: dict[str, tuple[float, float]] = {}  # client id -> (qty, qty*price)
-        self._fill_ids: set[str] = set()
+        self._fill_ids: dict[str, str] = {}  # fill id -> client id: duplicates are ignored
+        # Client ids of closed orders dropped by forget_closed: a later report for one is a
+        # duplicate of what was applied (a venue reports every fill before the close).
+        self._forgotten: deque[str] = deque(maxlen=256)
 
     # -- the engine's entry points ------------------------------------------------------
     def start(self, ts: int, price: float) -> list[Command]:
@@ -219,11 +223,23 @@ class Strategy:
         return list(self.working.values())
 
     def forget_closed(self, open_ids: set[str]) -> None:
-        """Drop the specs of orders that can no longer change: neither working here nor open
-        at the venue (``open_ids``). Once they are journaled a live run keeps O(1) state
-        instead of every order ever placed. Fill ids and filled quantities stay (duplicate
-        reports are still recognised; the grid reads filled quantities of closed orders)."""
-        self._known = {cid: s for cid, s in self._known.items() if cid in self.working or cid in open_ids}
+        """Drop what is kept per order for orders that can no longer change: neither working
+        here, nor open at the venue (``open_ids``), nor still referenced by the strategy
+        (``_referenced_orders``). Once they are journaled a live run keeps O(1) state instead
+        of every order and fill ever seen."""
+        keep = self.working.keys() | open_ids | self._referenced_orders()
+        gone = [cid for cid in self._known if cid not in keep]
+        if not gone:
+            return
+        for cid in gone:
+            del self._known[cid]
+            self._filled.pop(cid, None)
+        self._forgotten.extend(gone)
+        self._fill_ids = {f: cid for f, cid in self._fill_ids.items() if cid in self._known}
+
+    def _referenced_orders(self) -> set[str]:
+        """Closed orders whose fills the strategy still reads (``filled_qty``)."""
+        return set()
 
     def known_order(self, client_id: str) -> OrderSpec | None:
         """Any order this strategy ever placed (working or not)."""
@@ -313,8 +329,12 @@ class Strategy:
             return []  # duplicated report: already applied
         spec = self._known.get(ev.client_id)
         if spec is None:
-            raise HedgekitError(f"{self.wallet}: fill for unknown or closed order {ev.client_id}")
-        self._fill_ids.add(ev.fill_id)
+            if ev.client_id in self._forgotten:
+                self.warnings.append(f"{self.wallet}: late duplicate of fill {ev.fill_id} of the closed order "
+                                     f"{ev.client_id} ignored (it was applied and journaled)")
+                return []
+            raise HedgekitError(f"{self.wallet}: fill for unknown order {ev.client_id}")
+        self._fill_ids[ev.fill_id] = ev.client_id
         self.realized_pnl += self.position.apply_fill(spec.side, ev.qty, ev.price)
         self.fees += ev.fee
         self.last_price = ev.price

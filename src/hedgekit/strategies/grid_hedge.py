@@ -564,6 +564,12 @@ class GridHedge(Strategy):
         return out
 
     # -- inputs besides events ---------------------------------------------------------------
+    def _referenced_orders(self) -> set[str]:
+        ids = {self._sl_cid, self._tp_cid, self._close_cid}
+        for rung in self._rungs:
+            ids |= {rung.open_cid, rung.exit_cid}
+        return {cid for cid in ids if cid is not None}
+
     def seed_history(self, ts_ms: np.ndarray, close: np.ndarray) -> None:
         """Prices seen before start (any timeframe), for the volatility estimate."""
         close_ts, closes = daily_closes(ts_ms, close)
