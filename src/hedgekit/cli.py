@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hedgekit.core.errors import HedgekitError
+from hedgekit.logs import redact
 
 app = typer.Typer(
     name="hedgekit",
@@ -51,7 +52,11 @@ def example_path(name: str) -> Path:
 
 def _fail(err: Exception) -> None:
     # Escaped: messages name fields like wallets[0].leverage, which are not markup.
-    console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+    # Redacted like every log line: an error may quote a URL or a value with a secret. Config
+    # errors mask and cut the values they quote themselves (their "field: problem" lines
+    # would read as secret pairs here).
+    text = str(err) if getattr(err, "values_redacted", False) else redact(str(err))
+    console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -354,6 +359,11 @@ def run(
             export_run(journal, engine.run_id, cfg, out_dir)
         _print_status(journal, engine.run_id)
         journal.close()
+        if engine.stop_signal is not None:
+            # Interrupted, not finished: a script must be able to tell (130 Ctrl-C, 143 SIGTERM).
+            console.print(f"run {engine.run_id} interrupted by signal {engine.stop_signal}: it is resumable, "
+                              "run the same command again")
+            raise typer.Exit(128 + engine.stop_signal)
     except (HedgekitError, ValueError, FileNotFoundError) as err:
         _fail(err)
 
@@ -468,6 +478,7 @@ def flatten(
     db: Annotated[str | None, typer.Option("--db", help="journal: SQLAlchemy URL or SQLite path")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     wait: Annotated[float, typer.Option("--wait", min=0, help="seconds to wait for a running engine to do it")] = 30.0,
+    finished: Annotated[bool, typer.Option("--finished", help="also flatten a finished run (at its last, old, price)")] = False,
 ) -> None:
     """Emergency stop: cancel all of WALLET's orders and close its position at market (reduce-only);
     its strategy stays stopped.
@@ -490,7 +501,7 @@ def flatten(
             def waiting(lease) -> None:
                 spinner.update(f"waiting for the running engine {escape(describe_lease(lease))} to flatten {wallet}…")
 
-            msg = flatten_wallet(journal, wallet, _now_ms(), wait_s=wait, on_wait=waiting)
+            msg = flatten_wallet(journal, wallet, _now_ms(), wait_s=wait, on_wait=waiting, finished_ok=finished)
         out.print(msg, highlight=False)
         _print_status(journal)
         journal.close()

@@ -7,6 +7,7 @@ suggest the nearest known key for a typo.
 from __future__ import annotations
 
 import difflib
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
@@ -20,7 +21,7 @@ from hedgekit.core.units import UnitMode, UnitSpec
 
 
 class ConfigError(HedgekitError):
-    pass
+    values_redacted = True  # the values it quotes went through _shown
 
 
 class _Model(BaseModel):
@@ -294,6 +295,19 @@ def set_wallet_models(models: list[type[BaseModel]]) -> None:
     BacktestConfig.model_rebuild(force=True)
 
 
+_SECRET_FIELD = re.compile(r"key|secret|password|passphrase|token|signature", re.I)
+_MAX_SHOWN = 80
+
+
+def _shown(loc: tuple[Any, ...], value: Any) -> str:
+    """A bad value as an error quotes it: masked when its field looks like a secret, cut when
+    long (a 50 MB string is not an error message)."""
+    if any(isinstance(p, str) and _SECRET_FIELD.search(p) for p in loc):
+        return "*** (hidden: the field looks like a secret)"
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else f"{text[:_MAX_SHOWN]}... ({len(text):,} characters)"
+
+
 def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Field names valid at ``loc`` (for "did you mean"), best effort."""
     current: Any = model
@@ -337,7 +351,7 @@ def format_errors(err: ValidationError, source: str, model: type[BaseModel]) -> 
             continue
         msg = msg.removeprefix("Value error, ")
         given = e.get("input")
-        shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
+        shown = "" if isinstance(given, dict | list) or given is None else f" (got {_shown(loc, given)})"
         lines.append(f"  {path}: {msg}{shown}")
     return "\n".join(lines)
 

@@ -324,6 +324,7 @@ class LiveEngine:
         self._intents_total = 0
         self.items = 0
         self.stopped_early = False
+        self.stop_signal: int | None = None  # the signal that stopped the run, if one did
 
     # -- set-up and recovery ----------------------------------------------------------------
     def open(self, now_ms: int) -> None:
@@ -504,14 +505,17 @@ class LiveEngine:
         return hook
 
     # -- the loop -----------------------------------------------------------------------------
-    def stop(self) -> None:
+    def stop(self, signum: int | None = None) -> None:
+        """Stop between two inputs (SIGINT/SIGTERM call this with their number)."""
+        if signum is not None:
+            self.stop_signal = signum
         self._stop.set()
 
     async def run(self, feed: AsyncIterator) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop)
+                loop.add_signal_handler(sig, self.stop, sig)
         stop_wait = asyncio.ensure_future(self._stop.wait())
         iterator = feed.__aiter__()
         next_item: asyncio.Future | None = None
@@ -807,6 +811,7 @@ class RequestPending(HedgekitError):
 def flatten_wallet(
     journal: Journal, wallet: str, now_ms: int, *, wait_s: float = 30.0,
     on_wait: Callable[[Lease], None] | None = None, printer: Callable[[str], None] | None = None,
+    finished_ok: bool = False,
 ) -> str:
     """Cancel every order of ``wallet`` (latest run that has it) and close its position at
     market, reduce-only; the strategy stays stopped, so a resumed run does not re-open it.
@@ -815,8 +820,21 @@ def flatten_wallet(
     (``on_wait(lease)`` is called while waiting, about every 0.2 s); otherwise this process
     takes the lease and does it. Returns the result line; HedgekitError when it failed, and
     RequestPending when the live holder did not answer within ``wait_s`` (the request stays
-    pending: the holder, or whoever next holds the run, carries it out)."""
+    pending: the holder, or whoever next holds the run, carries it out). A finished run is
+    refused unless ``finished_ok``: nothing trades it any more, and its last price is old."""
     run_id = run_of_wallet(journal, wallet)
+    run = next(r for r in journal.runs() if r.run_id == run_id)
+    if run.ended_ts is not None and not finished_ok:
+        status = next((s for s in journal.wallet_status(run_id) if s.wallet == wallet), None)
+        price = ""
+        if status is not None and status.last_price is not None and status.last_price_ts is not None:
+            age_h = (now_ms - status.last_price_ts) / 3_600_000
+            price = f"; its last price, {status.last_price:,.2f}, is {age_h:,.1f} hours old"
+        raise HedgekitError(
+            f"run {run_id} of wallet {wallet!r} is finished (mode {run.mode}, {run.source}){price}. "
+            "Flattening it would book a close at that price in a run nothing trades any more; "
+            "pass --finished to do it anyway"
+        )
     request_id = journal.add_request(run_id, wallet, "flatten", now_ms)
     deadline = time.monotonic() + wait_s
     while True:

@@ -94,6 +94,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.orders import OrderKind, OrderSpec, OrderStatus, OrderType, Side
 from hedgekit.core.records import FillRecord, OrderLogRecord
+from hedgekit.logs import redact
 
 __all__ = [
     "APPLICATION",
@@ -753,7 +754,8 @@ class Journal:
     @classmethod
     def _open_url(cls, url: str, *, create: bool, readonly: bool) -> Journal:
         parsed = make_url(url)
-        where = parsed.render_as_string(hide_password=True)
+        # The password hidden wherever it is: user:password@ and ?password=/sslpassword=...
+        where = redact(parsed.render_as_string(hide_password=True))
         backend = parsed.get_backend_name()
         kwargs: dict[str, Any] = {}
         if backend == "sqlite":  # in-memory: one shared connection
