@@ -55,3 +55,11 @@ def test_sweep_sits_on_top_of_engine_and_report():
     params = hedgekit_imports(SRC / "sweep" / "params.py")
     assert params <= {"hedgekit.config", "hedgekit.core.errors"}, params
     assert not {m for m in hedgekit_imports(SRC / "sweep" / "html.py") if m.startswith("hedgekit.engine")}
+
+
+@pytest.mark.parametrize("path", sorted((SRC / "report").glob("*.py")), ids=lambda p: p.name)
+def test_report_reads_results_and_never_imports_the_engine(path):
+    """Layers, lowest first: core, strategies, venues/feeds, store, report, engine, sweep, cli.
+    The report renders results; what builds them from the engine's objects is in engine."""
+    above = {m for m in hedgekit_imports(path) if m.startswith(("hedgekit.engine", "hedgekit.sweep", "hedgekit.cli"))}
+    assert not above, f"report/{path.name} imports {sorted(above)}"

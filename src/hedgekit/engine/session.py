@@ -28,6 +28,7 @@ from hedgekit.core.units import UnitMode
 from hedgekit.core.volatility import DAY_MS
 from hedgekit.engine import backtest as engine
 from hedgekit.engine.checks import StartChecks, coarse_bars, start_unit, unit_vs_fee
+from hedgekit.engine.results import build_result, data_quality
 from hedgekit.feeds.coverage import FundingGap, funding_gaps
 from hedgekit.feeds.datadir import DEFAULT_DOWNLOAD_DIR, missing_span, resolve_market_ref
 from hedgekit.feeds.history import (
@@ -38,8 +39,7 @@ from hedgekit.feeds.history import (
     load_funding,
 )
 from hedgekit.registry import build_strategy
-from hedgekit.report.quality import data_quality
-from hedgekit.report.results import BacktestResult, build_result
+from hedgekit.report.results import BacktestResult
 from hedgekit.venues.sim import SimConfig, SimExchange
 
 Progress = Callable[[int, int], None]
