@@ -185,7 +185,7 @@ def test_refused_reset_buy_is_retried_with_backoff_and_smaller():
 
 
 # -- tight margin on random gapped paths ------------------------------------------------------
-from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import HealthCheck, event, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 # (distance in units, gap?, funding rate charged after the move): funding drains the margin.
@@ -201,6 +201,12 @@ tight_paths = st.lists(
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(path=tight_paths, leverage=st.sampled_from([1.0, 2.0, 3.0]), hedge=st.booleans(),
        order=st.sampled_from(["fifo", "reverse"]))
+# Found by hypothesis: a gap fills a sell of the previous cycle after the RESET laid the new
+# sells for the position before it (the long wallet re-splits them over the position).
+@example(path=[(-1.0, False, 0.0), (-5.0, False, 0.0), (3.0, True, 0.2), (3.0, False, -0.05), (-3.0, True, 0.0)],
+         leverage=1.0, hedge=False, order="fifo")
+@example(path=[(-1.0, False, 0.0), (-5.0, False, 0.0), (3.0, True, 0.2), (3.0, False, -0.05), (-4.0, True, 0.0)],
+         leverage=1.0, hedge=False, order="fifo")
 def test_tight_margin_never_leaves_a_position_without_its_stop(path, leverage, hedge, order):
     """Exactly the allocation as cash, fees and maintenance margin on: refusals happen, and
     after every event the position is protected and the window has its four slots."""

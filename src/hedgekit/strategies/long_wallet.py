@@ -57,6 +57,7 @@ class LongWallet(UnitWallet):
         # growth already compounded into N is not counted again in the buy fragment.
         self._cycle_book = Position(qty_decimals=self.position.qty_decimals)
         self._cycle_realized = 0.0
+        self._superseded: set[str] = set()  # the previous cycle's sells, cancelled at RESET
 
     # -- state the engine reads ---------------------------------------------------------
     @property
@@ -91,6 +92,8 @@ class LongWallet(UnitWallet):
         if spec.unit is None:
             return []
         self._cycle_realized += self._cycle_book.apply_fill(spec.side, qty, price)
+        if spec.client_id in self._superseded:
+            return self._relay_sells(spec.client_id)
         if spec.kind is SELL:
             cmds: list[Command] = [self._buy_at(spec.unit + 1)]
             if not self.orders(SELL):
@@ -135,11 +138,28 @@ class LongWallet(UnitWallet):
         New sells are placed before the old ones are cancelled (place-then-cancel).
         """
         old = [o.client_id for o in self.orders(SELL)]
+        # Cancelled below, but one may already have filled at the venue (a gap crossed it)
+        # with the report still on its way: see _relay_sells.
+        self._superseded = set(old)
         self.resets += 1
         self.cycle += 1
         self.notional = self.position.qty * self.instrument.round_price(price)
         cmds = self._anchor(price)
         return cmds + [self._cancel(cid) for cid in old]
+
+    def _relay_sells(self, cid: str) -> list[Command]:
+        """A sell of the previous cycle filled after the RESET had laid the new sells for the
+        position before it: the new sells now exceed the position. Re-split them over the same
+        units so they equal it again (place-then-cancel); the window keeps its four sells."""
+        self._superseded.discard(cid)
+        sells = self.orders(SELL)
+        sizes = split_qty(self.position.qty, len(sells), self.instrument) if sells else []
+        if not sells or min(sizes) <= 0:
+            return self.flatten("a sell of the previous cycle filled after the RESET")
+        self.warnings.append(f"{self.wallet}: {cid} of the previous cycle filled after the RESET; "
+                             f"the sells are re-split over the position {self.position.qty:g}")
+        cmds: list[Command] = [self._place_sell(o.unit or 0, q) for o, q in zip(sells, sizes, strict=True)]
+        return cmds + [self._cancel(o.client_id) for o in sells]
 
     def _place_sell(self, u: int, qty: float) -> Command:
         return self._place(SELL, Side.SELL, STOP, qty, self._level(u), unit=u, reduce_only=True)
