@@ -15,13 +15,15 @@ from tests.engine.test_live import _run_cli, busy_config, csv_lines, slice_csv
 
 
 def _wait_for_lease(db, proc) -> None:
-    """Until the engine holds its run (condition, not a duration: the engine waits on stdin)."""
+    """Until the engine runs its loop (a condition, not a duration: it then waits on stdin)."""
     while True:
         assert proc.poll() is None, proc.tail()
         try:
             with Journal.open(db, readonly=True) as j:
                 runs = j.runs()
-                if runs and j.lease(runs[-1].run_id) is not None and j.wallet_status(runs[-1].run_id):
+                # a checkpoint is written from inside the engine's loop, whose signal handlers
+                # are in place by then (before it, SIGTERM would find the default action)
+                if runs and j.lease(runs[-1].run_id) is not None and j.load_checkpoint(runs[-1].run_id, "hedge"):
                     return
         except JournalError:
             pass  # not created yet
