@@ -3,48 +3,49 @@
 
 from __future__ import annotations
 
+import os
 import signal
-import time
 
 from loguru import logger
 from typer.testing import CliRunner
 
 from hedgekit.cli import app
-from hedgekit.store.journal import Journal, JournalError
-from tests.engine.test_live import _run_cli, busy_config, csv_lines, slice_csv
+from hedgekit.engine.live import EngineHooks, LiveEngine
+from hedgekit.store.journal import Journal
+from tests.engine.test_live import busy_config, csv_lines, slice_csv
 
 
-def _wait_for_lease(db, proc) -> None:
-    """Until the engine runs its loop (a condition, not a duration: it then waits on stdin)."""
-    while True:
-        assert proc.poll() is None, proc.tail()
-        try:
-            with Journal.open(db, readonly=True) as j:
-                runs = j.runs()
-                # a checkpoint is written from inside the engine's loop, whose signal handlers
-                # are in place by then (before it, SIGTERM would find the default action)
-                if runs and j.lease(runs[-1].run_id) is not None and j.load_checkpoint(runs[-1].run_id, "hedge"):
-                    return
-        except JournalError:
-            pass  # not created yet
-        time.sleep(0.05)
+class _TermAt(EngineHooks):
+    """SIGTERM to this very process after the n-th input: the engine's own handler takes it
+    between two inputs, as it would from a shell (deterministic: counted in inputs)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def after_input(self, inputs: int) -> None:
+        if inputs == self.n:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_sigterm_exits_143_and_the_same_command_resumes_the_run(tmp_path):
+def test_sigterm_exits_143_and_the_same_command_resumes_the_run(tmp_path, monkeypatch):
     db = tmp_path / "j.db"
-    lines = csv_lines(slice_csv(tmp_path, 0.5))
-    args = ["run", str(busy_config(tmp_path)), "--mode", "paper", "--feed", "stdin", "--db", str(db)]
-    engine = _run_cli(args)
-    engine.send(lines[: len(lines) // 2])
-    _wait_for_lease(db, engine)
-    engine.send_signal(signal.SIGTERM)
-    assert engine.wait(timeout=60) == 143, engine.tail()
-    assert "interrupted by signal 15: it is resumable" in engine.tail()
-
-    again = _run_cli(args)
-    again.send(lines)
-    again.close()
-    assert again.wait(timeout=120) == 0, again.tail()
+    text = "".join(csv_lines(slice_csv(tmp_path, 0.5)))
+    args = ["--log-dir", str(tmp_path / "logs"), "run", str(busy_config(tmp_path)), "--mode", "paper",
+            "--feed", "stdin", "--db", str(db)]
+    runner = CliRunner()
+    try:
+        monkeypatch.setattr(LiveEngine, "hooks", _TermAt(100))
+        res = runner.invoke(app, args, input=text)
+        assert res.exit_code == 143, res.output
+        assert "interrupted by signal 15: it is resumable" in res.output
+        with Journal.open(db, readonly=True) as j:
+            (run,) = j.runs()
+            assert run.ended_ts is None and j.load_checkpoint(run.run_id, "hedge")[0] == 99  # type: ignore[index]
+        monkeypatch.undo()
+        res = runner.invoke(app, args, input=text)  # the same stream again
+        assert res.exit_code == 0, res.output
+    finally:
+        logger.remove()
     with Journal.open(db, readonly=True) as j:
         (run,) = j.runs()  # the same run, resumed and finished
         assert run.status == "finished"
