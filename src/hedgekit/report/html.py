@@ -1000,6 +1000,18 @@ def _fig_json(fig: go.Figure) -> str:
     return fig.to_json(validate=False, pretty=False).replace("<", "\\u003c")
 
 
+def page_head(title: str, extra_css: str = "") -> str:
+    """A self-contained report page's opening, up to ``</head>``'s contents: plotly inlined."""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{_CSS}{extra_css}</style>
+<script>{_plotly_js()}</script>"""
+
+
 def build_report(out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` from the files of a backtest output folder; returns its path."""
     run = load_output(out_dir)
@@ -1036,14 +1048,7 @@ def build_report(out_dir: str | Path) -> Path:
     config_yaml = yaml.safe_dump(run.summary.get("config") or {}, sort_keys=False, allow_unicode=True,
                                  default_flow_style=False)
     hedge_tables = _hedge_table(run)
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
-<style>{_CSS}</style>
-<script>{_plotly_js()}</script>
+    page = f"""{page_head(title)}
 </head>
 <body>
 <header><h1>{html.escape(title)}</h1><p>wallets: {html.escape(wallets_line)}</p></header>

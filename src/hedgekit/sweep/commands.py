@@ -31,6 +31,9 @@ AddressOpt = Annotated[str | None, typer.Option(
 CpusOpt = Annotated[int | None, typer.Option("--cpus", min=1, help="Ray workers (default: every CPU)")]
 NoRayOpt = Annotated[bool, typer.Option("--no-ray", help="run the trials in this process, one after another")]
 HeatmapOpt = Annotated[str | None, typer.Option("--heatmap", help="X,Y: the two params of sweep.html's heatmaps")]
+StartOpt = Annotated[str | None, typer.Option("--from", help="start time, ISO-8601 or ms")]
+EndOpt = Annotated[str | None, typer.Option("--to", help="end time (exclusive)")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")]
 
 
 class _Bar:
@@ -94,14 +97,14 @@ def sweep(
     samples: Annotated[int | None, typer.Option("--samples", min=1, help="N random points instead of the Cartesian product")] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of --samples")] = 42,
     data: DataOpt = None,
-    start: Annotated[str | None, typer.Option("--from", help="start time, ISO-8601 or ms")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="end time (exclusive)")] = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("out/sweep"),
     address: AddressOpt = None,
     cpus: CpusOpt = None,
     no_ray: NoRayOpt = False,
     heatmap: HeatmapOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Backtest every combination of --param values (or --samples random points) on each --data set;
     writes results.parquet, results.csv and sweep.html."""
@@ -178,14 +181,14 @@ def optimize(
     study: Annotated[str | None, typer.Option("--study", help="study name prefix (default: derived from config, params, data)")] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of the sampler")] = 42,
     data: Annotated[str | None, typer.Option("--data", help="history file (overrides the config)")] = None,
-    start: Annotated[str | None, typer.Option("--from", help="start time, ISO-8601 or ms")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="end time (exclusive)")] = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("out/optimize"),
     address: AddressOpt = None,
     cpus: CpusOpt = None,
     no_ray: NoRayOpt = False,
     heatmap: HeatmapOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Search --param with optuna on each walk-forward window's train part and score the best settings on
     its test part: out-of-sample figures, in-sample beside them. Resumable: run the same command again."""

@@ -23,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from hedgekit.core.errors import HedgekitError
-from hedgekit.report.html import _CSS, _PLOTLY_CONFIG, _fig_json, _plotly_js
+from hedgekit.report.html import _PLOTLY_CONFIG, _fig_json, page_head
 from hedgekit.sweep.results import backtest_command, read_results
 
 __all__ = ["SWEEP_CHART_IDS", "build_sweep_report", "pareto_mask"]
@@ -299,14 +299,7 @@ def build_sweep_report(folder: str | Path, heatmap: tuple[str, str | None] | Non
     blocks = "".join(f'<script type="application/json" id="{cid}-data" data-chart="{cid}">{_fig_json(f)}</script>\n'
                      for cid, (_h, _n, f) in figs.items())
     top_title = "Selected setting per window" if optimize else f"Top {min(TOP, len(by_trial) if by_trial is not None else 0)} settings"
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
-<style>{_CSS}{_EXTRA_CSS}</style>
-<script>{_plotly_js()}</script>
+    page = f"""{page_head(title, _EXTRA_CSS)}
 </head>
 <body>
 <header><h1>{html.escape(title)}</h1><p>{html.escape(str(meta.get('command', '')))}</p>{headline}</header>
