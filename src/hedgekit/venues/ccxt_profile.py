@@ -1,0 +1,70 @@
+"""What differs between the ccxt venues REAL mode trades on (freqtrade-style capability table).
+
+``CcxtVenue`` (the REAL adapter, venue-agnostic) asks a ``VenueProfile`` for everything that
+is one exchange's own: how to build the ccxt client (testnet, URLs, options that must stay
+off), how our client ids look on the venue, the ``create_order`` arguments of an order, where
+its trigger orders are listed, and what to check or set on the account before trading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from hedgekit.core.orders import OrderSpec
+
+Network = Literal["testnet", "mainnet"]
+
+
+@dataclass(frozen=True, slots=True)
+class VenueCredentials:
+    """Keys handed to ccxt and nowhere else (never logged, never in an error message)."""
+
+    api_key: str = field(default="", repr=False)
+    secret: str = field(default="", repr=False)  # Binance: API secret; Hyperliquid: agent private key
+    wallet_address: str = field(default="", repr=False)  # Hyperliquid: the main wallet's address
+
+    def __repr__(self) -> str:
+        return "VenueCredentials(***)"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """The arguments of one ``exchange.create_order`` call."""
+
+    symbol: str
+    type: str  # ccxt order type: "market", "limit", or the venue's stop type
+    side: str  # "buy" | "sell"
+    amount: float
+    price: float | None
+    params: dict[str, Any]
+
+
+class VenueProfile(Protocol):
+    name: str  # ccxt id: "binanceusdm" | "hyperliquid"
+
+    def make_exchange(
+        self, creds: VenueCredentials, *, network: Network, urls: dict[str, Any] | None = None,
+    ) -> Any:
+        """A sync ccxt client; ``urls`` overrides its API URLs (the test stubs on 127.0.0.1)."""
+        ...
+
+    def venue_client_id(self, client_id: str) -> str:
+        """Our deterministic client id as the venue stores it (Binance: as is; Hyperliquid: a
+        16-byte hex cloid derived from it). The same id always maps to the same venue id."""
+        ...
+
+    def order_request(self, spec: OrderSpec, symbol: str, *, ref_price: float | None) -> OrderRequest:
+        """The create_order call for ``spec`` (stops as the venue's trigger orders, reduce-only
+        flags, the client id; a market order on Hyperliquid needs ``ref_price``)."""
+        ...
+
+    def open_order_queries(self) -> list[dict[str, Any]]:
+        """Params for each ``fetch_open_orders`` call needed to list every working order
+        (Binance: plain and ``{"trigger": True}``)."""
+        ...
+
+    def prepare_account(self, exchange: Any, symbol: str, *, leverage: float) -> None:
+        """Check and set the account before trading (refuse hedge/dual-side mode, set
+        leverage and margin type). Raises ``HedgekitError`` naming what is wrong."""
+        ...
