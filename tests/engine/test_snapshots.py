@@ -14,6 +14,7 @@ from hedgekit.core.orders import diff_orders
 from hedgekit.core.snapshot import FORMAT_VERSION, SnapshotError, decode, encode
 from hedgekit.engine.driver import PathDriver
 from hedgekit.engine.live import Snapshot, dump_snapshot, load_snapshot
+from hedgekit.engine.walker import MarketWalker
 from hedgekit.strategies.grid_hedge import GridHedge, GridHedgeParams
 from hedgekit.strategies.hedge_wallet import HedgeWallet, HedgeWalletParams
 from hedgekit.strategies.long_wallet import LongWallet, LongWalletParams
@@ -48,6 +49,7 @@ def _restored(d: PathDriver) -> PathDriver:
     copy = object.__new__(PathDriver)
     copy.runner, copy.ts = snap.runner, snap.last_ts
     copy.strategy, copy.venue = snap.runner.strategy, snap.runner.venue
+    copy.walker = MarketWalker.of(snap.runner)  # not state: rebuilt around the restored runner
     return copy
 
 
@@ -99,7 +101,7 @@ def test_other_versions_and_other_strategies_are_refused_naming_both():
     data = d.strategy.snapshot()
     with pytest.raises(SnapshotError, match="long_wallet state version 7 .* writes version 1"):
         LongWallet.restore(data | {"version": 7})
-    with pytest.raises(SnapshotError, match="snapshot format version 0 .* writes version 1"):
+    with pytest.raises(SnapshotError, match=f"snapshot format version 0 .* writes version {FORMAT_VERSION}"):
         LongWallet.restore(data | {"format": 0})
     with pytest.raises(SnapshotError, match="'long_wallet' strategy, not 'hedge_wallet'"):
         HedgeWallet.restore(data)

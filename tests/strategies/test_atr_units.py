@@ -9,6 +9,7 @@ from hedgekit.core import AtrUpdated, OrderKind, ParameterError, SetTimer, Timer
 from hedgekit.core.strategy import Phase, Strategy
 from hedgekit.engine.driver import PathDriver
 from hedgekit.engine.runner import WalletRunner
+from hedgekit.engine.walker import MarketWalker
 from hedgekit.strategies.long_wallet import LongWallet, LongWalletParams
 from hedgekit.venues.sim import SimConfig, SimExchange
 
@@ -98,11 +99,12 @@ def test_atr_is_delivered_once_before_start_then_only_changed_and_only_before_an
     atr = Atr(5.0)
     spy = Spy()
     runner = WalletRunner(spy, SimExchange(INSTRUMENT, SimConfig(initial_cash=1000.0)), atr=atr)
-    runner.start(0, 100.0)
+    walker = MarketWalker.of(runner)
+    walker.start(0, 100.0)
     assert spy.seen == [AtrUpdated(0, 5.0)]
 
     atr.value = 6.0
-    runner.advance(101.0, 60_000)  # nothing happens to the wallet: nothing is delivered
+    walker.advance(101.0, 60_000)  # nothing happens to the wallet: nothing is delivered
     assert spy.seen == [AtrUpdated(0, 5.0)]
     runner.fire_timers(120_000)  # the changed value comes just before the timer
     assert spy.seen[1:] == [AtrUpdated(120_000, 6.0), Timer(120_000, "a")]
@@ -119,7 +121,7 @@ def test_a_strategy_that_does_not_ask_gets_no_atr():
 
     q = Quiet()
     runner = WalletRunner(q, SimExchange(INSTRUMENT, SimConfig(initial_cash=1000.0)), atr=Atr(5.0))
-    runner.start(0, 100.0)
+    MarketWalker.of(runner).start(0, 100.0)
     runner.fire_timers(120_000)
     assert runner.atr is None and q.seen == [Timer(120_000, "a")]
 

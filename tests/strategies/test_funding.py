@@ -7,6 +7,7 @@ from __future__ import annotations
 from hedgekit.core import OrderKind, UnitMode, UnitSpec
 from hedgekit.engine.driver import PathDriver
 from hedgekit.engine.runner import WalletRunner
+from hedgekit.engine.walker import MarketWalker
 from hedgekit.strategies.hedge_wallet import HedgeWallet, HedgeWalletParams
 from hedgekit.venues.sim import SimConfig, SimExchange
 
@@ -49,7 +50,7 @@ def test_with_funding_paid_the_first_market_buy_full_is_accepted():
         initial_cash=4000.0, leverage=2.0, maker_fee=0.0002, taker_fee=0.0005, trigger_order="fifo",
     ))
     s = HedgeWallet("hedge", INSTRUMENT, PARAMS)
-    r = WalletRunner(s, venue)
+    r = MarketWalker(WalletRunner(s, venue), venue)
     r.start(0, 1000.0)
     r.apply_funding(0.001, 60_000)  # long 8 at 1000 pays 8 USD
     assert s.funding == venue.funding_paid == -8.0

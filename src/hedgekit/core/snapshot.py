@@ -27,7 +27,7 @@ import numpy as np
 
 from hedgekit.core.errors import HedgekitError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the runner no longer walks the market (engine.walker); RECOMMENDATION sink
 _PACKAGE = "hedgekit."
 # Modules outside hedgekit whose classes may be rebuilt: those of registered strategies.
 _TRUSTED: set[str] = set()

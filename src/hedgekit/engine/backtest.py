@@ -33,6 +33,7 @@ from hedgekit.core.atr import AtrSeries
 from hedgekit.core.strategy import Phase, Strategy
 from hedgekit.engine.guard import DrawdownGuard
 from hedgekit.engine.runner import WalletRunner
+from hedgekit.engine.walker import MarketWalker
 from hedgekit.venues.sim import SimExchange
 
 INF = float("inf")
@@ -66,6 +67,7 @@ class WalletRun:
     strategy: Strategy
     venue: SimExchange
     runner: WalletRunner
+    walker: MarketWalker  # walks the simulated market for the runner
     equity: np.ndarray  # per bar, at the close
     position: np.ndarray
     guard: DrawdownGuard | None = None  # risk.max_drawdown_pct
@@ -90,7 +92,7 @@ Progress = Callable[[int], None]
 
 
 def walk_bar(
-    runners: list[WalletRunner], i: int, bars: Bars, skip_quiet: bool = False, opposite: bool = False
+    walkers: list[MarketWalker], i: int, bars: Bars, skip_quiet: bool = False, opposite: bool = False
 ) -> None:
     """Walk bar ``i``: gap to the open, then the two extremes, then the close.
 
@@ -101,22 +103,23 @@ def walk_bar(
     ts = int(bars.ts[i])
     o, h, lo, c = bars.open[i], bars.high[i], bars.low[i], bars.close[i]
     first, second = (lo, h) if (c > o) != opposite else (h, lo)
-    for r in runners:
+    for w in walkers:
+        r = w.runner
         if r.next_timer is not None:
             r.fire_timers(ts)
         if skip_quiet:
-            r.walk_quiet(ts, o, first, second, c)
+            w.walk_quiet(ts, o, first, second, c)
             continue
-        if r.venue.last_price != o:
-            r.advance(o, ts, gap=True)
-        r.advance(first, ts)
-        r.advance(second, ts)
-        r.advance(c, ts)
+        if w.venue.last_price != o:
+            w.advance(o, ts, gap=True)
+        w.advance(first, ts)
+        w.advance(second, ts)
+        w.advance(c, ts)
 
 
-def _apply_funding(runners: list[WalletRunner], rate: float, ts: int) -> None:
-    for r in runners:
-        r.apply_funding(rate, ts)
+def _apply_funding(walkers: list[MarketWalker], rate: float, ts: int) -> None:
+    for w in walkers:
+        w.apply_funding(rate, ts)
 
 
 def _atr_source(bars: Bars, history: Bars | None, period: int) -> AtrSeries:
@@ -154,8 +157,8 @@ def run(
                 atr_by_period[p] = _atr_source(bars, history, p)
             atr = atr_by_period[p]
         runner = WalletRunner(strategy, venue, atr=atr)
-        wallets.append(WalletRun(name, strategy, venue, runner, np.empty(n), np.empty(n)))
-    runners = [w.runner for w in wallets]
+        wallets.append(WalletRun(name, strategy, venue, runner, MarketWalker(runner, venue), np.empty(n), np.empty(n)))
+    walkers = [w.walker for w in wallets]
     for w in wallets:
         limit = (max_drawdown or {}).get(w.name)
         if limit is not None:
@@ -163,14 +166,14 @@ def run(
     stats = EngineStats(bars=n)
     # Start on the first bar's open, then walk the rest of that bar.
     ts0 = int(bars.ts[0])
-    for r in runners:
-        r.start(ts0, float(bars.open[0]))
+    for wk in walkers:
+        wk.start(ts0, float(bars.open[0]))
     fund_ts = funding.ts if funding is not None else np.empty(0, dtype=np.int64)
     fund_rate = funding.rate if funding is not None else np.empty(0)
     fi = int(np.searchsorted(fund_ts, ts0, side="right"))  # payments after the start
     stepper = _fast if mode == "fast" else _reference
-    stepper(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress, opposite_intrabar)
-    stats.strategy_events = sum(r.log.strategy_events for r in runners)
+    stepper(bars, wallets, walkers, fund_ts, fund_rate, fi, stats, progress, opposite_intrabar)
+    stats.strategy_events = sum(w.runner.log.strategy_events for w in wallets)
     return EngineRun(bars, wallets, stats)
 
 
@@ -181,19 +184,19 @@ def _record(w: WalletRun, i: int, price: float) -> None:
 
 def _check_guards(guarded: list[WalletRun], ts: int, close: float) -> None:
     for w in guarded:
-        w.guard.check(w.runner, ts, close)  # type: ignore[union-attr]
+        w.guard.check(w.runner, w.venue, ts, close)  # type: ignore[union-attr]
 
 
-def _reference(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress, opposite) -> None:
+def _reference(bars, wallets, walkers, fund_ts, fund_rate, fi, stats, progress, opposite) -> None:
     n = len(bars)
     ts_arr = bars.ts
     guarded = [w for w in wallets if w.guard is not None]
     for i in range(n):
         ts = int(ts_arr[i])
         while fi < len(fund_ts) and fund_ts[fi] <= ts:
-            _apply_funding(runners, float(fund_rate[fi]), int(fund_ts[fi]))
+            _apply_funding(walkers, float(fund_rate[fi]), int(fund_ts[fi]))
             fi += 1
-        walk_bar(runners, i, bars, opposite=opposite)
+        walk_bar(walkers, i, bars, opposite=opposite)
         stats.stepped_bars += 1
         c = float(bars.close[i])
         if guarded:
@@ -206,11 +209,11 @@ def _reference(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress, 
         progress(n)
 
 
-def _band(runners: list[WalletRunner]) -> tuple[float, float]:
+def _band(walkers: list[MarketWalker]) -> tuple[float, float]:
     """(lo, hi): a bar whose low > lo and high < hi changes nothing in any wallet."""
     lo, hi = -INF, INF
-    for r in runners:
-        b_lo, b_hi = r.band()
+    for w in walkers:
+        b_lo, b_hi = w.band()
         lo = b_lo if b_lo > lo else lo
         hi = b_hi if b_hi < hi else hi
     return lo, hi
@@ -303,7 +306,7 @@ def _guard_scan(guarded: list[WalletRun], close: np.ndarray, i: int, k: int) -> 
     return k
 
 
-def _fast(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress, opposite) -> None:
+def _fast(bars, wallets, walkers, fund_ts, fund_rate, fi, stats, progress, opposite) -> None:
     n = len(bars)
     low, high, close, ts_arr = bars.low, bars.high, bars.close, bars.ts
     curves = [_Curve(w) for w in wallets]
@@ -320,12 +323,12 @@ def _fast(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress, oppos
                 fund_for = fi
                 fund_stop = int(np.searchsorted(ts_arr, fund_ts[fi], side="left"))
             stop = min(stop, fund_stop)
-        for r in runners:
-            nt = r.next_timer
+        for w in walkers:
+            nt = w.runner.next_timer
             if nt is not None:
                 stop = min(stop, int(np.searchsorted(ts_arr, nt, side="left")))
         stop = max(stop, i)
-        lo, hi = _band(runners)
+        lo, hi = _band(walkers)
         k = _first_hit(low, high, i, stop, lo, hi)
         if guarded and k > i:
             k = _guard_scan(guarded, close, i, k)
@@ -335,15 +338,15 @@ def _fast(bars, wallets, runners, fund_ts, fund_rate, fi, stats, progress, oppos
             ts_last = int(ts_arr[k - 1])
             for curve in curves:
                 curve.quiet(i, k)
-                curve.w.runner.advance(last_close, ts_last, quiet_skip=True)
+                curve.w.walker.advance(last_close, ts_last, quiet_skip=True)
             i = k
             if i >= n:
                 break
         ts = int(ts_arr[i])
         while fi < len(fund_ts) and fund_ts[fi] <= ts:
-            _apply_funding(runners, float(fund_rate[fi]), int(fund_ts[fi]))
+            _apply_funding(walkers, float(fund_rate[fi]), int(fund_ts[fi]))
             fi += 1
-        walk_bar(runners, i, bars, skip_quiet=True, opposite=opposite)
+        walk_bar(walkers, i, bars, skip_quiet=True, opposite=opposite)
         stats.stepped_bars += 1
         c = float(close[i])
         if guarded:

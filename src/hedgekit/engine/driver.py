@@ -12,6 +12,7 @@ from typing import Literal
 
 from hedgekit.core.strategy import Strategy
 from hedgekit.engine.runner import AtrSource, WalletRunner
+from hedgekit.engine.walker import MarketWalker
 from hedgekit.venues.sim import SimConfig, SimExchange
 
 STEP_MS = 60_000
@@ -38,20 +39,21 @@ class PathDriver:
         self.strategy = strategy
         self.venue = venue_type(strategy.instrument, config)
         self.runner = WalletRunner(strategy, self.venue, atr=atr)
+        self.walker = MarketWalker(self.runner, self.venue)
         self.ts = 0
 
     def start(self, price: float) -> None:
-        self.runner.start(self.ts, price)
+        self.walker.start(self.ts, price)
 
     def goto(self, price: float, *, gap: bool = False) -> None:
         """Move the price to ``price`` (monotone path, or a jump when ``gap``)."""
         self.ts += STEP_MS
-        self.runner.advance(price, self.ts, gap=gap)
+        self.walker.advance(price, self.ts, gap=gap)
 
     def fund(self, rate: float) -> None:
         """A funding payment now, at the last price."""
         self.ts += STEP_MS
-        self.runner.apply_funding(rate, self.ts)
+        self.walker.apply_funding(rate, self.ts)
 
     def to_unit(self, unit: int, *, gap: bool = False) -> None:
         """Move to the level of ``unit`` on the strategy's current grid."""

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from hedgekit.engine.runner import WalletRunner
+from hedgekit.venues.sim import SimExchange
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +91,12 @@ class DrawdownGuard:
         if max_equity > self.peak:
             self.peak = max_equity
 
-    def check(self, runner: WalletRunner, ts: int, price: float) -> bool:
-        """At a bar close (or tick) at ``price``: True when the wallet was stopped here."""
+    def check(self, runner: WalletRunner, venue: SimExchange, ts: int, price: float) -> bool:
+        """At a bar close (or tick) at ``price``: True when the wallet was stopped here.
+        ``venue``: the simulated account behind the runner's port (its equity at ``price``)."""
         if self.done:
             return False
-        strategy, venue = runner.strategy, runner.venue
+        strategy = runner.strategy
         if self.stop is None:
             if strategy.stopped:
                 self.done = True  # stopped for another reason (liquidation, flatten)

@@ -63,7 +63,7 @@ from loguru import logger
 
 from hedgekit.config import BacktestConfig, GridHedgeConfig
 from hedgekit.core.atr import AtrTracker
-from hedgekit.core.commands import Cancel, Command, Place
+from hedgekit.core.commands import Command, Place
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.snapshot import SnapshotError, check_header, decode, encode, snapshot_header
 from hedgekit.core.strategy import Strategy
@@ -72,6 +72,7 @@ from hedgekit.engine import backtest as bt
 from hedgekit.engine.guard import DrawdownGuard
 from hedgekit.engine.runner import WalletRunner
 from hedgekit.engine.session import Warmup, build_strategy, drawdown_limits, sim_config, warmup_of
+from hedgekit.engine.walker import MarketWalker
 from hedgekit.feeds.base import Bar, FeedStatus, FeedStatusChange, PricePoint
 from hedgekit.logs import fill_line, order_line
 from hedgekit.store.journal import (
@@ -85,6 +86,8 @@ from hedgekit.store.journal import (
     RequestRow,
     WalletStatus,
 )
+from hedgekit.venues.base import ExchangePort
+from hedgekit.venues.recommend import RecommendationSink
 from hedgekit.venues.sim import SimExchange
 
 Mode = Literal["paper", "recommendation"]
@@ -178,37 +181,22 @@ def describe_lease(lease: Lease, now_ms: int | None = None) -> str:
     return f"{lease.holder} ({lease.purpose}, heartbeat {age:.1f} s ago)"
 
 
-def format_recommendation(cmd: Command, strategy: Strategy) -> str | None:
-    """`RECOMMEND place stop_loss SELL 0.25 BTC @ 64,200.0 (wallet long, unit -1, phase ADVANCE)`."""
-    inst = strategy.instrument
-    base = inst.symbol.removesuffix("USDT").removesuffix("USD") or inst.symbol
-    if isinstance(cmd, Place):
-        o = cmd.order
-        at = f" @ {o.price:,.{inst.price_decimals}f}" if o.price is not None else " at market"
-        unit = "" if o.unit is None else f", unit {o.unit}"
-        return (
-            f"RECOMMEND place {o.kind} {o.side.upper()} {o.qty:.{inst.qty_decimals}f} {base}{at} "
-            f"(wallet {strategy.wallet}{unit}, phase {strategy.phase})"
-        )
-    if isinstance(cmd, Cancel):
-        spec = strategy.known_order(cmd.client_id)
-        what = f"{spec.kind} {spec.side.upper()} @ {spec.price:,.{inst.price_decimals}f}" if spec and spec.price else cmd.client_id
-        return f"RECOMMEND cancel {what} (wallet {strategy.wallet}, phase {strategy.phase})"
-    return None
-
-
 @dataclass
 class LiveWallet:
     """One wallet: its runner (the state) and where it stands in the input stream.
 
-    Everything but ``paused``/``gap_next``/``recommendations`` is in the snapshot (``bars``
-    through the runner when it is the strategy's ATR; otherwise it only serves before start).
+    Everything but ``walker``/``paused``/``gap_next``/``recommendations`` is in the snapshot
+    (``bars`` through the runner when it is the strategy's ATR; otherwise it only serves
+    before start). The runner talks to the exchange port: the simulated exchange in PAPER, a
+    ``RecommendationSink`` in front of it in RECOMMENDATION; ``walker`` walks the simulated
+    market behind either.
     """
 
     name: str
     index: int  # position in cfg.wallets
     strategy_name: str
     runner: WalletRunner
+    walker: MarketWalker
     cursor: int = -1  # seq of the last input fully processed and committed
     seen: int = -1  # seq of the last input processed (committed or, if quiet, not yet)
     started: bool = False
@@ -228,6 +216,11 @@ class LiveWallet:
     history: WarmupPrices | None = None
     # risk.max_drawdown_pct, checked after every input (in the snapshot).
     guard: DrawdownGuard | None = None
+
+    @property
+    def sim(self) -> SimExchange:
+        """The simulated account behind the port (what the status and the journal read)."""
+        return self.walker.venue
 
 
 @dataclass
@@ -437,13 +430,15 @@ class LiveEngine:
             r.strategy.stop("flatten")
             return f"flattened {w.name}: it had not traded yet and now never will in this run"
         cancelled = len(r.strategy.working)
-        qty = r.venue.position.qty
+        v = w.sim
+        qty = v.position.qty
         # SPEC §4a: close first; the protective stops are cancelled once the close has filled.
         r.execute(r.strategy.flatten("flatten", qty), ts)
         closed = ""
         if not r.strategy.instrument.is_zero_qty(qty):
-            closed = f"; closed {qty:+g} at market ({r.venue.last_price:,.2f})"
-        return f"flattened {w.name}: cancelled {cancelled} order(s){closed}; position now {r.venue.position.qty:g}"
+            closed = f"; closed {qty:+g} at market ({v.last_price:,.2f})"
+        self._print_recommendations(w)
+        return f"flattened {w.name}: cancelled {cancelled} order(s){closed}; position now {v.position.qty:g}"
 
     def attach(self, run_id: int, *, resumed: bool = True) -> None:
         """Restore every wallet of ``run_id`` from its last checkpoint (fresh when none)."""
@@ -462,7 +457,7 @@ class LiveEngine:
                     raise SnapshotError(f"run {run_id}, wallet {wc.name}: {e}") from None
                 runner = snap.runner
                 wallet = LiveWallet(
-                    wc.name, i, strategy.name, runner, cursor=cursor, seen=cursor, started=snap.started,
+                    wc.name, i, strategy.name, runner, _walker_of(runner), cursor=cursor, seen=cursor, started=snap.started,
                     funding_index=snap.funding_index, last_ts=snap.last_ts,
                     bars=runner.atr if isinstance(runner.atr, AtrTracker) else None, guard=snap.guard,
                 )
@@ -473,9 +468,10 @@ class LiveEngine:
                 if strategy.wants_atr or self.warmup.bars:
                     # Without ATR units it only counts the warm-up bars (any period will do).
                     bars = AtrTracker(strategy.atr_period if strategy.wants_atr else 2)
-                runner = WalletRunner(strategy, SimExchange(instrument, sim_config(self.cfg, wc, i, 1.0)), atr=bars)
+                sim = SimExchange(instrument, sim_config(self.cfg, wc, i, 1.0))
+                runner = WalletRunner(strategy, self._port(sim, strategy), atr=bars)
                 history = WarmupPrices() if self.warmup and strategy.wants_history else None
-                wallet = LiveWallet(wc.name, i, strategy.name, runner, bars=bars, history=history)
+                wallet = LiveWallet(wc.name, i, strategy.name, runner, _walker_of(runner), bars=bars, history=history)
             runner.on_command = self._command_hook(wallet)
             self.wallets.append(wallet)
         what = "resumed" if resumed else "started"
@@ -496,13 +492,19 @@ class LiveEngine:
                 self.journal.record_intent(self.run_id, wallet.name, cmd.order, ts, lease=self.lease_token)
                 self._intents_total += 1
                 self.hooks.after_intent(self._intents_total)
-            if self.mode == "recommendation":
-                line = format_recommendation(cmd, strategy)
-                if line:
-                    wallet.recommendations.append(line)
-                    self.printer(line)
 
         return hook
+
+    def _port(self, sim: SimExchange, strategy: Strategy) -> ExchangePort:
+        """What the runner sends orders to: the simulator (PAPER) or the sink before it."""
+        return RecommendationSink(sim, strategy) if self.mode == "recommendation" else sim
+
+    def _print_recommendations(self, w: LiveWallet) -> None:
+        port = w.runner.venue
+        if isinstance(port, RecommendationSink):
+            for line in port.drain():
+                w.recommendations.append(line)
+                self.printer(line)
 
     # -- the loop -----------------------------------------------------------------------------
     def stop(self, signum: int | None = None) -> None:
@@ -633,14 +635,15 @@ class LiveEngine:
                 np.array([item.ts]), np.array([item.open]), np.array([item.high]),
                 np.array([item.low]), np.array([item.close]),
             )
-            bt.walk_bar([r], 0, bars)
+            bt.walk_bar([w.walker], 0, bars)
         else:
             if r.next_timer is not None:
                 r.fire_timers(ts)
-            r.advance(item.price, ts, gap=item.gap or w.gap_next)
+            w.walker.advance(item.price, ts, gap=item.gap or w.gap_next)
             w.gap_next = False
         if w.guard is not None:  # at the bar's close, or at each price of a tick feed
-            w.guard.check(r, ts, item.close if isinstance(item, Bar) else item.price)
+            w.guard.check(r, w.sim, ts, item.close if isinstance(item, Bar) else item.price)
+        self._print_recommendations(w)
         w.last_ts = ts
         w.seen = item.seq
         self._checkpoint(w, item.seq, ts, force=False)
@@ -662,18 +665,20 @@ class LiveEngine:
         price = item.open if isinstance(item, Bar) else item.price
         r = w.runner
         wc = self.cfg.wallets[w.index]
-        r.venue = SimExchange(r.strategy.instrument, sim_config(self.cfg, wc, w.index, price))
+        sim = SimExchange(r.strategy.instrument, sim_config(self.cfg, wc, w.index, price))
+        r.venue = self._port(sim, r.strategy)
+        w.walker = MarketWalker(r, sim)
         if r.strategy.wants_history and w.history is not None:
             r.strategy.seed_history(*w.history.arrays())  # as the backtest: the warm-up's bars
             w.history = None
         line = r.strategy.describe(price)
         if line:
             logger.info(line)
-        r.start(item.ts, price)
+        w.walker.start(item.ts, price)
         w.started = True
         limit = drawdown_limits(self.cfg).get(w.name)
         if limit is not None:
-            w.guard = DrawdownGuard(limit, r.venue.config.initial_cash)
+            w.guard = DrawdownGuard(limit, sim.config.initial_cash)
         if self.funding is not None:
             # As in the backtest: payments strictly after the start.
             w.funding_index = int(np.searchsorted(self.funding.ts, item.ts, side="right"))
@@ -694,14 +699,14 @@ class LiveEngine:
             return
         # Same rule as the backtest: every payment due at or before this input, before it.
         while w.funding_index < len(f.ts) and f.ts[w.funding_index] <= ts:
-            w.runner.apply_funding(float(f.rate[w.funding_index]), int(f.ts[w.funding_index]))
+            w.walker.apply_funding(float(f.rate[w.funding_index]), int(f.ts[w.funding_index]))
             w.funding_index += 1
 
     def _checkpoint(
         self, w: LiveWallet, cursor: int, ts: int, *, force: bool, request: RequestOutcome | None = None,
     ) -> None:
         r = w.runner
-        v = r.venue
+        v = w.sim
         changed = bool(v.fills or v.order_log or r.log.phases)
         if not (changed or force):
             return  # nothing new: replaying this input after a crash re-derives it
@@ -750,8 +755,7 @@ class LiveEngine:
                                   f.position_after, fill_phases.get(f.fill_id, "")))
 
     def status_of(self, w: LiveWallet, ts: int) -> WalletStatus:
-        r = w.runner
-        s, v = r.strategy, r.venue
+        s, v = w.runner.strategy, w.sim
         price = v.last_price or 0.0
         grid = s.grid
         return WalletStatus(
@@ -776,7 +780,17 @@ class LiveEngine:
             if self.cancel_on_exit:
                 # The protective stops stay while there is a position (SPEC §4a).
                 w.runner.execute(w.runner.strategy.stop("cancel on exit"), ts)
+                self._print_recommendations(w)
             self._checkpoint(w, max(w.seen, w.cursor), ts, force=True)
+
+
+def _walker_of(runner: WalletRunner) -> MarketWalker:
+    """The walker of the simulated exchange behind ``runner``'s port (PAPER, RECOMMENDATION)."""
+    port = runner.venue
+    sim = port.sim if isinstance(port, RecommendationSink) else port
+    if not isinstance(sim, SimExchange):
+        raise TypeError(f"the live engine walks a simulated exchange, not {type(sim).__name__}")
+    return MarketWalker(runner, sim)
 
 
 def run_of_wallet(journal: Journal, wallet: str) -> int:

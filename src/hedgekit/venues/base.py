@@ -1,11 +1,11 @@
 """The exchange port: what the engine needs from any venue, simulated or real.
 
-The runner dispatches a strategy's commands through ``submit``/``cancel`` and hands the
+The runner (``engine.runner``) dispatches a strategy's commands through ``submit``/``cancel`` and hands the
 events they return (fills, rejections, cancellations, and account events such as funding and
 liquidation) back to the strategy; the journal drains ``fills``/``order_log``; recovery
 compares ``open_orders()`` with ``Strategy.desired_orders()`` (``core.orders.diff_orders``)
 and reads ``account()``. ``SimExchange`` implements it (its market walking — ``move_to``,
-``next_trigger_*``, ``drift`` — is the simulator's own and stays outside the port); the REAL
+``next_trigger_*``, ``drift`` — is the simulator's own, driven by ``engine.walker``); the REAL
 adapter implements the same methods over ccxt, with fills arriving from the exchange.
 """
 
@@ -32,8 +32,20 @@ class AccountState:
 
 
 class ExchangePort(Protocol):
-    fills: list[FillRecord]  # fills since the journal last drained them
-    order_log: list[OrderLogRecord]  # order events since the journal last drained them
+    @property
+    def fills(self) -> list[FillRecord]:
+        """Fills since the journal last drained them."""
+        ...
+
+    @property
+    def order_log(self) -> list[OrderLogRecord]:
+        """Order events since the journal last drained them."""
+        ...
+
+    @property
+    def last_price(self) -> float | None:
+        """The last price the venue saw (None before the first)."""
+        ...
 
     def submit(self, spec: OrderSpec, ts: int) -> list[VenueEvent]:
         """Send an order; the events it caused at once (a rejection, an immediate fill)."""
