@@ -155,7 +155,7 @@ class BinanceUsdmStub:
         self.reject_margin = 0
         self.partial_next: float | None = None
         self.duplicate_trades = False
-        self._fail: list[tuple[int, str | None]] = []
+        self._fail: list[tuple[int, str | None, str | None]] = []
         self.on_request: Callable[[str, str], None] | None = None
         self._next_id = 1000
         self._next_trade = 5000
@@ -223,9 +223,10 @@ class BinanceUsdmStub:
         }  # fmt: skip
 
     # -- test controls ------------------------------------------------------------------------
-    def fail_next(self, n: int, status: int, path: str | None = None) -> None:
+    def fail_next(self, n: int, status: int, path: str | None = None, method: str | None = None) -> None:
+        """The next ``n`` private calls (to ``path`` with ``method``, when given) fail at once."""
         with self._lock:
-            self._fail.extend([(status, path)] * n)
+            self._fail.extend([(status, path, method)] * n)
 
     def add_order(self, client_id: str, side: str, qty: float, trigger: float | None = None,
                   price: float | None = None, reduce_only: bool = False) -> StubOrder:  # fmt: skip
@@ -237,6 +238,15 @@ class BinanceUsdmStub:
             else:
                 o = self._new(client_id, side, "LIMIT", qty, price=price or 0.0, reduce_only=reduce_only)
                 self.orders[o.order_id] = o
+            return o
+
+    def trade_by_hand(self, side: str, qty: float) -> StubOrder:
+        """A market order placed outside hedgekit (the web UI): it moves the position and
+        makes a trade on an order that is not ours."""
+        with self._lock:
+            o = self._new(f"web_{self._next_id + 1}", side, "MARKET", qty)
+            self.orders[o.order_id] = o
+            self._fill(o, self.price, maker=False)
             return o
 
     def set_position(self, qty: float, entry: float) -> None:
@@ -281,7 +291,8 @@ class BinanceUsdmStub:
             h.connection.close()
             return
         except _GatewayError as err:  # a proxy's page, not Binance's JSON
-            status, payload = err.status, f"<html><body><h1>{err.status} Bad Gateway</h1></body></html>"
+            title = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Time-out"}.get(err.status, "Error")
+            status, payload = err.status, f"<html><body><h1>{err.status} {title}</h1></body></html>"
         except BinanceError as err:
             status, payload = err.status, {"code": err.code, "msg": err.msg}
         if isinstance(payload, str):
@@ -304,8 +315,8 @@ class BinanceUsdmStub:
         if path not in _PUBLIC:
             self._verify(h, raw, params)
         with self._lock:
-            for i, (status, only) in enumerate(self._fail):
-                if only is None or only == path:
+            for i, (status, only, verb) in enumerate(self._fail):
+                if (only is None or only == path) and (verb is None or verb == method):
                     del self._fail[i]
                     if status == 429:
                         raise BinanceError(429, -1003, "Too many requests; current limit of IP(127.0.0.1) is 2400 requests per minute.")
