@@ -220,6 +220,76 @@ def test_lost_answer_of_a_placed_order_never_makes_a_second_order(rig: Rig) -> N
     assert [f.qty for f in fills_of(events)] == [0.01]
 
 
+def test_an_order_still_in_flight_is_found_after_the_duplicate_id_refusal(rig: Rig) -> None:
+    rig.venue.submit(buy_market(1), ts=1)
+    sl = stop_loss(2, 0.01, 59_000.0)
+    rig.stub.drop_placed = 1  # placed, answer lost
+    rig.stub.hide_from_lookup = 1  # and the first look-up does not see it yet
+    assert rig.venue.submit(sl, ts=2) == []
+    assert len(rig.stub.orders_with(sl.client_id)) == 1
+    assert rig.venue.get_order(sl.client_id).status is OrderStatus.OPEN
+    posts = [r for r in rig.stub.requests if r[0] == "POST" and r[2].get("clientAlgoId") == sl.client_id]
+    assert len(posts) == 2  # the resend was refused as a duplicate id, then the order was found
+
+
+def test_an_order_journaled_but_unanswered_before_a_crash_is_adopted_not_resent(stub: BinanceUsdmStub) -> None:
+    first = make_rig(stub)
+    first.venue.submit(buy_market(1), ts=1)
+    sl = stop_loss(2, 0.01, 59_000.0)
+    stub.drop_placed = 1
+    stub.fail_next(5, 503, path="/fapi/v1/algoOrder", method="GET")  # every look-up fails: give up
+    with pytest.raises(VenueUnavailable):
+        first.venue.submit(sl, ts=2)
+    # restart: the journal has the intent (the spec) and no answer
+    second = make_rig(stub)
+    assert second.venue.resume(sl, ts=3) == []
+    assert len(stub.orders_with(sl.client_id)) == 1
+    other = stop_loss(3, 0.01, 58_000.0)  # an intent that never reached the venue is placed
+    assert second.venue.resume(other, ts=4) == []
+    assert [o.client_id for o in second.venue.open_orders()] == [sl.client_id, other.client_id]
+
+
+def test_a_cancel_that_loses_the_race_against_the_fill_reports_the_fill(rig: Rig) -> None:
+    rig.venue.submit(buy_market(1), ts=1)
+    sl = stop_loss(2, 0.01, 59_000.0)
+    rig.venue.submit(sl, ts=2)
+    rig.stub.move_to(58_000.0)  # fired before our cancel arrives
+    [fill] = rig.venue.cancel(sl.client_id, ts=3)
+    assert isinstance(fill, OrderFilled) and fill.client_id == sl.client_id and fill.price == 59_000.0
+    assert rig.venue.get_order(sl.client_id).status is OrderStatus.FILLED
+
+
+def test_cancelling_a_partly_filled_order_reports_its_fill_then_the_cancel(rig: Rig) -> None:
+    rig.stub.partial_next = 0.5
+    limit = spec(1, OrderKind.GRID_BUY, Side.BUY, OrderType.LIMIT, 0.02, 60_500.0)  # marketable
+    [fill] = rig.venue.submit(limit, ts=1)
+    assert (fill.qty, fill.leaves_qty) == (0.01, 0.01)
+    assert rig.venue.cancel(limit.client_id, ts=2) == [OrderCancelled(2, limit.client_id)]
+    assert [r.event for r in rig.venue.order_log] == ["placed", "filled", "cancelled"]
+    assert rig.venue.order_log[-1].qty == 0.01  # what was left
+
+
+def test_profile_builds_requests_and_clients_as_binance_wants(stub: BinanceUsdmStub) -> None:
+    p = BinanceUsdmProfile()
+    creds = VenueCredentials(API_KEY, SECRET)
+    demo = p.make_exchange(creds, network="testnet")
+    assert demo.urls["api"]["fapiPrivate"].startswith("https://demo-fapi.binance.com/")
+    live = p.make_exchange(creds, network="mainnet")
+    assert live.urls["api"]["fapiPrivate"].startswith("https://fapi.binance.com/")
+    assert "apiKey" not in repr(creds) and SECRET not in repr(creds)
+    req = p.order_request(stop_loss(2, 0.01, 59_000.0), SYM, ref_price=None)
+    assert (req.type, req.side, req.amount, req.price) == ("STOP_MARKET", "sell", 0.01, None)
+    assert req.params == {"newClientOrderId": stop_loss(2, 0.01, 1.0).client_id, "reduceOnly": True,
+                          "triggerPrice": 59_000.0, "workingType": "CONTRACT_PRICE"}  # fmt: skip
+    mkt = p.order_request(buy_market(1), SYM, ref_price=60_000.0)
+    assert (mkt.type, mkt.params) == ("market", {"newClientOrderId": buy_market(1).client_id})
+    assert p.open_order_queries() == [{}, {"trigger": True}]
+    with pytest.raises(HedgekitError, match="1-36 characters"):
+        p.venue_client_id("hk-" + "x" * 40)
+    with pytest.raises(HedgekitError, match="whole number"):
+        make_rig(stub, leverage=2.5)
+
+
 def test_rate_limit_and_5xx_are_retried_with_the_injected_sleep(rig: Rig) -> None:
     rig.stub.fail_next(2, 429, path="/fapi/v1/order", method="POST")
     rig.stub.fail_next(1, 503, path="/fapi/v1/order", method="POST")

@@ -48,7 +48,10 @@ class BinanceUsdmProfile:
             "enableRateLimit": True,
             # fetchCurrencies would call the spot wallet API (sapi), which a futures-only key
             # may not reach and which says nothing about a USD-M account.
-            "options": {"fetchCurrencies": False, "defaultType": "swap"},
+            "options": {"fetchCurrencies": False, "defaultType": "swap",
+                        # sign with the server's clock (GET /fapi/v1/time at load_markets), so a
+                        # drifting local clock does not get every call refused (-1021)
+                        "adjustForTimeDifference": True},
         })
         if network == "testnet":
             exchange.enable_demo_trading(True)

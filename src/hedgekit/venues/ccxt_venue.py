@@ -60,6 +60,10 @@ from hedgekit.venues.base import AccountState, ExchangePort
 from hedgekit.venues.ccxt_profile import VenueProfile
 
 STATE_VERSION = 1
+# A fresh adapter (no restored cursor) reads trades from this long before its start, so a
+# trade stamped by a venue clock behind ours is not missed (older ones of unknown orders are
+# merely listed in ``foreign_trades``).
+START_MARGIN_MS = 5 * 60_000
 _PREFIX = CLIENT_ID_PREFIX + "-"
 
 
@@ -137,7 +141,7 @@ class CcxtVenue:
         self.foreign_trades: list[dict[str, Any]] = []  # trades on orders that are not ours
         self._orders: dict[str, Order] = {}  # every order this adapter knows, by client id
         self._by_venue_id: dict[str, str] = {}  # venue order id -> client id
-        self._since: int = clock()  # fill cursor: trades at or after this time (ms)
+        self._since: int = clock() - START_MARGIN_MS  # fill cursor: trades at/after this time (ms)
         self._seen: dict[str, int] = {}  # trade id -> its time, for trades at/after the cursor
         self._secrets = [
             s for s in (getattr(exchange, a, None) for a in ("apiKey", "secret", "privateKey", "password"))
@@ -196,6 +200,18 @@ class CcxtVenue:
         if rounded is None:
             return self._reject(order, ts, f"qty {spec.qty:g} is below the lot size {self.instrument.lot_size:g}")
         return self._place(order, ts, reround=True)
+
+    def resume(self, spec: OrderSpec, ts: int) -> list[VenueEvent]:
+        """An order whose intent was journaled but whose answer never was (a crash between the
+        two): adopted if the venue has it (looked up by client id), else placed now."""
+        order = Order(spec)
+        self._orders[spec.client_id] = order
+        found = self._lookup(order)
+        if found is not None:
+            logger.info("order {} was already at the venue: adopted, not sent again", spec.client_id)
+            return self._accepted(order, found, ts)
+        del self._orders[spec.client_id]
+        return self.submit(spec, ts)
 
     def cancel(self, client_id: str, ts: int) -> list[VenueEvent]:
         """Cancel a working order. An unknown or closed order is not an error: ``[]``. Fills

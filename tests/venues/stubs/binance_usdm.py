@@ -30,6 +30,9 @@ Fault switches (each consumed when used, so a test states exactly what goes wron
 * ``partial_next``: the next fill takes this fraction (floored to the lot); the rest fills on
   the next ``move_to`` (a plain order stays PARTIALLY_FILLED until then);
 * ``duplicate_trades``: ``userTrades`` returns each trade twice;
+* ``hide_from_lookup``: the next N look-ups of an order by client id answer "Order does not
+  exist." although it is there (an order still in flight inside the venue); a second placement
+  with the same client id is then refused with -4116 "ClientOrderId is duplicated.";
 * ``add_order(...)``: pre-load an order (an orphan from an earlier run, or a foreign one);
 * ``set_position(qty, avg)``: a position changed by hand.
 """
@@ -156,6 +159,7 @@ class BinanceUsdmStub:
         self.reject_margin = 0
         self.partial_next: float | None = None
         self.duplicate_trades = False
+        self.hide_from_lookup = 0
         self._fail: list[tuple[int, str | None, str | None]] = []
         self.on_request: Callable[[str, str], None] | None = None
         self._next_id = 1000
@@ -536,6 +540,9 @@ class BinanceUsdmStub:
                 raise BinanceError(400, -2019, "Margin is insufficient.")
 
     def _find(self, book: dict[int, StubOrder], p: dict[str, str], id_key: str, cid_key: str) -> StubOrder:
+        if self.hide_from_lookup > 0 and not p.get(id_key):
+            self.hide_from_lookup -= 1
+            raise BinanceError(400, -2013, "Order does not exist.")
         if p.get(id_key):
             o = book.get(int(p[id_key]))
         else:
