@@ -170,7 +170,7 @@ def test_a_stop_fired_by_the_price_path_is_one_fill_however_often_it_is_reported
     rig.stub.move_to(58_000.0)  # crosses the trigger: fills at it
     events = rig.venue.poll(ts=4)
     stub_trade = rig.stub.trades[-1]
-    assert events == [OrderFilled(stub_trade["time"], sl.client_id, str(stub_trade["id"]), 0.01, 59_000.0,
+    assert events == [OrderFilled(4, sl.client_id, str(stub_trade["id"]), 0.01, 59_000.0,
                                   pytest.approx(0.01 * 59_000 * 0.0005), 0.0)]  # fmt: skip
     assert rig.venue.poll(ts=5) == [] and rig.venue.poll(ts=6) == []
     assert [r.event for r in rig.venue.order_log if r.order_id == sl.client_id] == ["placed", "triggered", "filled"]
@@ -267,6 +267,20 @@ def test_cancelling_a_partly_filled_order_reports_its_fill_then_the_cancel(rig: 
     assert rig.venue.cancel(limit.client_id, ts=2) == [OrderCancelled(2, limit.client_id)]
     assert [r.event for r in rig.venue.order_log] == ["placed", "filled", "cancelled"]
     assert rig.venue.order_log[-1].qty == 0.01  # what was left
+
+
+def test_a_cancel_waits_for_the_fills_the_venue_booked_before_it(rig: Rig) -> None:
+    rig.stub.hold_trades()  # the trade report lags behind the order's status
+    rig.stub.partial_next = 0.5
+    limit = spec(1, OrderKind.GRID_BUY, Side.BUY, OrderType.LIMIT, 0.02, 60_500.0)
+    assert rig.venue.submit(limit, ts=1) == []  # filled half at the venue; not reported yet
+    assert rig.venue.cancel(limit.client_id, ts=2) == []  # cancelled there: waits for the fill
+    assert rig.venue.poll(ts=3) == []
+    rig.stub.release_trades()
+    events = rig.venue.poll(ts=4)
+    assert [type(e).__name__ for e in events] == ["OrderFilled", "OrderCancelled"]
+    assert (events[0].qty, events[0].leaves_qty) == (0.01, 0.01)
+    assert rig.venue.get_order(limit.client_id).status is OrderStatus.CANCELLED
 
 
 def test_profile_builds_requests_and_clients_as_binance_wants(stub: BinanceUsdmStub) -> None:

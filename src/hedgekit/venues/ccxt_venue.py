@@ -143,6 +143,8 @@ class CcxtVenue:
         self._by_venue_id: dict[str, str] = {}  # venue order id -> client id
         self._since: int = clock() - START_MARGIN_MS  # fill cursor: trades at/after this time (ms)
         self._seen: dict[str, int] = {}  # trade id -> its time, for trades at/after the cursor
+        # orders closed at the venue, reported once their fills are: id -> (how, why, venue's filled qty)
+        self._closing: dict[str, tuple[OrderTrigger, str, float]] = {}
         self._secrets = [
             s for s in (getattr(exchange, a, None) for a in ("apiKey", "secret", "privateKey", "password"))
             if isinstance(s, str) and len(s) >= 4
@@ -215,29 +217,27 @@ class CcxtVenue:
 
     def cancel(self, client_id: str, ts: int) -> list[VenueEvent]:
         """Cancel a working order. An unknown or closed order is not an error: ``[]``. Fills
-        the order got before the cancel are returned first."""
+        the order got before the cancel are returned first (and the cancel waits for them)."""
         order = self._orders.get(client_id)
         if order is not None and order.status.is_closed:
             return []
         vcid = self.profile.venue_client_id(client_id)
-        queries = self._queries_for(order)
-        cancelled = False
-        for q in queries:
+        venue_filled: float | None = None
+        for q in self._queries_for(order):
             try:
-                self._call(f"cancel {client_id}", self.exchange.cancel_order, None, self.symbol,
-                           {"clientOrderId": vcid, **q})  # fmt: skip
-                cancelled = True
-                break
+                answer = self._call(f"cancel {client_id}", self.exchange.cancel_order, None, self.symbol,
+                                    {"clientOrderId": vcid, **q})  # fmt: skip
             except ccxt.OrderNotFound:
-                continue
-        events = self.poll(ts)  # fills before the cancel come first
-        if order is None or order.status.is_closed:
-            if cancelled and order is None:
+                continue  # not working there (filled, or never placed): its trades tell
+            venue_filled = float((answer or {}).get("filled") or 0.0)
+            break
+        if order is None:
+            if venue_filled is not None:
                 logger.info("cancelled {} at the venue (an order this run did not place)", client_id)
-            return events
-        if cancelled:
-            events.append(self._close(order, OrderTrigger.CANCEL, ts, "cancelled by the client"))
-        return events
+            return self.poll(ts)
+        if venue_filled is not None:
+            self._closing[client_id] = (OrderTrigger.CANCEL, "cancelled by the client", venue_filled)
+        return self.poll(ts)
 
     # -- the port: queries ---------------------------------------------------------------------
     def open_orders(self) -> list[Order]:
@@ -272,23 +272,24 @@ class CcxtVenue:
     # -- fills -----------------------------------------------------------------------------------
     def poll(self, ts: int) -> list[VenueEvent]:
         """New fills since the cursor (each trade once, in the exchange's order), then the
-        orders that closed at the venue without filling (cancelled, expired, rejected)."""
-        closed = self._closed_without_fill() if self._working() else []
+        orders that closed at the venue without filling completely (cancelled, expired,
+        rejected), each once the fills the venue had booked on it are reported."""
+        if self._working():
+            self._find_closed()
         events: list[VenueEvent] = []
         for trade in self._new_trades():
             ev = self._apply_trade(trade, ts)
             if ev is not None:
                 events.append(ev)
-        for order, status in closed:
+        lot = self.instrument.lot_size
+        for cid, (trigger, reason, venue_filled) in list(self._closing.items()):
+            order = self._orders[cid]
             if order.status.is_closed:
-                continue
-            if status == "rejected":
-                events.append(self._close(
-                    order, OrderTrigger.REJECT, ts, "the venue rejected the order when it triggered",
-                    self.last_price,
-                ))  # fmt: skip
-            else:
-                events.append(self._close(order, OrderTrigger.CANCEL, ts, f"{status} at the venue"))
+                del self._closing[cid]
+            elif order.filled_qty >= venue_filled - lot / 2:  # else: its trades are still to come
+                del self._closing[cid]
+                price = self.last_price if trigger is OrderTrigger.REJECT else None
+                events.append(self._close(order, trigger, ts, reason, price))
         return events
 
     # -- internals: placing ----------------------------------------------------------------------
@@ -441,21 +442,23 @@ class CcxtVenue:
     def _working(self) -> list[Order]:
         return [o for o in self._orders.values() if not o.status.is_closed and o.status is not OrderStatus.NEW]
 
-    def _closed_without_fill(self) -> list[tuple[Order, str]]:
-        """Our working orders the venue no longer lists, with their final status when it is
-        cancelled, expired or rejected (filled ones report through their trades)."""
+    def _find_closed(self) -> None:
+        """Note our working orders the venue no longer lists that ended without filling
+        completely (cancelled, expired, rejected); filled ones report through their trades."""
         open_ids = {row.get("clientOrderId") for row in self._fetch_open()}
-        out = []
         for order in self._working():
-            if self.profile.venue_client_id(order.client_id) in open_ids:
+            if order.client_id in self._closing or self.profile.venue_client_id(order.client_id) in open_ids:
                 continue
             found = self._lookup(order)
             status = "canceled" if found is None else str(found.get("status"))
-            if status in ("canceled", "expired", "rejected"):
-                out.append((order, status))
+            filled = 0.0 if found is None else float(found.get("filled") or 0.0)
+            if status == "rejected":
+                self._closing[order.client_id] = (
+                    OrderTrigger.REJECT, "the venue rejected the order when it triggered", filled)
+            elif status in ("canceled", "expired"):
+                self._closing[order.client_id] = (OrderTrigger.CANCEL, f"{status} at the venue", filled)
             elif found is not None and order.spec.type is OrderType.STOP:
                 self._map_triggered(order, found)
-        return out
 
     def _map_triggered(self, order: Order, found: dict[str, Any]) -> None:
         # Binance: a triggered algo order executes as a new order (``actualOrderId``), whose
@@ -529,7 +532,7 @@ class CcxtVenue:
         qty = inst.round_qty(float(trade["amount"]))
         price = float(trade["price"])
         fee = float((trade.get("fee") or {}).get("cost") or 0.0)
-        fill_ts = int(trade.get("timestamp") or ts)
+        fill_ts = ts  # events carry the engine's time (core.events); the venue's is in the trade
         fill_id = str(trade["id"])
         if order.status is OrderStatus.OPEN and spec.type is OrderType.STOP:
             order.apply(OrderTrigger.TRIGGER)

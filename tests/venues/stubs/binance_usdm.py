@@ -33,6 +33,8 @@ Fault switches (each consumed when used, so a test states exactly what goes wron
 * ``hide_from_lookup``: the next N look-ups of an order by client id answer "Order does not
   exist." although it is there (an order still in flight inside the venue); a second placement
   with the same client id is then refused with -4116 "ClientOrderId is duplicated.";
+* ``hold_trades()`` / ``release_trades()``: trades booked in between are not listed by
+  ``userTrades`` until released (a trade report that lags behind the order's status);
 * ``add_order(...)``: pre-load an order (an orphan from an earlier run, or a foreign one);
 * ``set_position(qty, avg)``: a position changed by hand.
 """
@@ -160,6 +162,7 @@ class BinanceUsdmStub:
         self.partial_next: float | None = None
         self.duplicate_trades = False
         self.hide_from_lookup = 0
+        self._visible_trades: int | None = None  # hold_trades(): how many trades are listed
         self._fail: list[tuple[int, str | None, str | None]] = []
         self.on_request: Callable[[str, str], None] | None = None
         self._next_id = 1000
@@ -259,6 +262,14 @@ class BinanceUsdmStub:
             self.orders[o.order_id] = o
             self._fill(o, self.price, maker=False)
             return o
+
+    def hold_trades(self) -> None:
+        with self._lock:
+            self._visible_trades = len(self.trades)
+
+    def release_trades(self) -> None:
+        with self._lock:
+            self._visible_trades = None
 
     def set_position(self, qty: float, entry: float) -> None:
         with self._lock:
@@ -585,7 +596,7 @@ class BinanceUsdmStub:
 
     def _user_trades(self, p: dict[str, str]) -> Any:
         limit = int(p.get("limit", "500"))
-        rows = self.trades
+        rows = self.trades if self._visible_trades is None else self.trades[: self._visible_trades]
         if "fromId" in p:
             rows = [t for t in rows if t["id"] >= int(p["fromId"])]
         if "startTime" in p:
