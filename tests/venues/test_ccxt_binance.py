@@ -185,6 +185,17 @@ def test_a_gap_fills_the_stop_at_the_gap_price(rig: Rig) -> None:
     assert fill.price == 57_000.0
 
 
+def test_closed_orders_can_be_forgotten(rig: Rig) -> None:
+    rig.venue.submit(buy_market(1), ts=1)
+    sl = stop_loss(2, 0.01, 59_000.0)
+    rig.venue.submit(sl, ts=2)
+    rig.venue.forget_closed()
+    assert rig.venue.get_order(buy_market(1).client_id) is None
+    assert rig.venue.get_order(sl.client_id) is not None
+    rig.stub.move_to(58_000.0)
+    assert [f.client_id for f in fills_of(rig.venue.poll(ts=3))] == [sl.client_id]
+
+
 def test_fill_cursor_survives_a_restart_as_plain_data(stub: BinanceUsdmStub) -> None:
     first = make_rig(stub)
     first.venue.submit(buy_market(1), ts=1)

@@ -185,6 +185,14 @@ class CcxtVenue:
     def get_order(self, client_id: str) -> Order | None:
         return self._orders.get(client_id)
 
+    def forget_closed(self) -> None:
+        """Drop closed orders (a live run calls this once they are journaled, so its state
+        stays small), as ``SimExchange.forget_closed``. A late trade on a forgotten order is
+        listed in ``foreign_trades`` and warned about, never applied twice."""
+        keep = {cid: o for cid, o in self._orders.items() if not o.status.is_closed or cid in self._closing}
+        self._orders = keep
+        self._by_venue_id = {vid: cid for vid, cid in self._by_venue_id.items() if cid in keep}
+
     # -- the port: commands --------------------------------------------------------------------
     def submit(self, spec: OrderSpec, ts: int) -> list[VenueEvent]:
         """Send an order (rounded to the lot and tick first). Returns a rejection, or the fills
