@@ -19,7 +19,7 @@ from hedgekit.core.orders import OrderKind, OrderSpec, OrderType, Side, make_cli
 from hedgekit.venues.base import ExchangePort
 from hedgekit.venues.ccxt_binance import BinanceUsdmProfile
 from hedgekit.venues.ccxt_profile import VenueCredentials
-from hedgekit.venues.ccxt_venue import CcxtVenue
+from hedgekit.venues.ccxt_venue import CcxtVenue, RetryPolicy
 from hedgekit.venues.sim import SimConfig, SimExchange
 from tests.venues.stubs.binance_usdm import API_KEY, SECRET, BinanceUsdmStub
 
@@ -100,7 +100,11 @@ class Trailer:
         self._handle(events, price, ts)
 
 
-def test_same_path_same_fills_on_paper_and_on_the_binance_stub() -> None:
+@pytest.mark.parametrize("chaos", [None, 0.2], ids=["clean", "chaos"])
+def test_same_path_same_fills_on_paper_and_on_the_binance_stub(chaos: float | None) -> None:
+    """With ``chaos`` a fifth of the private calls fail at random (429, 503, an answer lost
+    after the venue acted, every trade reported twice): still the same fills, and never two
+    orders for one client id."""
     path = price_path(120)
     sim = SimExchange(INST, SimConfig(initial_cash=10_000.0, leverage=5, margin_mode="isolated"))
     sim.move_to(path[0], 0)
@@ -111,15 +115,27 @@ def test_same_path_same_fills_on_paper_and_on_the_binance_stub() -> None:
         profile = BinanceUsdmProfile()
         exchange = profile.make_exchange(VenueCredentials(API_KEY, SECRET), network="testnet", urls=stub.urls())
         exchange.rateLimit = 1
-        venue = CcxtVenue(profile, exchange, INST, symbol="BTC/USDT:USDT", sleep=lambda s: None)
+        sleeps: list[float] = []
+        venue = CcxtVenue(profile, exchange, INST, symbol="BTC/USDT:USDT", sleep=sleeps.append,
+                          retry=RetryPolicy(attempts=8))  # fmt: skip
         venue.prepare(leverage=5)
+        if chaos:
+            stub.chaos(seed=12, p=chaos)
+            stub.duplicate_trades = True
         real = Trailer(venue)
         real.start(path[0], 0)
         for ts, p in enumerate(path[1:], start=1):
             paper.on_events(sim.move_to(p, ts), p, ts)
             stub.move_to(p)
             real.on_events(venue.poll(ts), p, ts)
+        stub.chaos(seed=0, p=0.0)
         assert venue.account().position == real.position
+        ids = [o.client_id for o in [*stub.orders.values(), *stub.algos.values()] if o.client_id.startswith("hk-")]
+        assert len(ids) == len(set(ids))  # one order per client id, whatever was lost
+        assert len(ids) == real.seq  # and every order the strategy sent is there
+        assert stub.open_client_ids() == [o.client_id for o in venue.open_orders()]
+        if chaos:
+            assert len(sleeps) > 10  # the faults did happen, and were retried
 
     assert len(paper.fills) >= 10  # the path does trade: stops on both sides fired
     assert {k for k, *_ in paper.fills} >= {"mb", "sl", "eb"}

@@ -30,6 +30,8 @@ Fault switches (each consumed when used, so a test states exactly what goes wron
 * ``partial_next``: the next fill takes this fraction (floored to the lot); the rest fills on
   the next ``move_to`` (a plain order stays PARTIALLY_FILLED until then);
 * ``duplicate_trades``: ``userTrades`` returns each trade twice;
+* ``chaos(seed, p)``: any private call may fail (429, 503, or its answer lost after it was
+  carried out), at random with a seed;
 * ``hide_from_lookup``: the next N look-ups of an order by client id answer "Order does not
   exist." although it is there (an order still in flight inside the venue); a second placement
   with the same client id is then refused with -4116 "ClientOrderId is duplicated.";
@@ -46,6 +48,7 @@ import hashlib
 import hmac
 import json
 import math
+import random
 import socket
 import threading
 import time
@@ -162,6 +165,7 @@ class BinanceUsdmStub:
         self.partial_next: float | None = None
         self.duplicate_trades = False
         self.hide_from_lookup = 0
+        self._chaos: tuple[random.Random, float] | None = None
         self._visible_trades: int | None = None  # hold_trades(): how many trades are listed
         self._fail: list[tuple[int, str | None, str | None]] = []
         self.on_request: Callable[[str, str], None] | None = None
@@ -346,13 +350,35 @@ class BinanceUsdmStub:
             handler = _ROUTES.get((method, path))
             if handler is None:
                 raise BinanceError(404, -5000, f"Path {path}, Method {method} is invalid")
+            fault = self._chaos_fault(path)
+            if fault == 429:
+                raise BinanceError(429, -1003, "Too many requests; current limit of IP(127.0.0.1) is 2400 requests per minute.")
+            if fault == 503:
+                self._gateway(503)
             result = handler(self, params)
+            if fault == "lost" and method != "GET":
+                raise _Drop  # done, but the answer is lost
             if (method, path) in _PLACE and self.drop_placed > 0:
                 self.drop_placed -= 1  # the order IS placed: only its answer is lost
                 if self.drop_mode == "close":
                     raise _Drop
                 return self._gateway(502)
             return result
+
+    def chaos(self, seed: int, p: float) -> None:
+        """From now on each private call fails with probability ``p`` (seeded): HTTP 429 or
+        503 before it is carried out, or, for a call that changes something, its answer is
+        lost after it was carried out."""
+        with self._lock:
+            self._chaos = (random.Random(seed), p)
+
+    def _chaos_fault(self, path: str) -> int | str | None:
+        if self._chaos is None or path in _PUBLIC:
+            return None
+        rng, p = self._chaos
+        if rng.random() >= p:
+            return None
+        return rng.choice([429, 503, "lost"])
 
     @staticmethod
     def _gateway(status: int) -> Any:
