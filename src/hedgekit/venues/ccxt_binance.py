@@ -17,11 +17,11 @@ What is Binance's own (SPEC §7):
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hedgekit.core.errors import HedgekitError, ParameterError
 from hedgekit.core.orders import OrderSpec, OrderType
-from hedgekit.venues.ccxt_profile import Network, OrderRequest, VenueCredentials
+from hedgekit.venues.ccxt_profile import Network, OrderRequest, VenueCredentials, VenueProfile
 
 _CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 MarginMode = Literal["isolated", "cross"]
@@ -119,3 +119,7 @@ class BinanceUsdmProfile:
                 ) from None
             raise
         exchange.set_leverage(int(leverage), symbol)
+
+
+if TYPE_CHECKING:
+    _PROFILE: type[VenueProfile] = BinanceUsdmProfile  # mypy checks that it implements the protocol

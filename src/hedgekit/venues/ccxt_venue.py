@@ -350,8 +350,8 @@ class CcxtVenue:
                                    {"clientOrderId": vcid, **q})  # fmt: skip
             except ccxt.OrderNotFound:
                 continue
-            if found:
-                return dict(found)
+            if found and (found.get("id") is not None or found.get("clientOrderId")):
+                return dict(found)  # (some venues answer an unknown id with an empty order)
         return None
 
     def _accepted(self, order: Order, answer: dict[str, Any], ts: int) -> list[VenueEvent]:
