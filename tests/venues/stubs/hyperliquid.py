@@ -303,7 +303,7 @@ class HyperliquidStub:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, name="hyperliquid-stub", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="hyperliquid-stub", daemon=True)
         self._thread.start()
         return self
 
@@ -803,8 +803,8 @@ def start_stub(price: float = 43_000.0, *, testnet: bool = True, usdc: float = 1
     return stub.start()
 
 
-@pytest.fixture
-def hyperliquid_stub() -> Iterator[HyperliquidStub]:
+@pytest.fixture(name="hyperliquid_stub")
+def hyperliquid_stub_fixture() -> Iterator[HyperliquidStub]:
     """A stub on 127.0.0.1 (free port), started and stopped around one test."""
     stub = start_stub()
     try:
