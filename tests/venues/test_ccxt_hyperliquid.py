@@ -120,6 +120,30 @@ def test_the_stub_rejects_a_tampered_action_and_accepts_the_original(hyperliquid
     assert len(hyperliquid_stub.orders) == 1
 
 
+def test_the_stub_hashes_the_venue_field_order_not_the_json_order(hyperliquid_stub: HyperliquidStub) -> None:
+    # The venue re-packs the action in its structs' field order before hashing: a client that
+    # signed the fields in another order signed something else.
+    _, ex = client(hyperliquid_stub)
+    wire = {"a": 0, "b": True, "p": "42000", "s": "0.01", "r": False, "t": {"limit": {"tif": "Gtc"}}}
+    shuffled = {"type": "order", "orders": [dict(reversed(list(wire.items())))], "grouping": "na"}
+    nonce = 1_765_000_000_000
+    answer = post(hyperliquid_stub, {"action": shuffled, "nonce": nonce, "signature": ex.sign_l1_action(shuffled, nonce)})
+    assert answer["status"] == "err" and "does not exist" in answer["response"]
+    canonical = {"type": "order", "orders": [wire], "grouping": "na"}
+    answer = post(hyperliquid_stub, {"action": shuffled, "nonce": nonce + 1,
+                                     "signature": ex.sign_l1_action(canonical, nonce + 1)})
+    assert answer["status"] == "ok"  # same fields, any JSON order, signed in the venue's order
+
+
+def test_a_malformed_cloid_cannot_be_deserialized(hyperliquid_stub: HyperliquidStub) -> None:
+    profile, ex = prepared(hyperliquid_stub)
+    req = profile.order_request(spec(OrderKind.GRID_BUY, Side.BUY, OrderType.LIMIT, 0.01, 42_000), SYMBOL, ref_price=None)
+    with pytest.raises(ccxt.ExchangeError, match="422"):
+        ex.create_order(req.symbol, req.type, req.side, req.amount, req.price,
+                        {**req.params, "clientOrderId": "hk-long-a-1-0-gb-1"})
+    assert hyperliquid_stub.orders == {}
+
+
 # --- orders ------------------------------------------------------------------------------
 
 def test_market_order_is_an_ioc_limit_at_the_reference_price_plus_slippage(hyperliquid_stub: HyperliquidStub) -> None:
@@ -148,6 +172,16 @@ def test_stop_is_a_reduce_only_sl_trigger_order_listed_with_its_trigger(hyperliq
     listed = [o for q in profile.open_order_queries() for o in ex.fetch_open_orders(SYMBOL, params=dict(q))]
     assert [(o["clientOrderId"], o["side"], o["amount"], o["triggerPrice"], o["reduceOnly"]) for o in listed] == [
         (cloid, "sell", 0.02, 42_123.0, True)]
+
+
+def test_a_trigger_order_acknowledged_as_waiting_is_found_by_its_cloid(hyperliquid_stub: HyperliquidStub) -> None:
+    profile, ex = prepared(hyperliquid_stub)
+    hyperliquid_stub.trigger_ack = "waitingForTrigger"
+    entry = spec(OrderKind.STOP_ENTRY_BUY, Side.BUY, OrderType.STOP, 0.01, 43_500)
+    placed = send(profile, ex, entry)
+    assert placed["id"] is None  # nothing to know the order by but our cloid
+    found = ex.fetch_order(None, SYMBOL, {"clientOrderId": profile.venue_client_id(entry.client_id)})
+    assert (found["id"], found["status"], found["triggerPrice"]) == ("30000000001", "open", 43_500)
 
 
 def test_entry_stops_trigger_on_the_right_side(hyperliquid_stub: HyperliquidStub) -> None:

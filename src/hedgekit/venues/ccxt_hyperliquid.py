@@ -27,11 +27,11 @@ import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hedgekit.core.errors import HedgekitError, ParameterError
 from hedgekit.core.orders import CLIENT_ID_PREFIX, OrderSpec, OrderType
-from hedgekit.venues.ccxt_profile import Network, OrderRequest, VenueCredentials
+from hedgekit.venues.ccxt_profile import Network, OrderRequest, VenueCredentials, VenueProfile
 
 CLOID_MAGIC = "686b"  # "hk"
 _HEX_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
@@ -262,3 +262,7 @@ def _leverage_refusal(text: str, symbol: str, leverage: int) -> str:
             "is wrong"
         )
     return f"Hyperliquid refused {leverage}x isolated margin on {symbol}: {text}"
+
+
+if TYPE_CHECKING:  # mypy proves the profile fits the protocol the adapter asks
+    _profile: VenueProfile = HyperliquidProfile()

@@ -97,9 +97,105 @@ def fmt(x: Decimal) -> str:
     return s if s not in ("-0",) else "0"
 
 
+class Malformed(ValueError):
+    """A body the venue cannot deserialize (it answers HTTP 422)."""
+
+
+def canonical_action(action: dict[str, Any]) -> dict[str, Any]:
+    """The action as the venue re-serializes it before hashing: parsed into its typed structs
+    (unknown fields and wrong types refused) and packed in the structs' field order - not in
+    the order the JSON happened to list the keys. A client that signs another order or type
+    signs a different hash, and its signature recovers to a stranger."""
+    t = action.get("type")
+    if t == "order":
+        _keys(action, {"type", "orders", "grouping"}, {"builder"})
+        out: dict[str, Any] = {"type": "order", "orders": [_order_wire(o) for o in _list(action["orders"])],
+                               "grouping": _choice(action["grouping"], ("na", "normalTpsl", "positionTpsl"))}
+        if "builder" in action:
+            b = action["builder"]
+            _keys(b, {"b", "f"})
+            out["builder"] = {"b": _str(b["b"]).lower(), "f": _int(b["f"])}
+        return out
+    if t == "cancel":
+        _keys(action, {"type", "cancels"})
+        return {"type": t, "cancels": [_pick(c, (("a", _int), ("o", _int))) for c in _list(action["cancels"])]}
+    if t == "cancelByCloid":
+        _keys(action, {"type", "cancels"})
+        return {"type": t, "cancels": [_pick(c, (("asset", _int), ("cloid", _cloid))) for c in _list(action["cancels"])]}
+    if t == "updateLeverage":
+        return _pick(action, (("type", _str), ("asset", _int), ("isCross", _bool), ("leverage", _int)))
+    if t == "setReferrer":
+        return _pick(action, (("type", _str), ("code", _str)))
+    return action
+
+
+def _order_wire(o: Any) -> dict[str, Any]:
+    _keys(o, {"a", "b", "p", "s", "r", "t"}, {"c"})
+    t = o["t"]
+    if not isinstance(t, dict) or len(t) != 1:
+        raise Malformed("order type")
+    if "limit" in t:
+        kind = {"limit": _pick(t["limit"], (("tif", lambda v: _choice(v, ("Alo", "Ioc", "Gtc"))),))}
+    elif "trigger" in t:
+        kind = {"trigger": _pick(t["trigger"], (("isMarket", _bool), ("triggerPx", _str),
+                                                ("tpsl", lambda v: _choice(v, ("tp", "sl")))))}
+    else:
+        raise Malformed("order type")
+    out = {"a": _int(o["a"]), "b": _bool(o["b"]), "p": _str(o["p"]), "s": _str(o["s"]), "r": _bool(o["r"]), "t": kind}
+    if "c" in o:
+        out["c"] = _cloid(o["c"])
+    return out
+
+
+def _keys(obj: Any, required: set[str], optional: frozenset[str] | set[str] = frozenset()) -> None:
+    if not isinstance(obj, dict) or not required <= obj.keys() or not obj.keys() <= required | optional:
+        raise Malformed(f"fields {sorted(obj) if isinstance(obj, dict) else type(obj).__name__}")
+
+
+def _pick(obj: Any, fields: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    _keys(obj, {name for name, _ in fields})
+    return {name: check(obj[name]) for name, check in fields}
+
+
+def _list(v: Any) -> list[Any]:
+    if not isinstance(v, list):
+        raise Malformed("list")
+    return v
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise Malformed("int")
+    return v
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise Malformed("bool")
+    return v
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise Malformed("string")
+    return v
+
+
+def _choice(v: Any, allowed: tuple[str, ...]) -> str:
+    if v not in allowed:
+        raise Malformed(f"one of {allowed}")
+    return str(v)
+
+
+def _cloid(v: Any) -> str:
+    if not isinstance(v, str) or len(v) != 34 or not v.startswith("0x") or any(c not in "0123456789abcdef" for c in v[2:]):
+        raise Malformed("cloid: 0x and 32 lower-case hex digits")
+    return v
+
+
 def l1_action_hash(action: dict[str, Any], nonce: int, vault: str | None, expires_after: int | None) -> bytes:
     """The venue's action hash: keccak(msgpack(action) || nonce || vault flag [|| expiry])."""
-    data = msgpack.packb(action) + nonce.to_bytes(8, "big")
+    data = msgpack.packb(canonical_action(action)) + nonce.to_bytes(8, "big")
     if vault is None:
         data += b"\x00"
     else:
@@ -258,6 +354,9 @@ class HyperliquidStub:
         self._reject_margin = 0
         self._partial_market: list[Decimal] = []
         self._split_fill: list[int] = []
+        # How a placed trigger order is acknowledged: {"resting": {"oid"}} or the bare string
+        # "waitingForTrigger" (ccxt knows both; the adapter must look such an order up by cloid).
+        self.trigger_ack = "resting"
         self.server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -517,6 +616,10 @@ class HyperliquidStub:
         self.actions.append(rec)
         atype = action.get("type")
         try:
+            canonical_action(action)
+        except (Malformed, KeyError):
+            raise ServedError(422, "Failed to deserialize the JSON body into the target type") from None
+        try:
             if atype in _USER_SIGNED_TYPES:
                 signer = recover_user_signer(action, req["signature"]).lower()
                 user = signer if signer in self.accounts else None
@@ -573,7 +676,7 @@ class HyperliquidStub:
         statuses = [self._place_one(user, o) for o in action.get("orders", [])]
         return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
 
-    def _place_one(self, user: str, w: dict[str, Any]) -> dict[str, Any]:
+    def _place_one(self, user: str, w: dict[str, Any]) -> dict[str, Any] | str:
         if w.get("a") != ASSET:
             return {"error": f"Invalid asset: {w.get('a')}"}
         px, sz = d(w["p"]), d(w["s"])
@@ -583,6 +686,7 @@ class HyperliquidStub:
             return {"error": f"Order has invalid size. asset={ASSET}"}
         cloid = w.get("c")
         if cloid is not None and self._find(user, cloid) is not None:
+            # The venue's exact words for a reused cloid are not known here (module docstring).
             return {"error": f"Duplicate cloid. asset={ASSET}"}
         acct = self.accounts[user]
         is_buy, reduce_only = bool(w["b"]), bool(w.get("r", False))
@@ -609,7 +713,7 @@ class HyperliquidStub:
         if order.is_trigger:
             if (order.fires_above() and self.price >= trigger_px) or (not order.fires_above() and self.price <= trigger_px):
                 self._fire(order, self.price)  # the condition already holds: triggers at once
-            return _resting(order)
+            return _resting(order) if self.trigger_ack == "resting" else "waitingForTrigger"
         if tif == "Alo" and self._marketable(order):
             order.status = "rejected"
             return {"error": f"Post only order would have immediately matched, bbo was {fmt(self.price)}. asset={ASSET}"}
