@@ -425,6 +425,29 @@ def test_http_errors_are_ccxt_temporary_errors_and_nothing_happens(hyperliquid_s
     assert len(ex.fetch_open_orders(SYMBOL)) == 1
 
 
+def test_a_gateway_error_after_the_venue_acted_is_resolved_by_cloid_too(hyperliquid_stub: HyperliquidStub) -> None:
+    # A 5xx is no proof that nothing happened: the order may be on the book.
+    profile, ex = prepared(hyperliquid_stub)
+    s = spec(OrderKind.GRID_BUY, Side.BUY, OrderType.LIMIT, 0.01, 42_000)
+    hyperliquid_stub.http_error(502, executed=True)
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        send(profile, ex, s)
+    found = ex.fetch_order(None, SYMBOL, {"clientOrderId": profile.venue_client_id(s.client_id)})
+    assert (found["status"], found["price"]) == ("open", 42_000)
+    assert len(hyperliquid_stub.orders) == 1
+
+
+def test_an_entry_stop_without_margin_when_it_fires_is_cancelled_unfilled(hyperliquid_stub: HyperliquidStub) -> None:
+    profile, ex = prepared(hyperliquid_stub)  # 10 000 USDC at 5x
+    entry = spec(OrderKind.STOP_ENTRY_BUY, Side.BUY, OrderType.STOP, 0.25, 43_500)
+    send(profile, ex, entry)  # needs 2 175 USDC of margin: accepted
+    hyperliquid_stub.manual_trade(MAIN_ADDRESS, is_buy=True, sz=1.0)  # by hand: ~1 780 left at 43 500
+    assert hyperliquid_stub.move_to(43_600) == []
+    gone = ex.fetch_order(None, SYMBOL, {"clientOrderId": profile.venue_client_id(entry.client_id)})
+    assert (gone["status"], gone["filled"]) == ("canceled", 0)
+    assert gone["info"]["status"] == "marginCanceled"
+
+
 def test_partial_and_split_fills_arrive_as_separate_trades(hyperliquid_stub: HyperliquidStub) -> None:
     profile, ex = prepared(hyperliquid_stub)
     hyperliquid_stub.partial_next_market(0.5)

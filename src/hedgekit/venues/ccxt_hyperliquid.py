@@ -121,7 +121,7 @@ class HyperliquidProfile:
     timeout_ms: int = 10_000
     rate_limit: bool = True  # ccxt's request pacing (the venue's weight limits); off against a local stub
     name: str = "hyperliquid"
-    _sz_decimals: dict[str, int] = field(default_factory=dict, repr=False)
+    _sz_decimals: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.slippage <= 0.5:

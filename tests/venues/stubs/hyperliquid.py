@@ -25,7 +25,8 @@ position changed by hand on the venue's web page).
 
 Stub simplifications (deliberate, documented): unlimited liquidity at the current price; a
 triggered market stop fills in full at its trigger (or the gap price) whatever its slippage
-bound; trigger orders reserve no margin; funding is not charged. The exact text the venue
+bound; trigger orders are margin-checked when placed and when they fire (then
+"marginCanceled") but reserve none while they wait; funding is not charged; no websocket. The exact text the venue
 sends for a reused cloid is not known here; the stub answers "Duplicate cloid. asset=0".
 """
 
@@ -350,7 +351,8 @@ class HyperliquidStub:
         self._lock = threading.RLock()
         # faults: counters of the next requests they apply to
         self._drop: list[str] = []  # action types whose next answer is dropped
-        self._http_errors: list[tuple[int, str, str | None]] = []  # (status, path, type filter)
+        # (status, path, /info type filter, carried out before the error is answered)
+        self._http_errors: list[tuple[int, str, str | None, bool]] = []
         self._reject_margin = 0
         self._partial_market: list[Decimal] = []
         self._split_fill: list[int] = []
@@ -420,11 +422,11 @@ class HyperliquidStub:
             self._drop.append(action_type)
 
     def http_error(self, status: int = 429, *, path: str = "/exchange", info_type: str | None = None,
-                   times: int = 1) -> None:
-        """The next ``times`` requests to ``path`` (of ``info_type`` on /info) get ``status``
-        and are not carried out."""
+                   times: int = 1, executed: bool = False) -> None:
+        """The next ``times`` requests to ``path`` (of ``info_type`` on /info) get ``status``;
+        they are not carried out unless ``executed`` (a gateway error after the venue acted)."""
         with self._lock:
-            self._http_errors.extend([(status, path, info_type)] * times)
+            self._http_errors.extend([(status, path, info_type, executed)] * times)
 
     def reject_margin(self, times: int = 1) -> None:
         with self._lock:
@@ -508,6 +510,10 @@ class HyperliquidStub:
         if order.is_trigger and not order.triggered:
             order.triggered = True
             order.status_ts = self._now()
+            acct = self.accounts[order.user]
+            if not order.reduce_only and self._increase(acct, order) * px / acct.leverage > self._free_margin(acct):
+                self._set_status(order, "marginCanceled")  # margin gone since it was placed
+                return []
             if not order.is_market:  # a stop-limit rests at its limit once triggered
                 order.tif = "Gtc"
                 if self._marketable(order):
@@ -523,19 +529,24 @@ class HyperliquidStub:
             except ValueError:
                 return 422, "Failed to deserialize the JSON body into the target type"
             info_type = payload.get("type") if path == "/info" else None
-            for i, (status, fpath, ftype) in enumerate(self._http_errors):
+            for i, (status, fpath, ftype, executed) in enumerate(self._http_errors):
                 if fpath == path and (ftype is None or ftype == info_type):
                     del self._http_errors[i]
-                    if path == "/exchange":
+                    if executed:
+                        self._serve(path, payload)
+                    elif path == "/exchange":
                         self.actions.append(RecordedAction(payload.get("action", {}), payload.get("nonce", 0),
                                                            payload.get("vaultAddress"), None, False, None))
                     raise ServedError(status, "Too many requests" if status == 429 else "Bad gateway")
-            if path == "/info":
-                self.info_requests.append(payload)
-                return self._info(payload)
-            if path == "/exchange":
-                return self._exchange(payload)
-            return 404, "not found"
+            return self._serve(path, payload)
+
+    def _serve(self, path: str, payload: dict[str, Any]) -> tuple[int, str]:
+        if path == "/info":
+            self.info_requests.append(payload)
+            return self._info(payload)
+        if path == "/exchange":
+            return self._exchange(payload)
+        return 404, "not found"
 
     def _info(self, req: dict[str, Any]) -> tuple[int, str]:
         t = req.get("type")
@@ -702,6 +713,8 @@ class HyperliquidStub:
             return {"error": f"Reduce only order would increase position. asset={ASSET}"}
         if not reduce_only:
             increase = sz if acct.szi == 0 or (acct.szi > 0) == is_buy else max(sz - abs(acct.szi), Decimal(0))
+            # Trigger orders too are checked here (the stub's choice: SPEC §4a's refused
+            # entry stops can be provoked), and again when they fire.
             if self._reject_margin > 0 or (
                 increase > 0 and increase * ref / acct.leverage > self._free_margin(acct)
             ):
@@ -839,6 +852,12 @@ class HyperliquidStub:
             if o.oid == key or (o.cloid or "").lower() == str(key).lower():
                 return o.user
         raise KeyError(key)
+
+    @staticmethod
+    def _increase(acct: StubAccount, order: StubOrder) -> Decimal:
+        if acct.szi == 0 or (acct.szi > 0) == order.is_buy:
+            return order.sz
+        return max(order.sz - abs(acct.szi), Decimal(0))
 
     def _reserved(self, acct: StubAccount) -> Decimal:
         return sum((o.sz * o.limit_px / acct.leverage for o in self.orders.values()
