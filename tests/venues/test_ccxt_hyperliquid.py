@@ -289,6 +289,28 @@ def test_the_client_refuses_to_sign_a_builder_even_if_its_options_are_changed(hy
     assert hyperliquid_stub.action_types() == ["updateLeverage"]
 
 
+def test_a_sub_account_is_traded_by_the_main_wallets_agent_as_vault(hyperliquid_stub: HyperliquidStub) -> None:
+    sub = "0x" + "5b" * 20
+    hyperliquid_stub.add_account(sub, usdc=5_000, master=MAIN_ADDRESS)
+    profile = HyperliquidProfile(rate_limit=False)
+    ex = profile.make_exchange(creds(), network="testnet", sub_account=sub,
+                               urls={"public": hyperliquid_stub.url, "private": hyperliquid_stub.url})
+    profile.prepare_account(ex, SYMBOL, leverage=4)
+    send(profile, ex, spec(OrderKind.MARKET_BUY, Side.BUY, OrderType.MARKET, 0.02), ref_price=43_000)
+    assert [(r.action["type"], r.vault, r.signer) for r in hyperliquid_stub.actions] == [
+        ("updateLeverage", sub[2:], AGENT_ADDRESS.lower()), ("order", sub[2:], AGENT_ADDRESS.lower())]
+    assert (hyperliquid_stub.account(sub).szi, hyperliquid_stub.account(sub).leverage) == (Decimal("0.02"), 4)
+    assert hyperliquid_stub.account(MAIN_ADDRESS).szi == 0
+    (pos,) = ex.fetch_positions([SYMBOL])  # queries read the sub-account
+    assert pos["contracts"] == 0.02
+    stranger = "0x" + "6c" * 20  # not a sub-account of MAIN: the agent may not trade it
+    hyperliquid_stub.add_account(stranger, usdc=5_000)
+    ex2 = profile.make_exchange(creds(), network="testnet", sub_account=stranger,
+                                urls={"public": hyperliquid_stub.url, "private": hyperliquid_stub.url})
+    with pytest.raises(HyperliquidError, match="does not know the agent key"):
+        profile.prepare_account(ex2, SYMBOL, leverage=4)
+
+
 # --- client ids, rounding, account preparation ---------------------------------------------
 
 def test_cloid_is_16_bytes_deterministic_and_names_our_wallet() -> None:

@@ -129,7 +129,10 @@ class HyperliquidProfile:
 
     def make_exchange(
         self, creds: VenueCredentials, *, network: Network, urls: dict[str, Any] | None = None,
+        sub_account: str | None = None,
     ) -> Any:
+        """``sub_account``: trade this sub-account of the main wallet (the dual-wallet set-up):
+        the main wallet's agent signs with it as the vault address, and every query reads it."""
         if network not in ("testnet", "mainnet"):
             raise HyperliquidError(f"network must be 'testnet' or 'mainnet', got {network!r}")
         # Neither value is echoed: the key is a secret, and a mistyped key may hold one.
@@ -143,6 +146,9 @@ class HyperliquidProfile:
                 "Hyperliquid needs the MAIN wallet's address (0x and 40 hex characters) next to the "
                 "agent key: the agent signs, the main wallet holds the account"
             )
+        if sub_account is not None and not _ADDRESS.fullmatch(sub_account):
+            raise HyperliquidError("a Hyperliquid sub-account is an address: 0x and 40 hex characters")
+        options: dict[str, Any] = {"subAccountAddress": sub_account} if sub_account else {}
         exchange = client_class()({
             "walletAddress": creds.wallet_address,
             "privateKey": creds.secret,
@@ -154,6 +160,7 @@ class HyperliquidProfile:
                 "refSet": True,  # ccxt's marker that setReferrer was already sent
                 "defaultSlippage": self.slippage,
                 "fetchMarkets": {"types": ["swap"]},  # perps only: no spot or HIP-3 listing
+                **options,  # ccxt reads subAccountAddress as the vault of every signed action
             },
         })
         exchange.set_sandbox_mode(network == "testnet")
