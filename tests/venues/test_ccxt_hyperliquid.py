@@ -7,6 +7,7 @@ import json
 import logging
 import urllib.request
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import ccxt
@@ -26,6 +27,7 @@ from tests.venues.stubs.hyperliquid import (
 )
 
 SYMBOL = "BTC/USDC:USDC"
+DATA = Path(__file__).resolve().parents[2] / "src" / "hedgekit" / "data"
 WALLET = "long-a"  # a wallet name with a dash: the cloid must still name the wallet
 
 
@@ -230,6 +232,28 @@ def test_price_path_fires_the_stop_and_its_fill_carries_the_venue_trade_id(hyper
     assert ex.fetch_order(oid, SYMBOL)["status"] == "closed"
     assert ex.fetch_positions([SYMBOL]) == []
     assert ex.fetch_open_orders(SYMBOL) == []
+
+
+def test_a_real_btc_minute_path_fires_the_stop_in_the_bar_that_reaches_it(hyperliquid_stub: HyperliquidStub) -> None:
+    # Real Binance BTCUSDT 1m candles bundled with hedgekit (src/hedgekit/data/SOURCE.md).
+    import pandas as pd
+
+    bars = pd.read_feather(DATA / "BTC_USDT_USDT-1m-futures.feather").iloc[:1440]
+    ohlc = list(zip(bars.open, bars.high, bars.low, bars.close, strict=True))
+    hyperliquid_stub.move_to(ohlc[0][3])
+    profile, ex = prepared(hyperliquid_stub)
+    send(profile, ex, spec(OrderKind.MARKET_BUY, Side.BUY, OrderType.MARKET, 0.01), ref_price=ohlc[0][3])
+    stop = spec(OrderKind.STOP_LOSS, Side.SELL, OrderType.STOP, 0.01, ohlc[0][3] * 0.995, seq=2, reduce_only=True)
+    trigger = profile.order_request(stop, SYMBOL, ref_price=None).price
+    assert trigger is not None
+    send(profile, ex, stop)
+    expected = next(i for i, (_, _, low, _) in enumerate(ohlc[1:], 1) if low <= trigger)
+    (fired,) = hyperliquid_stub.replay_bars(ohlc[1:expected + 5])
+    bar, fill = fired
+    assert bar + 1 == expected
+    gap_open = ohlc[expected][0]
+    assert float(fill["px"]) == (gap_open if gap_open <= trigger else trigger)
+    assert any(t["id"] == str(fill["tid"]) for t in ex.fetch_my_trades(SYMBOL))
 
 
 def test_a_gap_fills_the_stop_at_the_gap_price(hyperliquid_stub: HyperliquidStub) -> None:

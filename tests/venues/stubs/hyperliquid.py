@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -488,6 +488,18 @@ class HyperliquidStub:
                 fills += self._fire(order, exec_px)
             self.price = target
             return fills
+
+    def replay_bars(self, bars: Iterable[tuple[float, float, float, float]]) -> list[tuple[int, dict[str, Any]]]:
+        """Drive the price through OHLC bars: a jump to each open (a gap), then open → low →
+        high → close for a rising bar and open → high → low → close for a falling one.
+        Returns ``(bar index, fill)`` for every fill."""
+        out: list[tuple[int, dict[str, Any]]] = []
+        for i, (o, h, lo, c) in enumerate(bars):
+            path = (lo, h, c) if c >= o else (h, lo, c)
+            out += [(i, f) for f in self.move_to(o, gap=True)]
+            for px in path:
+                out += [(i, f) for f in self.move_to(px)]
+        return out
 
     def _next_crossed(self, target: Decimal, up: bool) -> tuple[StubOrder, Decimal] | None:
         best: tuple[StubOrder, Decimal] | None = None
