@@ -229,6 +229,8 @@ def test_price_path_fires_the_stop_and_its_fill_carries_the_venue_trade_id(hyper
     trade = by_id[str(fired["tid"])]
     assert (trade["order"], trade["side"], trade["amount"], trade["price"]) == (oid, "sell", 0.02, 42_000)
     assert trade["info"]["cloid"] == profile.venue_client_id(stop.client_id)
+    since = ex.fetch_my_trades(SYMBOL, since=fired["time"])  # userFillsByTime: the cursor
+    assert [t["id"] for t in since] == [str(fired["tid"])]
     assert ex.fetch_order(oid, SYMBOL)["status"] == "closed"
     assert ex.fetch_positions([SYMBOL]) == []
     assert ex.fetch_open_orders(SYMBOL) == []
@@ -520,6 +522,8 @@ def test_an_orphan_and_a_trade_by_hand_are_visible_and_told_apart(hyperliquid_st
     listed = ex.fetch_open_orders(SYMBOL, params=profile.open_order_queries()[0])
     assert sorted((profile.is_ours(o["clientOrderId"], WALLET), o["type"]) for o in listed) == [
         (False, "limit"), (True, "market")]
+    plain = ex.fetch_open_orders(SYMBOL, params={"method": "openOrders"})  # no trigger details there
+    assert sorted((o["clientOrderId"] or "", o["triggerPrice"]) for o in plain) == [("", None), (ours, None)]
     hyperliquid_stub.manual_trade(MAIN_ADDRESS, is_buy=True, sz=0.03)
     (pos,) = ex.fetch_positions([SYMBOL])
     assert (pos["side"], pos["contracts"], pos["entryPrice"]) == ("long", 0.03, 43_000)
