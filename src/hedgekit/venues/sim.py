@@ -6,17 +6,9 @@ reports them. The account itself (position, cash, fees, funding, orders) is alwa
 an optional ``FaultPlan`` only changes what is *reported* (and, for partial fills, when the
 rest of an order fills), to test the engine's handling of a misbehaving venue.
 
-Money model (a USD-margined perpetual account):
-
-* ``cash`` is the margin balance: initial cash + realized PnL - fees + funding. Buying does
-  not spend cash; the position only ties up margin. ``equity = cash + unrealized PnL``.
-* Initial margin of a position is ``notional / leverage``. Cross margin: an order that grows
-  the position is accepted when the resulting position's initial margin (at the fill price)
-  is <= equity. Isolated margin: the position's margin is ``|qty| * entry / leverage`` and
-  it must be <= cash (plus what the fill itself realizes). Fees are not part of the check,
-  so a strategy can open exactly ``cash * leverage`` of notional, as on most venues.
-* Maintenance margin is ``|qty| * price * maintenance_margin_rate``; see
-  ``liquidation_price`` for the closed-form prices.
+The module holds the order book and the price path; the money (equity, margin checks,
+liquidation) is ``venues.sim_margin``, the settings and the fault plan ``venues.sim_config``,
+the reporting faults ``venues.sim_faults``.
 
 Intrabar assumptions are commented where they are made (search for "Assumption").
 """
@@ -26,10 +18,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections.abc import Iterable
-from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from hedgekit.core.errors import HedgekitError, ParameterError
 from hedgekit.core.events import (
@@ -45,11 +34,15 @@ from hedgekit.core.orders import Order, OrderSpec, OrderStatus, OrderTrigger, Or
 from hedgekit.core.position import Position
 from hedgekit.core.records import FillRecord, OrderLogRecord
 from hedgekit.venues.base import AccountState, ExchangePort
+from hedgekit.venues.sim_config import FaultPlan, SimConfig
+from hedgekit.venues.sim_faults import SimFaults
+from hedgekit.venues.sim_margin import LIQUIDATION_ID, SimMargin
 
 __all__ = [
     "FaultPlan",
     "FillRecord",
     "FundingPaid",
+    "LIQUIDATION_ID",
     "Liquidated",
     "OrderLogRecord",
     "SimConfig",
@@ -57,11 +50,8 @@ __all__ = [
     "SimExchange",
 ]
 
-# Relative tolerance for "is this value on the tick/lot grid" and for the margin check.
+# Relative tolerance for "is this value on the tick/lot grid".
 _GRID_TOL = 1e-6
-_MONEY_TOL = 1e-9
-
-LIQUIDATION_ID = "liquidation"
 
 # Enum members used on every order event, bound once: looking a member up on its class
 # (``OrderType.STOP``) goes through the enum metaclass's attribute hook, which costs
@@ -71,101 +61,6 @@ _MARKET, _LIMIT, _STOP = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP
 _ACCEPT, _TRIGGER = OrderTrigger.ACCEPT, OrderTrigger.TRIGGER
 _CANCEL, _REJECT = OrderTrigger.CANCEL, OrderTrigger.REJECT
 _FILLED, _REJECTED = OrderStatus.FILLED, OrderStatus.REJECTED
-
-
-# -- configuration ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SimConfig:
-    """One simulated account. Rates are fractions (0.0005 = 5 bp)."""
-
-    initial_cash: float  # quote currency (USD) margin balance
-    leverage: float = 1.0  # max leverage allowed for this account
-    margin_mode: Literal["cross", "isolated"] = "cross"
-    maintenance_margin_rate: float = 0.005
-    slippage: float = 0.0  # fraction added against the taker on market orders
-    limit_fill: Literal["touch", "through"] = "touch"
-    trigger_order: Literal["random", "fifo", "reverse"] = "random"  # ties at one price
-    seed: int = 0
-    maker_fee: float | None = None  # None -> the instrument's
-    taker_fee: float | None = None
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.initial_cash) and self.initial_cash >= 0):
-            raise ParameterError("initial_cash", self.initial_cash, "must be a number >= 0")
-        if not (math.isfinite(self.leverage) and self.leverage > 0):
-            raise ParameterError("leverage", self.leverage, "must be a positive number (1 = no leverage)")
-        if not 0 <= self.maintenance_margin_rate < 1 / self.leverage:
-            raise ParameterError(
-                "maintenance_margin_rate", self.maintenance_margin_rate,
-                f"must be >= 0 and below the initial margin rate 1/leverage = {1 / self.leverage:g}",
-            )
-        if not 0 <= self.slippage < 0.1:
-            raise ParameterError("slippage", self.slippage, "must be a fraction in [0, 0.1) (0.0005 = 5 bp)")
-        _check_choice("margin_mode", self.margin_mode, ("cross", "isolated"))
-        _check_choice("limit_fill", self.limit_fill, ("touch", "through"))
-        _check_choice("trigger_order", self.trigger_order, ("random", "fifo", "reverse"))
-        for name in ("maker_fee", "taker_fee"):
-            fee = getattr(self, name)
-            if fee is not None and not -0.01 <= fee <= 0.01:
-                raise ParameterError(name, fee, "must be a rate between -0.01 and 0.01 (0.0005 = 5 bp)")
-
-
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ParameterError(name, value, f"must be one of {', '.join(allowed)}")
-
-
-def _ids(value: Iterable[str]) -> frozenset[str]:
-    if isinstance(value, str):  # a bare string is one id, not a set of characters
-        return frozenset((value,))
-    return frozenset(value)
-
-
-@dataclass(frozen=True)
-class FaultPlan:
-    """Faults injected into what the venue reports (for reliability tests).
-
-    Each fault is triggered for the listed client ids and/or with a probability drawn from a
-    generator seeded with ``seed`` (draws are made only for faults with a probability > 0, so
-    adding a per-id fault never changes the random draws of another plan).
-
-    * ``reject``: the next submit of that id is rejected (a retry with the same id succeeds).
-    * ``partial``: the order's first fill takes ``partial_fraction`` of it (rounded down to the
-      lot); the rest fills at the start of the next ``move_to``.
-    * ``duplicate``: each fill report of that order is returned twice (same ``fill_id``).
-    * ``delay``: each fill report of that order is held back and returned ``delay_calls``
-      calls later (``submit``, ``cancel`` and ``move_to`` count as calls).
-    * ``reorder``: the events of one call are returned in reverse order when one of them
-      concerns a listed id (or with the probability).
-
-    A clamped reduce-only fill is never made partial (its rest is already expired).
-    """
-
-    reject: AbstractSet[str] = frozenset()
-    reject_prob: float = 0.0
-    partial: AbstractSet[str] = frozenset()
-    partial_prob: float = 0.0
-    partial_fraction: float = 0.5
-    duplicate: AbstractSet[str] = frozenset()
-    duplicate_prob: float = 0.0
-    delay: AbstractSet[str] = frozenset()
-    delay_prob: float = 0.0
-    delay_calls: int = 1
-    reorder: AbstractSet[str] = frozenset()
-    reorder_prob: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("reject", "partial", "duplicate", "delay", "reorder"):
-            object.__setattr__(self, name, _ids(getattr(self, name)))
-        for name in ("reject_prob", "partial_prob", "duplicate_prob", "delay_prob", "reorder_prob"):
-            p = getattr(self, name)
-            if not 0 <= p <= 1:
-                raise ParameterError(name, p, "must be a probability in [0, 1]")
-        if not 0 < self.partial_fraction < 1:
-            raise ParameterError("partial_fraction", self.partial_fraction, "must be in (0, 1)")
-        if not (isinstance(self.delay_calls, int) and self.delay_calls >= 1):
-            raise ParameterError("delay_calls", self.delay_calls, "must be an integer >= 1")
 
 
 # The records are in core.records (one definition for the venue, the journal and reports).
@@ -178,7 +73,7 @@ SimEvent = VenueEvent  # what the simulated venue reports: strategy events plus 
 _Entry = tuple[float, bool, int, str]
 
 
-class SimExchange:
+class SimExchange(SimMargin, SimFaults):
     """A simulated account trading one instrument (see the module docstring for the model).
 
     Public state: ``last_price``, ``position``, ``cash``, ``fees_paid``, ``funding_paid``
@@ -259,47 +154,6 @@ class SimExchange:
         """Any order this venue has seen (the latest one, if a rejected id was reused)."""
         return self._orders.get(client_id)
 
-    def equity(self, price: float | None = None) -> float:
-        """Cash plus unrealized PnL at ``price`` (default: the last price)."""
-        p = self.last_price if price is None else price
-        return self.cash + (self.position.unrealized(p) if p is not None else 0.0)
-
-    def initial_margin(self, price: float | None = None) -> float:
-        """Margin tied up by the position: cross at ``price``, isolated at its entry price."""
-        q = abs(self.position.qty)
-        if self._cross:
-            p = self.last_price if price is None else price
-            return q * (p or 0.0) / self.config.leverage
-        return q * self.position.avg_price / self.config.leverage
-
-    def available_margin(self, price: float | None = None) -> float:
-        """What a new order may still use: cross equity - margin; isolated cash - margin."""
-        base = self.equity(price) if self._cross else self.cash
-        return base - self.initial_margin(price)
-
-    def liquidation_price(self) -> float | None:
-        """Price at which the position is liquidated, or None (flat, spot, or out of reach).
-
-        Liquidation happens when the collateral backing the position falls to the maintenance
-        margin: ``C + q (p - e) = mmr |q| p`` with q the signed qty and e the entry price.
-        C is the cash (cross: the whole balance backs the position) or the isolated margin
-        ``|q| e / leverage``. Solving for p:  ``p = (C - q e) / (mmr |q| - q)``, i.e.
-        long  ``p = (q e - C) / (q (1 - mmr))``,  short ``p = (C + |q| e) / (|q| (1 + mmr))``.
-        """
-        pos = self.position
-        q = pos.qty
-        if q == 0 or self._spot:
-            return None
-        # Hot path (asked at every step of the backtest): memoised on what it depends on,
-        # compared field by field (no key tuple to build).
-        avg, cash = pos.avg_price, self.cash
-        if q == self._liq_q and avg == self._liq_avg and cash == self._liq_cash:
-            return self._liq_price
-        p = (self._collateral() - q * avg) / (self.config.maintenance_margin_rate * abs(q) - q)
-        self._liq_q, self._liq_avg, self._liq_cash = q, avg, cash
-        self._liq_price = p if p > 0 else None
-        return self._liq_price
-
     def next_trigger_above(self) -> float | None:
         """Lowest price above ``last_price`` at which something fires: a buy stop, a sell
         limit (a "through" limit: one tick beyond its price), or a short's liquidation."""
@@ -309,17 +163,6 @@ class SimExchange:
         """Highest price below ``last_price`` at which something fires: a sell stop, a buy
         limit (a "through" limit: one tick beyond its price), or a long's liquidation."""
         return self._next_trigger(self._down, up=False)
-
-    @property
-    def pending_reports(self) -> int:
-        """Reports held back by a ``delay`` fault (or by a liquidation during funding)."""
-        return len(self._held)
-
-    def flush_reports(self) -> list[SimEvent]:
-        """Return every held-back report now (e.g. at the end of a run)."""
-        out = [ev for _, ev in self._held]
-        self._held.clear()
-        return out
 
     # -- commands -----------------------------------------------------------------------
     def submit(self, spec: OrderSpec, ts: int) -> list[SimEvent]:
@@ -484,39 +327,6 @@ class SimExchange:
             marketable = limit > self.last_price if spec.side is _BUY else limit < self.last_price
             fill = self._taker_price(spec) if marketable else limit
         return self._fill_problem(spec.side, spec.qty, fill)
-
-    def _fill_problem(self, side: Side, qty: float, price: float) -> str | None:
-        """Why a fill of ``qty`` at ``price`` cannot be afforded, or None."""
-        pos = self.position
-        q0 = pos.qty
-        scratch = Position(pos.qty, pos.avg_price, pos.qty_decimals)
-        realized = scratch.apply_fill(side, qty, price)
-        q1 = scratch.qty
-        if self._spot and q1 < 0:
-            return f"spot cannot be sold short: selling {qty:g} with a position of {q0:g}"
-        if abs(q1) <= abs(q0) and q0 * q1 >= 0:
-            return None  # the order only reduces the position: it frees margin
-        lev = self.config.leverage
-        if self._cross:
-            # Cross: the resulting position's initial margin, at the fill price, must fit in
-            # the equity at that price (unrealized PnL counts, fees do not).
-            required = abs(q1) * price / lev
-            available = self.cash + pos.unrealized(price)
-        else:
-            # Isolated: the resulting position's margin (entry notional / leverage) must fit
-            # in the cash, including what this fill realizes when it flips the position.
-            required = abs(q1) * scratch.avg_price / lev
-            available = self.cash + realized
-        if required <= available + _MONEY_TOL * max(required, 1.0):
-            return None
-        room = max(available, 0.0) * lev / price
-        max_qty = room + abs(q0) if q0 * side.sign < 0 else room - abs(q0)
-        return (
-            f"insufficient margin: the resulting position {q1:g} needs {required:.2f} USD of "
-            f"initial margin at {price:g} (leverage {lev:g}) but {available:.2f} USD is "
-            f"available ({self.config.margin_mode}); reduce qty to at most "
-            f"{self.instrument.floor_qty(max(max_qty, 0.0)):g} or raise the leverage"
-        )
 
     # -- order execution ----------------------------------------------------------------
     def _price(self) -> float:
@@ -719,58 +529,6 @@ class SimExchange:
             # it (never better than asked: conservative); maker fee.
             self._execute(order, _price_of(spec), True, ts, out)
 
-    # -- liquidation --------------------------------------------------------------------
-    def _collateral(self) -> float:
-        """What backs the position: the whole balance (cross) or its isolated margin."""
-        if self._cross:
-            return self.cash
-        return abs(self.position.qty) * self.position.avg_price / self.config.leverage
-
-    def _liquidation_on_path(self, up: bool, target: float) -> float | None:
-        q = self.position.qty
-        if q == 0 or (q > 0) == up:
-            return None  # a long is liquidated on the way down, a short on the way up
-        liq = self.liquidation_price()
-        if liq is None:
-            return None
-        return liq if (liq <= target if up else liq >= target) else None
-
-    def _liquidatable_at(self, price: float) -> bool:
-        liq = self.liquidation_price()
-        if liq is None:
-            return False
-        return price <= liq if self.position.qty > 0 else price >= liq
-
-    def _liquidate(self, ts: int, price: float, out: list[SimEvent]) -> None:
-        """Close the whole position at ``price``, cancel every order, stop the account."""
-        pos = self.position
-        q = pos.qty
-        if q == 0:
-            return
-        collateral = self._collateral()
-        # The venue never closes the trader beyond the bankruptcy price (collateral = 0,
-        # i.e. p = e - C / q): past it the insurance fund takes the loss, not the account.
-        bankruptcy = pos.avg_price - collateral / q
-        price = max(price, bankruptcy) if q > 0 else min(price, bankruptcy)
-        side = _SELL if q > 0 else _BUY
-        qty = abs(q)
-        realized = pos.apply_fill(side, qty, price)
-        fee = qty * price * self.taker_fee
-        # An account never owes more than the collateral that backed the position.
-        fee = min(fee, max(collateral + realized, 0.0))
-        self.cash += realized - fee
-        self.fees_paid += fee
-        self.realized_pnl += realized
-        self._liquidations += 1
-        self.fills.append(FillRecord(
-            ts, LIQUIDATION_ID, LIQUIDATION_ID, side, qty, price, fee, None, pos.qty,
-            self.realized_pnl, f"{LIQUIDATION_ID}#{self._liquidations}", "taker",
-        ))
-        self.liquidated = True
-        out.append(Liquidated(ts, price, q, fee - realized))
-        for order in list(self._open.values()):
-            self._close(order, _CANCEL, ts, out, "liquidation")
-
     # -- trigger queries ----------------------------------------------------------------
     def _next_trigger(self, book: list[_Entry], *, up: bool) -> float | None:
         last = self.last_price
@@ -795,7 +553,7 @@ class SimExchange:
                 best = liq
         return best
 
-    # -- reporting and faults -----------------------------------------------------------
+    # -- reporting ----------------------------------------------------------------------
     def _log(
         self, ts: int, order: Order, event: str, qty: float, *,
         price: float | None = None, reason: str = "",
@@ -806,53 +564,6 @@ class SimExchange:
             ts, spec.client_id, event, str(spec.kind), spec.side, qty, spec.price, spec.unit,
             price, reason,
         ))
-
-    def _fault_hit(self, ids: AbstractSet[str], prob: float, cid: str) -> bool:
-        if cid in ids:
-            return True
-        return prob > 0 and self._fault_rng.random() < prob
-
-    def _fault_reject(self, cid: str) -> bool:
-        if cid in self._rejects_left:
-            self._rejects_left.discard(cid)
-            return True
-        prob = self.faults.reject_prob
-        return prob > 0 and self._fault_rng.random() < prob
-
-    def _report(self, out: list[SimEvent]) -> list[SimEvent]:
-        """Apply the reporting faults to one call's events and release held reports."""
-        if not self._report_faults and not self._held:
-            return out  # nothing can be duplicated, delayed, reordered or released
-        faults = self.faults
-        reported: list[SimEvent] = []
-        for ev in out:
-            if not isinstance(ev, OrderFilled):
-                reported.append(ev)
-                continue
-            copies = 2 if self._fault_hit(faults.duplicate, faults.duplicate_prob, ev.client_id) else 1
-            if self._fault_hit(faults.delay, faults.delay_prob, ev.client_id):
-                due = self._calls + faults.delay_calls
-                self._held.extend((due, ev) for _ in range(copies))
-            else:
-                reported.extend([ev] * copies)
-        if self._held:
-            keep: list[tuple[int, SimEvent]] = []
-            for due, ev in self._held:
-                if due <= self._calls:
-                    reported.append(ev)
-                else:
-                    keep.append((due, ev))
-            self._held = keep
-        if len(reported) > 1 and self._reorder(reported):
-            reported.reverse()
-        return reported
-
-    def _reorder(self, events: list[SimEvent]) -> bool:
-        ids = self.faults.reorder
-        if ids and any(getattr(ev, "client_id", None) in ids for ev in events):
-            return True
-        prob = self.faults.reorder_prob
-        return prob > 0 and self._fault_rng.random() < prob
 
 
 def _price_of(spec: OrderSpec) -> float:
