@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
+from collections.abc import Iterable
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +39,13 @@ _SECRET_PAIR = re.compile(
     """
 )
 _URL_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"]+)\?[^\s#'\"]*", re.I)
+# user:password@ in any URL
+_URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^\s/@'\"]+@", re.I)
+# Secrets that live in no environment variable (the tokens inside the config's alert URLs):
+# registered once, masked in every text ``redact`` cleans from then on.
+_EXTRA: set[str] = set()
+_EXTRA_LOCK = threading.Lock()
+_URL_PART = re.compile(r"[/:@?&=#,;+]")
 _MIN_SECRET_LEN = 6  # shorter env values ("1", "true") would mask ordinary words
 
 
@@ -46,13 +55,44 @@ def secret_values(environ: dict[str, str] | None = None) -> list[str]:
     return sorted(values, key=len, reverse=True)  # longest first: no partial leftovers
 
 
+def add_secrets(values: Iterable[str]) -> None:
+    """Mask these values in every text ``redact`` cleans from now on (in this process)."""
+    with _EXTRA_LOCK:
+        _EXTRA.update(v for v in values if len(v) >= _MIN_SECRET_LEN)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a notification URL that may be credentials: apprise URLs carry tokens in
+    the user/password, the "host" and the path (``tgram://BOT_TOKEN/CHAT_ID``,
+    ``discord://WEBHOOK_ID/WEBHOOK_TOKEN``). Every part of at least 6 characters except the
+    user name and a host name or address (it has a dot, or is localhost)."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return [url] if len(url) >= _MIN_SECRET_LEN else []
+    userinfo, at, tail = rest.rpartition("@")
+    if at:  # user:password@host - the user name is no secret (and may be a plain word)
+        rest = userinfo.partition(":")[2] + "/" + tail
+    parts = [p for p in _URL_PART.split(rest) if len(p) >= _MIN_SECRET_LEN]
+    return [p for p in parts if not (re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", p) or p == "localhost")]
+
+
+def redact_url(url: str) -> str:
+    """A notification URL as logs may show it: its service, nothing else."""
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme}://{MASK}" if sep else MASK
+
+
 def redact(text: str, environ: dict[str, str] | None = None) -> str:
-    """``text`` without secrets: environment secret values, secret key=value pairs and URL
-    query strings (signatures, keys and tokens travel there) are replaced."""
-    for value in secret_values(environ):
+    """``text`` without secrets: environment secret values, registered secrets
+    (``add_secrets``), secret key=value pairs, URL credentials (user:password@) and URL query
+    strings (signatures, keys and tokens travel there) are replaced."""
+    with _EXTRA_LOCK:
+        extra = sorted(_EXTRA, key=len, reverse=True)
+    for value in sorted({*secret_values(environ), *extra}, key=len, reverse=True):
         if value in text:
             text = text.replace(value, MASK)
     text = _URL_QUERY.sub(r"\1?...", text)
+    text = _URL_USERINFO.sub(r"\1" + MASK + "@", text)
     return _SECRET_PAIR.sub(lambda m: m.group(1) + MASK, text)
 
 
