@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from loguru import logger
 
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import OrderKind, OrderSpec, OrderType, Side, make_client_id
@@ -84,6 +85,8 @@ def test_same_path_same_fills_on_paper_and_on_the_hyperliquid_stub(stub: Hyperli
 
     stub.move_to(path[0])
     sleeps: list[float] = []
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="DEBUG", format="{message}")
     venue = venue_on(stub, attempts=8, sleeps=sleeps)
     venue.note_price(path[0])  # a Hyperliquid market order is a limit around a reference price
     stub.trigger_ack = ack
@@ -98,6 +101,7 @@ def test_same_path_same_fills_on_paper_and_on_the_hyperliquid_stub(stub: Hyperli
         venue.note_price(p)
         real.on_events(venue.poll(ts), p, ts)
     stub.chaos(seed=0, p=0.0)
+    logger.remove(sink)
 
     assert len(paper.fills) >= 10  # the path does trade: stops on both sides fired
     assert {k for k, *_ in paper.fills} >= {"mb", "sl", "eb"}
@@ -113,6 +117,8 @@ def test_same_path_same_fills_on_paper_and_on_the_hyperliquid_stub(stub: Hyperli
     if chaos:
         assert len(sleeps) > 10  # the faults did happen, and were retried
         assert stub.chaos_served["502-after"] and stub.chaos_served["lost"]  # acted, answer lost
+        assert any("no answer" in line for line in lines)
+    assert AGENT_KEY[2:34] not in "\n".join(lines)  # every warning of the run, and no key in any
     assert_no_builder_or_referrer(stub)
 
 

@@ -484,11 +484,12 @@ class CcxtVenue:
         """Know a working order of an earlier run by the desired ``spec`` with its client id,
         as the venue holds it (side, qty, price), so ``diff`` sees any difference."""
         price = _float(row.get("triggerPrice")) if spec.type is OrderType.STOP else _float(row.get("price"))
+        reduce_only = spec.reduce_only if row.get("reduceOnly") is None else bool(row["reduceOnly"])
         try:
             side = Side(str(row.get("side")))
             held = OrderSpec(spec.client_id, spec.wallet, spec.kind, side, spec.type,
                              float(row.get("amount") or spec.qty), None if spec.type is OrderType.MARKET else price,
-                             bool(row.get("reduceOnly", spec.reduce_only)), spec.unit)  # fmt: skip
+                             reduce_only, spec.unit)  # fmt: skip
         except (HedgekitError, ValueError):
             held = spec
         order = Order(held, venue_id=None if row.get("id") is None else str(row["id"]))
