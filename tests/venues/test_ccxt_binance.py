@@ -388,6 +388,12 @@ def test_orphans_with_our_prefix_are_ours_and_foreign_orders_are_listed_apart(ri
     assert rig.stub.open_client_ids() == ["web_manual_1"]
 
 
+def test_a_sub_account_address_is_refused_on_binance() -> None:
+    creds = VenueCredentials(API_KEY, SECRET, sub_account="0x" + "5b" * 20)
+    with pytest.raises(HedgekitError, match="a sub-account trades with its own API key"):
+        BinanceUsdmProfile().make_exchange(creds, network="testnet")
+
+
 def test_recovery_diff_after_a_restart_adopts_ours_and_scopes_orphans_to_the_wallet(stub: BinanceUsdmStub) -> None:
     first = make_rig(stub).venue
     first.submit(buy_market(1, 0.02), ts=1)

@@ -48,6 +48,11 @@ class BinanceUsdmProfile:
     ) -> Any:
         import ccxt
 
+        if creds.sub_account:
+            raise HedgekitError(
+                "Binance needs no sub-account address: a sub-account trades with its own API key "
+                "(create the key inside the sub-account and give that key and secret to the wallet)"
+            )
         exchange = ccxt.binanceusdm({
             "apiKey": creds.api_key,
             "secret": creds.secret,
