@@ -39,8 +39,8 @@ _SECRET_PAIR = re.compile(
     """
 )
 _URL_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"]+)\?[^\s#'\"]*", re.I)
-# user:password@ in any URL
-_URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^\s/@'\"]+@", re.I)
+# the password of user:password@ in any URL (the user name stays: it helps and is no secret)
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s/@:'\"]*):[^\s/@'\"]+@", re.I)
 # Secrets that live in no environment variable (the tokens inside the config's alert URLs):
 # registered once, masked in every text ``redact`` cleans from then on.
 _EXTRA: set[str] = set()
@@ -84,7 +84,7 @@ def redact_url(url: str) -> str:
 
 def redact(text: str, environ: dict[str, str] | None = None) -> str:
     """``text`` without secrets: environment secret values, registered secrets
-    (``add_secrets``), secret key=value pairs, URL credentials (user:password@) and URL query
+    (``add_secrets``), secret key=value pairs, URL passwords (user:password@) and URL query
     strings (signatures, keys and tokens travel there) are replaced."""
     with _EXTRA_LOCK:
         extra = sorted(_EXTRA, key=len, reverse=True)
@@ -92,7 +92,7 @@ def redact(text: str, environ: dict[str, str] | None = None) -> str:
         if value in text:
             text = text.replace(value, MASK)
     text = _URL_QUERY.sub(r"\1?...", text)
-    text = _URL_USERINFO.sub(r"\1" + MASK + "@", text)
+    text = _URL_PASSWORD.sub(r"\1:" + MASK + "@", text)
     return _SECRET_PAIR.sub(lambda m: m.group(1) + MASK, text)
 
 
