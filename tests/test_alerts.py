@@ -17,7 +17,7 @@ from loguru import logger
 
 from hedgekit.alerts import Alerts
 from hedgekit.config import ConfigError, parse_config
-from hedgekit.logs import redact
+from hedgekit.logs import redact, redact_url, url_secrets
 
 FAKE_TOKEN = "hkFAKEtoken0123456789abcdef"  # never sent anywhere but 127.0.0.1
 FAKE_PASSWORD = "hkFAKEpassword42"
@@ -170,6 +170,14 @@ def test_failing_services_are_logged_never_raised_and_tokens_never_shown(receive
     assert "alerts[2] (***) is not a URL apprise can use: skipped" in text
     assert FAKE_TOKEN not in text and FAKE_PASSWORD not in text
     assert FAKE_TOKEN not in redact(f"{urls[1]} failed")
+
+
+def test_url_secrets_are_the_tokens_not_hosts_users_or_numbers() -> None:
+    assert url_secrets("tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/-100123456") == [
+        "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"]
+    assert url_secrets("discord://112233445566/wEbHoOkToKeN_abc") == ["wEbHoOkToKeN_abc"]
+    assert url_secrets(f"json://hedgekit:{FAKE_PASSWORD}@hooks.example.org:8443/notify/x7-Topic") == [FAKE_PASSWORD, "x7-Topic"]
+    assert redact_url("discord://112233445566/wEbHoOkToKeN_abc") == "discord://***"
 
 
 def test_no_alerts_configured_is_a_quiet_no_op() -> None:

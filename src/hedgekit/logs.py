@@ -64,16 +64,25 @@ def add_secrets(values: Iterable[str]) -> None:
 def url_secrets(url: str) -> list[str]:
     """The parts of a notification URL that may be credentials: apprise URLs carry tokens in
     the user/password, the "host" and the path (``tgram://BOT_TOKEN/CHAT_ID``,
-    ``discord://WEBHOOK_ID/WEBHOOK_TOKEN``). Every part of at least 6 characters except the
-    user name and a host name or address (it has a dot, or is localhost)."""
+    ``discord://WEBHOOK_ID/WEBHOOK_TOKEN``). The password, and every other part of at least
+    6 characters except the user name, a host name or address, a plain number and a short
+    lower-case word."""
     _, sep, rest = url.partition("://")
     if not sep:
         return [url] if len(url) >= _MIN_SECRET_LEN else []
-    userinfo, at, tail = rest.rpartition("@")
-    if at:  # user:password@host - the user name is no secret (and may be a plain word)
-        rest = userinfo.partition(":")[2] + "/" + tail
+    userinfo, at, host_path = rest.rpartition("@")
+    password = ""
+    if at:  # user:password@host - the password always is a secret, the user name is not
+        password = userinfo.partition(":")[2]
+        password = password if len(password) >= _MIN_SECRET_LEN else ""
+        rest = host_path
     parts = [p for p in _URL_PART.split(rest) if len(p) >= _MIN_SECRET_LEN]
-    return [p for p in parts if not (re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", p) or p == "localhost")]
+    # Numbers (chat and webhook ids, ports) are no secret without their token, and masking
+    # them would eat prices and timestamps out of every later log line; nor is a short plain
+    # word of a path ("notify", "hedgekit"), which masking would eat out of every message.
+    public = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|-?\d+|[a-z]{1,11}|localhost")
+    tail = [p for p in parts if not public.fullmatch(p)]
+    return [password, *tail] if password else tail
 
 
 def redact_url(url: str) -> str:
