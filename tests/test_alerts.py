@@ -141,6 +141,7 @@ def test_a_full_queue_drops_the_oldest_lines_and_says_so(receiver: Receiver) -> 
     assert alerts.flush()
     assert receiver.received[1]["message"].splitlines() == [
         "RECONNECTED feed 7", "RECONNECTED feed 8", "RECONNECTED feed 9", "... and 9 more"]
+    alerts.close()
 
 
 def test_failing_services_are_logged_never_raised_and_tokens_never_shown(receiver: Receiver, logs: list[str]) -> None:
