@@ -206,3 +206,19 @@ def test_a_sub_account_from_the_credentials_is_traded_as_vault(stub: Hyperliquid
     assert (stub.account(sub).szi, stub.account(MAIN_ADDRESS).szi) == (Decimal("0.01"), 0)
     assert venue.account().position == 0.01
     assert "5b5b" not in repr(VenueCredentials(sub_account=sub))
+
+
+def test_cancelling_a_partly_filled_order_reports_its_fill_then_the_cancel(stub: HyperliquidStub) -> None:
+    # Hyperliquid answers a cancel with a bare "success" (no filled qty): the fill still comes
+    # first, from the trades, and the order is closed once.
+    venue = venue_on(stub, wallet="hedge")
+    venue.note_price(95_000)
+    venue.submit(spec(OrderKind.MARKET_BUY, Side.BUY, OrderType.MARKET, 0.02, None, 1), 1)
+    grid = spec(OrderKind.GRID_SELL, Side.SELL, OrderType.LIMIT, 0.02, 96_000, 2, reduce_only=True)
+    assert venue.submit(grid, 2) == []
+    stub.fill_partially(venue.profile.venue_client_id(grid.client_id), 0.005)
+    events = venue.cancel(grid.client_id, 3)
+    assert [(type(e).__name__, getattr(e, "qty", None), getattr(e, "leaves_qty", None)) for e in events] == [
+        ("OrderFilled", 0.005, 0.015), ("OrderCancelled", None, None)]
+    assert venue.cancel(grid.client_id, 4) == []  # idempotent
+    assert venue.account().position == 0.015
