@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.instrument import ContractType, Instrument
@@ -226,6 +234,23 @@ class BacktestConfig(_Model):
     seed: int = Field(default=42, description="seed of the simulated exchange (simultaneous trigger order)")
     equity_every: Annotated[int, Field(ge=1, description="write equity.csv every N bars")] = 1
     trading_mode: Literal["BACKTEST", "PAPER", "RECOMMENDATION", "REAL"] | None = Field(default=None, description="default --mode of `hedgekit run`")
+    alerts: list[str] = Field(
+        default_factory=list, description="apprise URLs (e.g. `tgram://BOT_TOKEN/CHAT_ID`) that fills, refusals, reconnects, reconciliation diffs, guard-rail trips and errors of live runs are sent to"
+    )
+
+    @field_validator("alerts")
+    @classmethod
+    def _alert_urls(cls, urls: list[str]) -> list[str]:
+        for i, url in enumerate(urls):
+            # the URL itself is never quoted: its path carries the service's token
+            if not _ALERT_URL.match(url):
+                raise ValueError(f"alerts[{i}] is not an apprise URL (SCHEME://...; e.g. tgram://, discord://, json://)")
+        return urls
+
+    @field_serializer("alerts")
+    def _alerts_redacted(self, urls: list[str]) -> list[str]:
+        # dumps go to summary.json and the journal: only the service is kept, never its token
+        return [url.split("://", 1)[0] + "://***" for url in urls]
 
     @model_validator(mode="after")
     def _cross_checks(self) -> BacktestConfig:
@@ -295,7 +320,8 @@ def set_wallet_models(models: list[type[BaseModel]]) -> None:
     BacktestConfig.model_rebuild(force=True)
 
 
-_SECRET_FIELD = re.compile(r"key|secret|password|passphrase|token|signature", re.I)
+_SECRET_FIELD = re.compile(r"key|secret|password|passphrase|token|signature|alerts", re.I)
+_ALERT_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
 _MAX_SHOWN = 80
 
 

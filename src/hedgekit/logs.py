@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
+from collections.abc import Iterable
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +39,13 @@ _SECRET_PAIR = re.compile(
     """
 )
 _URL_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"]+)\?[^\s#'\"]*", re.I)
+# the password of user:password@ in any URL (the user name stays: it helps and is no secret)
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s/@:'\"]*):[^\s/@'\"]+@", re.I)
+# Secrets that live in no environment variable (the tokens inside the config's alert URLs):
+# registered once, masked in every text ``redact`` cleans from then on.
+_EXTRA: set[str] = set()
+_EXTRA_LOCK = threading.Lock()
+_URL_PART = re.compile(r"[/:@?&=#,;+]")
 _MIN_SECRET_LEN = 6  # shorter env values ("1", "true") would mask ordinary words
 
 
@@ -46,13 +55,53 @@ def secret_values(environ: dict[str, str] | None = None) -> list[str]:
     return sorted(values, key=len, reverse=True)  # longest first: no partial leftovers
 
 
+def add_secrets(values: Iterable[str]) -> None:
+    """Mask these values in every text ``redact`` cleans from now on (in this process)."""
+    with _EXTRA_LOCK:
+        _EXTRA.update(v for v in values if len(v) >= _MIN_SECRET_LEN)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a notification URL that may be credentials: apprise URLs carry tokens in
+    the user/password, the "host" and the path (``tgram://BOT_TOKEN/CHAT_ID``,
+    ``discord://WEBHOOK_ID/WEBHOOK_TOKEN``). The password, and every other part of at least
+    6 characters except the user name, a host name or address, a plain number and a short
+    lower-case word."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return [url] if len(url) >= _MIN_SECRET_LEN else []
+    userinfo, at, host_path = rest.rpartition("@")
+    password = ""
+    if at:  # user:password@host - the password always is a secret, the user name is not
+        password = userinfo.partition(":")[2]
+        password = password if len(password) >= _MIN_SECRET_LEN else ""
+        rest = host_path
+    parts = [p for p in _URL_PART.split(rest) if len(p) >= _MIN_SECRET_LEN]
+    # Numbers (chat and webhook ids, ports) are no secret without their token, and masking
+    # them would eat prices and timestamps out of every later log line; nor is a short plain
+    # word of a path ("notify", "hedgekit"), which masking would eat out of every message.
+    public = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|-?\d+|[a-z]{1,11}|localhost")
+    tail = [p for p in parts if not public.fullmatch(p)]
+    return [password, *tail] if password else tail
+
+
+def redact_url(url: str) -> str:
+    """A notification URL as logs may show it: its service, nothing else."""
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme}://{MASK}" if sep else MASK
+
+
 def redact(text: str, environ: dict[str, str] | None = None) -> str:
-    """``text`` without secrets: environment secret values, secret key=value pairs and URL
-    query strings (signatures, keys and tokens travel there) are replaced."""
-    for value in secret_values(environ):
+    """``text`` without secrets: environment secret values, registered secrets
+    (``add_secrets``), secret key=value pairs, URL passwords (user:password@) and URL query
+    strings (signatures, keys and tokens travel there) are replaced."""
+    with _EXTRA_LOCK:
+        extra = sorted(_EXTRA, key=len, reverse=True)
+    for value in sorted({*secret_values(environ), *extra}, key=len, reverse=True):
         if value in text:
             text = text.replace(value, MASK)
     text = _URL_QUERY.sub(r"\1?...", text)
+    text = _URL_PASSWORD.sub(r"\1:" + MASK + "@", text)
     return _SECRET_PAIR.sub(lambda m: m.group(1) + MASK, text)
 
 

@@ -388,6 +388,32 @@ def test_orphans_with_our_prefix_are_ours_and_foreign_orders_are_listed_apart(ri
     assert rig.stub.open_client_ids() == ["web_manual_1"]
 
 
+def test_a_sub_account_address_is_refused_on_binance() -> None:
+    creds = VenueCredentials(API_KEY, SECRET, sub_account="0x" + "5b" * 20)
+    with pytest.raises(HedgekitError, match="a sub-account trades with its own API key"):
+        BinanceUsdmProfile().make_exchange(creds, network="testnet")
+
+
+def test_recovery_diff_after_a_restart_adopts_ours_and_scopes_orphans_to_the_wallet(stub: BinanceUsdmStub) -> None:
+    first = make_rig(stub).venue
+    first.submit(buy_market(1, 0.02), ts=1)
+    sl = stop_loss(2, 0.02, 58_000.04)  # held at 58 000.0 (a sell stop's trigger rounds down)
+    limit = spec(3, OrderKind.GRID_SELL, Side.SELL, OrderType.LIMIT, 0.005, 61_000.0, reduce_only=True)
+    first.submit(sl, ts=2)
+    first.submit(limit, ts=3)
+    stub.add_order(make_client_id("hedge", 0, 1, OrderKind.GRID_BUY, 4), "BUY", 0.002, price=55_000.0)
+
+    restarted = make_rig(stub).venue  # a new process: nothing known but what the venue lists
+    restarted.wallet = "long"
+    diff = restarted.diff([sl, limit])
+    assert diff.in_sync, diff  # the desired stop compares at the price Binance holds
+    assert [o.client_id for o in restarted.open_orders()] == [sl.client_id, limit.client_id]
+    assert [f.client_id for f in restarted.foreign_orders()] == ["hk-hedge-0-1-gb-4"]  # another wallet's
+    diff = restarted.diff([spec(5, OrderKind.GRID_BUY, Side.BUY, OrderType.LIMIT, 0.005, 57_000.0), sl])
+    assert [s.client_id for s in diff.missing] == ["hk-long-1-0-gb-5"]
+    assert [o.client_id for o in diff.unexpected] == [limit.client_id]
+
+
 def test_a_position_changed_by_hand_shows_in_the_account_and_its_trades_are_not_ours(rig: Rig) -> None:
     rig.venue.submit(buy_market(1), ts=1)
     by_hand = rig.stub.trade_by_hand("BUY", 0.04)

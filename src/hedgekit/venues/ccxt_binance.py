@@ -20,8 +20,14 @@ import re
 from typing import TYPE_CHECKING, Any, Literal
 
 from hedgekit.core.errors import HedgekitError, ParameterError
-from hedgekit.core.orders import OrderSpec, OrderType
-from hedgekit.venues.ccxt_profile import Network, OrderRequest, VenueCredentials, VenueProfile
+from hedgekit.core.orders import CLIENT_ID_PREFIX, OrderSpec, OrderType
+from hedgekit.venues.ccxt_profile import (
+    Network,
+    OrderRequest,
+    VenueCredentials,
+    VenueProfile,
+    wallet_of,
+)
 
 _CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 MarginMode = Literal["isolated", "cross"]
@@ -42,6 +48,11 @@ class BinanceUsdmProfile:
     ) -> Any:
         import ccxt
 
+        if creds.sub_account:
+            raise HedgekitError(
+                "Binance needs no sub-account address: a sub-account trades with its own API key "
+                "(create the key inside the sub-account and give that key and secret to the wallet)"
+            )
         exchange = ccxt.binanceusdm({
             "apiKey": creds.api_key,
             "secret": creds.secret,
@@ -75,6 +86,14 @@ class BinanceUsdmProfile:
             )
         return client_id
 
+    def is_ours(self, venue_client_id: str | None, wallet: str | None = None) -> bool:
+        if not venue_client_id or not venue_client_id.startswith(f"{CLIENT_ID_PREFIX}-"):
+            return False
+        return wallet is None or wallet_of(venue_client_id) == wallet
+
+    def venue_spec(self, spec: OrderSpec, symbol: str) -> OrderSpec:
+        return spec  # the instrument's tick and lot are Binance's own filters
+
     def order_request(self, spec: OrderSpec, symbol: str, *, ref_price: float | None) -> OrderRequest:
         params: dict[str, Any] = {"newClientOrderId": self.venue_client_id(spec.client_id)}
         if spec.reduce_only:
@@ -92,6 +111,13 @@ class BinanceUsdmProfile:
 
     def open_order_queries(self) -> list[dict[str, Any]]:
         return [{}, {"trigger": True}]
+
+    def lookup_params(self, venue_client_id: str, *, stop: bool | None) -> list[dict[str, Any]]:
+        plain = {"clientOrderId": venue_client_id}
+        algo = {"clientOrderId": venue_client_id, "trigger": True}  # stops live on the algo service
+        if stop is None:
+            return [plain, algo]
+        return [algo] if stop else [plain]
 
     def prepare_account(self, exchange: Any, symbol: str, *, leverage: float) -> None:
         import ccxt

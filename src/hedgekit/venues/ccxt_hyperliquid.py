@@ -30,8 +30,14 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from hedgekit.core.errors import HedgekitError, ParameterError
-from hedgekit.core.orders import CLIENT_ID_PREFIX, OrderSpec, OrderType
-from hedgekit.venues.ccxt_profile import Network, OrderRequest, VenueCredentials, VenueProfile
+from hedgekit.core.orders import OrderSpec, OrderType
+from hedgekit.venues.ccxt_profile import (
+    Network,
+    OrderRequest,
+    VenueCredentials,
+    VenueProfile,
+    wallet_of,
+)
 
 CLOID_MAGIC = "686b"  # "hk"
 _HEX_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
@@ -49,16 +55,6 @@ class HyperliquidError(HedgekitError):
 
 def _blake(data: str, size: int) -> str:
     return hashlib.blake2b(data.encode(), digest_size=size).hexdigest()
-
-
-def wallet_of(client_id: str) -> str:
-    """The wallet part of ``hk-<wallet>-<cycle>-<unit>-<kind>-<seq>`` (wallet names may hold
-    dashes); the whole id when it is not one of ours."""
-    head, _, rest = client_id.partition("-")
-    parts = rest.rsplit("-", 4)
-    if head != CLIENT_ID_PREFIX or len(parts) != 5 or not parts[0]:
-        return client_id
-    return parts[0]
 
 
 def cloid_prefix(wallet: str) -> str:
@@ -131,8 +127,10 @@ class HyperliquidProfile:
         self, creds: VenueCredentials, *, network: Network, urls: dict[str, Any] | None = None,
         sub_account: str | None = None,
     ) -> Any:
-        """``sub_account``: trade this sub-account of the main wallet (the dual-wallet set-up):
-        the main wallet's agent signs with it as the vault address, and every query reads it."""
+        """``sub_account`` (else ``creds.sub_account``): trade this sub-account of the main
+        wallet (the dual-wallet set-up): the main wallet's agent signs with it as the vault
+        address, and every query reads it."""
+        sub_account = sub_account or creds.sub_account or None
         if network not in ("testnet", "mainnet"):
             raise HyperliquidError(f"network must be 'testnet' or 'mainnet', got {network!r}")
         # Neither value is echoed: the key is a secret, and a mistyped key may hold one.
@@ -178,12 +176,29 @@ class HyperliquidProfile:
         prefix = "0x" + CLOID_MAGIC if wallet is None else cloid_prefix(wallet)
         return venue_client_id.lower().startswith(prefix)
 
-    def order_request(self, spec: OrderSpec, symbol: str, *, ref_price: float | None) -> OrderRequest:
+    def _decimals(self, symbol: str) -> int:
         sz_decimals = self._sz_decimals.get(symbol)
         if sz_decimals is None:
             raise HyperliquidError(
                 f"{symbol} is not prepared: prepare_account() reads its size decimals before any order"
             )
+        return sz_decimals
+
+    def venue_spec(self, spec: OrderSpec, symbol: str) -> OrderSpec:
+        """The spec as ``order_request`` sends it: size at ``szDecimals``, price at 5
+        significant figures (a stop's trigger too; a market order keeps no price)."""
+        sz_decimals = self._decimals(symbol)
+        qty = float(round_size(spec.qty, sz_decimals))
+        price = spec.price
+        if price is not None and spec.type is not OrderType.MARKET:
+            price = float(round_price(price, sz_decimals))
+        if (qty == spec.qty and price == spec.price) or qty <= 0:
+            return spec  # (a qty that rounds to 0 is refused by order_request, with its reason)
+        return OrderSpec(spec.client_id, spec.wallet, spec.kind, spec.side, spec.type, qty, price,
+                         spec.reduce_only, spec.unit)  # fmt: skip
+
+    def order_request(self, spec: OrderSpec, symbol: str, *, ref_price: float | None) -> OrderRequest:
+        sz_decimals = self._decimals(symbol)
         qty = round_size(spec.qty, sz_decimals)
         if qty <= 0:
             raise HyperliquidError(
@@ -216,6 +231,11 @@ class HyperliquidProfile:
         # frontendOpenOrders lists resting limits and untriggered trigger orders (with their
         # trigger price and reduce-only flag) in one call.
         return [{"method": "frontendOpenOrders"}]
+
+    def lookup_params(self, venue_client_id: str, *, stop: bool | None) -> list[dict[str, Any]]:
+        # orderStatus by cloid finds plain and trigger orders alike; nothing else may ride
+        # along (ccxt copies unknown params into the request body).
+        return [{"clientOrderId": venue_client_id}]
 
     def prepare_account(self, exchange: Any, symbol: str, *, leverage: float) -> None:
         exchange.load_markets()

@@ -11,9 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from hedgekit.core.orders import OrderSpec
+from hedgekit.core.orders import CLIENT_ID_PREFIX, OrderSpec
 
 Network = Literal["testnet", "mainnet"]
+
+
+def wallet_of(client_id: str) -> str:
+    """The wallet part of ``hk-<wallet>-<cycle>-<unit>-<kind>-<seq>`` (wallet names may hold
+    dashes); the whole id when it is not one of ours."""
+    head, _, rest = client_id.partition("-")
+    parts = rest.rsplit("-", 4)
+    if head != CLIENT_ID_PREFIX or len(parts) != 5 or not parts[0]:
+        return client_id
+    return parts[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +33,10 @@ class VenueCredentials:
     api_key: str = field(default="", repr=False)
     secret: str = field(default="", repr=False)  # Binance: API secret; Hyperliquid: agent private key
     wallet_address: str = field(default="", repr=False)  # Hyperliquid: the main wallet's address
+    # Hyperliquid: the sub-account (an address) this wallet trades, signed for by the main
+    # wallet's agent (the dual-wallet set-up: long and hedge wallets on separate sub-accounts).
+    # Binance gives each sub-account its own API key, so it needs none.
+    sub_account: str = field(default="", repr=False)
 
     def __repr__(self) -> str:
         return "VenueCredentials(***)"
@@ -59,9 +73,26 @@ class VenueProfile(Protocol):
         flags, the client id; a market order on Hyperliquid needs ``ref_price``)."""
         ...
 
+    def is_ours(self, venue_client_id: str | None, wallet: str | None = None) -> bool:
+        """Whether a client id on the venue was made by ``venue_client_id`` (for ``wallet``;
+        any wallet when None): such an order unknown to the journal is an orphan of ours."""
+        ...
+
+    def venue_spec(self, spec: OrderSpec, symbol: str) -> OrderSpec:
+        """``spec`` with its qty and price as the venue will hold them (Hyperliquid rounds a
+        price to 5 significant figures), so that what the venue lists compares equal to what
+        was asked for (``CcxtVenue.diff``)."""
+        ...
+
     def open_order_queries(self) -> list[dict[str, Any]]:
         """Params for each ``fetch_open_orders`` call needed to list every working order
         (Binance: plain and ``{"trigger": True}``)."""
+        ...
+
+    def lookup_params(self, venue_client_id: str, *, stop: bool | None) -> list[dict[str, Any]]:
+        """Params of the ``fetch_order(None, symbol, params)`` / ``cancel_order(None, symbol,
+        params)`` calls that find an order by its client id, tried in turn until one finds it
+        (``stop``: whether it is a stop order; None when not known)."""
         ...
 
     def prepare_account(self, exchange: Any, symbol: str, *, leverage: float) -> None:

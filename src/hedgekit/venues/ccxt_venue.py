@@ -43,15 +43,16 @@ from hedgekit.core.errors import HedgekitError
 from hedgekit.core.events import OrderCancelled, OrderFilled, OrderRejected, VenueEvent
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import (
-    CLIENT_ID_PREFIX,
     KIND_BY_CODE,
     Order,
+    OrderDiff,
     OrderKind,
     OrderSpec,
     OrderStatus,
     OrderTrigger,
     OrderType,
     Side,
+    diff_orders,
 )
 from hedgekit.core.position import Position
 from hedgekit.core.records import FillRecord, OrderLogRecord
@@ -64,7 +65,6 @@ STATE_VERSION = 1
 # trade stamped by a venue clock behind ours is not missed (older ones of unknown orders are
 # merely listed in ``foreign_trades``).
 START_MARGIN_MS = 5 * 60_000
-_PREFIX = CLIENT_ID_PREFIX + "-"
 
 
 class VenueFatal(HedgekitError):
@@ -124,8 +124,10 @@ class CcxtVenue:
         clock: Callable[[], int] = lambda: int(time.time() * 1000),
         retry: RetryPolicy | None = None,
         trades_page: int = 500,
+        wallet: str | None = None,
     ) -> None:
         self.profile = profile
+        self.wallet = wallet  # orders of other wallets on the same account are foreign
         self.exchange = exchange
         self.instrument = instrument
         self.symbol = symbol
@@ -145,6 +147,9 @@ class CcxtVenue:
         self._seen: dict[str, int] = {}  # trade id -> its time, for trades at/after the cursor
         # orders closed at the venue, reported once their fills are: id -> (how, why, venue's filled qty)
         self._closing: dict[str, tuple[OrderTrigger, str, float]] = {}
+        # orphans whose venue client id cannot be turned back into ours (a Hyperliquid cloid is
+        # a digest): listed under that venue id, which ``cancel`` then sends as is
+        self._opaque: set[str] = set()
         self._secrets = [
             s for s in (getattr(exchange, a, None) for a in ("apiKey", "secret", "privateKey", "password"))
             if isinstance(s, str) and len(s) >= 4
@@ -229,15 +234,22 @@ class CcxtVenue:
         order = self._orders.get(client_id)
         if order is not None and order.status.is_closed:
             return []
-        vcid = self.profile.venue_client_id(client_id)
+        vcid = self._vcid(client_id)
+        stop = None if order is None else order.spec.type is OrderType.STOP
         venue_filled: float | None = None
-        for q in self._queries_for(order):
+        for params in self.profile.lookup_params(vcid, stop=stop):
             try:
                 answer = self._call(f"cancel {client_id}", self.exchange.cancel_order, None, self.symbol,
-                                    {"clientOrderId": vcid, **q})  # fmt: skip
+                                    dict(params))  # fmt: skip
             except ccxt.OrderNotFound:
                 continue  # not working there (filled, or never placed): its trades tell
-            venue_filled = float((answer or {}).get("filled") or 0.0)
+            filled = (answer or {}).get("filled")
+            if filled is None and order is not None:
+                # Hyperliquid answers a cancel with a bare "success": what had filled is read
+                # back, so that fills still to be reported are waited for.
+                found = self._lookup(order)
+                filled = (found or {}).get("filled")
+            venue_filled = float(filled or 0.0)
             break
         if order is None:
             if venue_filled is not None:
@@ -252,6 +264,20 @@ class CcxtVenue:
         """Working orders carrying our client-id prefix (plain and trigger), oldest first."""
         ours, _ = self._venue_orders()
         return ours
+
+    def venue_spec(self, spec: OrderSpec) -> OrderSpec:
+        """``spec`` as this venue holds it once placed (lot, tick and the venue's own price
+        rule), what ``submit`` sends and ``open_orders`` lists."""
+        return self._round(spec, self.instrument) or spec
+
+    def diff(self, desired: list[OrderSpec]) -> OrderDiff:
+        """Recovery's comparison (SPEC §7): the strategy's desired orders, rounded as the
+        venue holds them (``venue_spec``), against the working orders at the venue. An order
+        at the venue with the client id of a desired one is recognised even when this run
+        did not place it (a restart), and is adopted so that its fills are applied."""
+        wanted = [self.venue_spec(s) for s in desired]
+        ours, _ = self._venue_orders({self._vcid(s.client_id): s for s in wanted})
+        return diff_orders(wanted, ours, self.instrument.lot_size)
 
     def foreign_orders(self) -> list[ForeignOrder]:
         """Working orders at the venue that hedgekit did not place (left alone, reported)."""
@@ -343,11 +369,11 @@ class CcxtVenue:
 
     def _lookup(self, order: Order) -> dict[str, Any] | None:
         """The venue's order with our client id, or None if the venue does not have it."""
-        vcid = self.profile.venue_client_id(order.client_id)
-        for q in self._queries_for(order):
+        vcid = self._vcid(order.client_id)
+        for params in self.profile.lookup_params(vcid, stop=order.spec.type is OrderType.STOP):
             try:
                 found = self._call(f"look up {order.client_id}", self.exchange.fetch_order, None, self.symbol,
-                                   {"clientOrderId": vcid, **q})  # fmt: skip
+                                   dict(params))  # fmt: skip
             except ccxt.OrderNotFound:
                 continue
             if found and (found.get("id") is not None or found.get("clientOrderId")):
@@ -356,6 +382,13 @@ class CcxtVenue:
 
     def _accepted(self, order: Order, answer: dict[str, Any], ts: int) -> list[VenueEvent]:
         venue_id = answer.get("id")
+        if venue_id is None:
+            # Acknowledged without an id (Hyperliquid: a trigger order as "waitingForTrigger"):
+            # its id, which its trades will carry, is read back by client id.
+            found = self._lookup(order)
+            if found is not None:
+                answer = {**found, **{k: v for k, v in answer.items() if v is not None}}
+                venue_id = found.get("id")
         if venue_id is not None:
             order.venue_id = str(venue_id)
             self._by_venue_id[order.venue_id] = order.client_id
@@ -390,8 +423,9 @@ class CcxtVenue:
         again = self._round(spec, inst)
         return again if again is not None and again.qty > 0 else None
 
-    @staticmethod
-    def _round(spec: OrderSpec, inst: Instrument) -> OrderSpec | None:
+    def _round(self, spec: OrderSpec, inst: Instrument) -> OrderSpec | None:
+        """``spec`` at the instrument's lot and tick, then as the venue holds it (None: the
+        qty is below a lot)."""
         qty = inst.floor_qty(spec.qty)
         if qty <= 0:
             return None
@@ -401,20 +435,15 @@ class CcxtVenue:
                 price = inst.round_trigger(price, spec.side is Side.SELL)
             elif spec.type is OrderType.LIMIT:
                 price = inst.round_price(price)
-        if qty == spec.qty and price == spec.price:
-            return spec
-        return OrderSpec(spec.client_id, spec.wallet, spec.kind, spec.side, spec.type, qty, price,
-                         spec.reduce_only, spec.unit)  # fmt: skip
+        if qty != spec.qty or price != spec.price:
+            spec = OrderSpec(spec.client_id, spec.wallet, spec.kind, spec.side, spec.type, qty, price,
+                             spec.reduce_only, spec.unit)  # fmt: skip
+        return self.profile.venue_spec(spec, self.symbol)
 
     # -- internals: listing ---------------------------------------------------------------------
-    def _queries_for(self, order: Order | None) -> list[dict[str, Any]]:
-        """The order-query params to find ``order`` (a stop on a trigger query first)."""
-        queries = self.profile.open_order_queries()
-        if order is None:
-            return queries
-        trigger = [q for q in queries if q]
-        plain = [q for q in queries if not q]
-        return (trigger or plain) if order.spec.type is OrderType.STOP else (plain or queries)
+    def _vcid(self, client_id: str) -> str:
+        """The venue's client id of ``client_id`` (an opaque orphan's id is already one)."""
+        return client_id if client_id in self._opaque else self.profile.venue_client_id(client_id)
 
     def _fetch_open(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -424,28 +453,53 @@ class CcxtVenue:
         rows.sort(key=lambda r: (r.get("timestamp") or 0, str(r.get("id"))))
         return rows
 
-    def _venue_orders(self) -> tuple[list[Order], list[ForeignOrder]]:
+    def _venue_orders(self, desired: dict[str, OrderSpec] | None = None) -> tuple[list[Order], list[ForeignOrder]]:
+        """The working orders at the venue: ours (known to this run, else desired - by venue
+        client id -, else orphans with our prefix) and foreign ones."""
         ours: list[Order] = []
         foreign: list[ForeignOrder] = []
-        known = {self.profile.venue_client_id(cid): cid for cid in self._orders}
+        known = {self._vcid(cid): cid for cid in self._orders}
         for row in self._fetch_open():
             vcid = row.get("clientOrderId")
             cid = known.get(vcid) if vcid else None
+            if cid is None and vcid and desired and vcid in desired:
+                cid = self._adopt_row(desired[vcid], row)
             if cid is not None:
                 order = self._orders[cid]
                 if row.get("id") is not None and order.venue_id is None:
                     order.venue_id = str(row["id"])
                     self._by_venue_id[order.venue_id] = cid
                 ours.append(order)
-            elif vcid and vcid.startswith(_PREFIX):
-                orphan = _orphan(row, vcid)
-                if orphan is not None:
-                    ours.append(orphan)
-                    continue
-                foreign.append(_foreign(row))
+            elif vcid and self.profile.is_ours(vcid, self.wallet):
+                orphan = _orphan(row, vcid) if self.profile.venue_client_id(vcid) == vcid else None
+                if orphan is None:  # its id cannot be read back: listed (and cancelled) under the venue's
+                    orphan = _opaque_orphan(row, vcid, self.wallet or "?")
+                    self._opaque.add(vcid)
+                ours.append(orphan)
             else:
                 foreign.append(_foreign(row))
         return ours, foreign
+
+    def _adopt_row(self, spec: OrderSpec, row: dict[str, Any]) -> str:
+        """Know a working order of an earlier run by the desired ``spec`` with its client id,
+        as the venue holds it (side, qty, price), so ``diff`` sees any difference."""
+        price = _float(row.get("triggerPrice")) if spec.type is OrderType.STOP else _float(row.get("price"))
+        reduce_only = spec.reduce_only if row.get("reduceOnly") is None else bool(row["reduceOnly"])
+        try:
+            side = Side(str(row.get("side")))
+            held = OrderSpec(spec.client_id, spec.wallet, spec.kind, side, spec.type,
+                             float(row.get("amount") or spec.qty), None if spec.type is OrderType.MARKET else price,
+                             reduce_only, spec.unit)  # fmt: skip
+        except (HedgekitError, ValueError):
+            held = spec
+        order = Order(held, venue_id=None if row.get("id") is None else str(row["id"]))
+        order.apply(OrderTrigger.ACCEPT)
+        filled = float(row.get("filled") or 0.0)
+        if filled > 0:
+            order.apply(OrderTrigger.FILL_PARTIAL)
+            order.filled_qty = filled
+        self.adopt(order)
+        return spec.client_id
 
     def _working(self) -> list[Order]:
         return [o for o in self._orders.values() if not o.status.is_closed and o.status is not OrderStatus.NEW]
@@ -455,7 +509,7 @@ class CcxtVenue:
         completely (cancelled, expired, rejected); filled ones report through their trades."""
         open_ids = {row.get("clientOrderId") for row in self._fetch_open()}
         for order in self._working():
-            if order.client_id in self._closing or self.profile.venue_client_id(order.client_id) in open_ids:
+            if order.client_id in self._closing or self._vcid(order.client_id) in open_ids:
                 continue
             found = self._lookup(order)
             status = "canceled" if found is None else str(found.get("status"))
@@ -469,6 +523,10 @@ class CcxtVenue:
                 self._map_triggered(order, found)
 
     def _map_triggered(self, order: Order, found: dict[str, Any]) -> None:
+        # An order acknowledged without an id (Hyperliquid's "waitingForTrigger") has one now.
+        if order.venue_id is None and found.get("id") is not None:
+            order.venue_id = str(found["id"])
+            self._by_venue_id[order.venue_id] = order.client_id
         # Binance: a triggered algo order executes as a new order (``actualOrderId``), whose
         # trades carry that id, not the algo order's.
         info = found.get("info") or {}
@@ -521,7 +579,7 @@ class CcxtVenue:
             except ccxt.OrderNotFound:
                 row = None
             vcid = (row or {}).get("clientOrderId")
-            known = {self.profile.venue_client_id(c): c for c in self._orders}
+            known = {self._vcid(c): c for c in self._orders}
             cid = known.get(vcid) if vcid else None
             if cid is not None:
                 self._by_venue_id[oid] = cid
@@ -624,6 +682,28 @@ def _foreign(row: dict[str, Any]) -> ForeignOrder:
         float(row.get("amount") or 0.0), _float(row.get("price")), _float(row.get("triggerPrice")),
         bool(row.get("reduceOnly")),
     )  # fmt: skip
+
+
+def _opaque_orphan(row: dict[str, Any], venue_client_id: str, wallet: str) -> Order:
+    """An orphan of ours whose venue client id is a digest of our id (Hyperliquid): known by
+    that venue id, its role guessed from the venue's fields - enough to be cancelled."""
+    side = Side.SELL if str(row.get("side")) == "sell" else Side.BUY
+    trigger, limit = _float(row.get("triggerPrice")), _float(row.get("price"))
+    reduce_only = bool(row.get("reduceOnly"))
+    if trigger:
+        type_, price = OrderType.STOP, trigger
+        kind = OrderKind.STOP_LOSS if reduce_only else (
+            OrderKind.STOP_ENTRY_BUY if side is Side.BUY else OrderKind.STOP_ENTRY_SHORT)
+    elif limit:
+        type_, price = OrderType.LIMIT, limit
+        kind = OrderKind.GRID_BUY if side is Side.BUY else OrderKind.GRID_SELL
+    else:
+        type_, price, kind = OrderType.MARKET, None, OrderKind.MARKET_BUY
+    qty = float(row.get("amount") or 0.0) or float(row.get("remaining") or 0.0) or 1e-12
+    order = Order(OrderSpec(venue_client_id, wallet, kind, side, type_, qty, price, reduce_only),
+                  venue_id=str(row.get("id")))  # fmt: skip
+    order.apply(OrderTrigger.ACCEPT)
+    return order
 
 
 def _orphan(row: dict[str, Any], client_id: str) -> Order | None:

@@ -21,7 +21,9 @@ out, the answer is lost), ``http_error`` (429 / 5xx, the request is not carried 
 ``reject_margin``, ``partial_next_market`` (an IOC order fills in part), ``split_next_fill``
 (one execution reported as several trades), ``fill_partially`` (a resting order fills in part
 now), plus ``preload_order`` (an orphan left from an earlier run) and ``manual_trade`` (the
-position changed by hand on the venue's web page).
+position changed by hand on the venue's web page). ``chaos(seed, p)`` makes any private request
+fail at random (429/502 before acting; 502 after acting or a lost answer for an action), and
+``duplicate_fills`` lists every fill twice.
 
 Stub simplifications (deliberate, documented): unlimited liquidity at the current price; a
 triggered market stop fills in full at its trigger (or the gap price) whatever its slippage
@@ -33,6 +35,7 @@ sends for a reused cloid is not known here; the stub answers "Duplicate cloid. a
 from __future__ import annotations
 
 import json
+import random
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -359,6 +362,9 @@ class HyperliquidStub:
         # How a placed trigger order is acknowledged: {"resting": {"oid"}} or the bare string
         # "waitingForTrigger" (ccxt knows both; the adapter must look such an order up by cloid).
         self.trigger_ack = "resting"
+        self.duplicate_fills = False  # userFills/userFillsByTime list every fill twice
+        self._chaos: tuple[random.Random, float] | None = None
+        self.chaos_served: dict[str, int] = {}  # chaos fault kind -> how many were served
         self.server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -427,6 +433,23 @@ class HyperliquidStub:
         they are not carried out unless ``executed`` (a gateway error after the venue acted)."""
         with self._lock:
             self._http_errors.extend([(status, path, info_type, executed)] * times)
+
+    def chaos(self, seed: int, p: float) -> None:
+        """From now on each private request fails with probability ``p`` (seeded): HTTP 429 or
+        502 before it is carried out, and, for an ``/exchange`` action, a 502 after it was
+        carried out or its answer lost (the connection closed)."""
+        with self._lock:
+            self._chaos = (random.Random(seed), p)
+
+    def _chaos_fault(self, path: str, info_type: str | None) -> str | None:
+        if self._chaos is None or (path == "/info" and info_type not in _PRIVATE_INFO):
+            return None
+        rng, p = self._chaos
+        if rng.random() >= p:
+            return None
+        fault = rng.choice(["429", "502", "502-after", "lost"] if path == "/exchange" else ["429", "502"])
+        self.chaos_served[fault] = self.chaos_served.get(fault, 0) + 1
+        return fault
 
     def reject_margin(self, times: int = 1) -> None:
         with self._lock:
@@ -550,7 +573,15 @@ class HyperliquidStub:
                         self.actions.append(RecordedAction(payload.get("action", {}), payload.get("nonce", 0),
                                                            payload.get("vaultAddress"), None, False, None))
                     raise ServedError(status, "Too many requests" if status == 429 else "Bad gateway")
-            return self._serve(path, payload)
+            fault = self._chaos_fault(path, info_type)
+            if fault in ("429", "502"):
+                raise ServedError(int(fault), "Too many requests" if fault == "429" else "Bad gateway")
+            answer = self._serve(path, payload)
+            if fault == "502-after":
+                raise ServedError(502, "Bad gateway")
+            if fault == "lost":
+                raise DropAnswer
+            return answer
 
     def _serve(self, path: str, payload: dict[str, Any]) -> tuple[int, str]:
         if path == "/info":
@@ -602,7 +633,10 @@ class HyperliquidStub:
                 start, end = int(req.get("startTime", 0)), req.get("endTime")
                 fills = [f for f in fills if f["time"] >= start and (end is None or f["time"] <= int(end))]
             fills.sort(key=lambda f: (-f["time"], -f["tid"]))  # newest first, as the venue answers
-            return 200, json.dumps(fills[:2000])
+            fills = fills[:2000]
+            if self.duplicate_fills:
+                fills = [f for f in fills for _ in (0, 1)]
+            return 200, json.dumps(fills)
         return 422, "Failed to deserialize the JSON body into the target type"
 
     def _clearinghouse(self, user: str) -> dict[str, Any]:
@@ -889,6 +923,11 @@ class HyperliquidStub:
 
     def accepted(self, action_type: str) -> Iterator[RecordedAction]:
         return (r for r in self.actions if r.accepted and r.action.get("type") == action_type)
+
+
+# /info requests that read one user's account (chaos hits them; market data is left alone).
+_PRIVATE_INFO = frozenset({"clearinghouseState", "openOrders", "frontendOpenOrders", "orderStatus", "userFills",
+                           "userFillsByTime"})
 
 
 def _valid_price(px: Decimal) -> bool:
