@@ -555,7 +555,7 @@ def test_a_batch_failing_midway_leaves_nothing_behind(db: str | Path, monkeypatc
     real_insert = Journal._insert_fills
 
     def insert_then_die(self, conn, *args):  # the fills are in, then the process "fails"
-        inserted.extend(f.ts for f in real_insert(self, conn, *args))
+        inserted.extend(r["ts"] for r in real_insert(self, conn, *args))
         raise RuntimeError("boom after the fills insert")
 
     monkeypatch.setattr(Journal, "_insert_fills", insert_then_die)

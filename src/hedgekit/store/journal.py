@@ -57,10 +57,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import operator
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -81,18 +83,29 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     func,
     inspect,
     pool,
     select,
+    type_coerce,
 )
 from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from hedgekit.core.errors import HedgekitError
-from hedgekit.core.orders import OrderKind, OrderSpec, OrderStatus, OrderType, Side
+from hedgekit.core.orders import (
+    InvalidOrderTransition,
+    OrderKind,
+    OrderSpec,
+    OrderStatus,
+    OrderTrigger,
+    OrderType,
+    Side,
+    next_status,
+)
 from hedgekit.core.records import FillRecord, OrderLogRecord
 from hedgekit.logs import redact
 
@@ -101,6 +114,8 @@ __all__ = [
     "DEFAULT_PATH",
     "REQUEST_PENDING",
     "SCHEMA_VERSION",
+    "Checkpoint",
+    "CheckpointSource",
     "FillRow",
     "Journal",
     "JournalError",
@@ -131,14 +146,6 @@ _PG_CREATE_LOCK = SQLITE_APPLICATION_ID
 WORKING_STATUSES = (
     OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.TRIGGERED, OrderStatus.PARTIALLY_FILLED,
 )
-# Venue order-log event -> the order status it leads to ("filled" is resolved against the fills).
-_EVENT_STATUS: dict[str, OrderStatus] = {
-    "placed": OrderStatus.OPEN,
-    "triggered": OrderStatus.TRIGGERED,
-    "filled": OrderStatus.FILLED,
-    "cancelled": OrderStatus.CANCELLED,
-    "rejected": OrderStatus.REJECTED,
-}
 
 
 class JournalError(HedgekitError):
@@ -683,6 +690,395 @@ def _foreign_tables(conn: Connection) -> list[str]:
     return sorted({*insp.get_table_names(), *insp.get_view_names()})
 
 
+# -- the write path: intents and batches, one transaction per group -----------------------
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A wallet's saved state after input ``cursor``: what recovery starts from."""
+
+    cursor: int
+    ts: int
+    snapshot: bytes
+
+
+# Makes a wallet's checkpoint from its state at the moment it is called (group commit).
+CheckpointSource = Callable[[], Checkpoint]
+
+
+@dataclass(slots=True)
+class _Intent:
+    run_id: int
+    wallet: str
+    spec: OrderSpec
+    ts: int
+    lease: str | None
+
+
+@dataclass(slots=True)
+class _Batch:
+    run_id: int
+    wallet: str
+    cursor: int
+    ts: int
+    events: list[dict[str, Any]]
+    fills: Sequence[FillRecord]
+    fill_phases: Mapping[str, str]
+    phases: list[dict[str, Any]]
+    status: WalletStatus
+    snapshot: bytes | None
+    venue_ids: Mapping[str, str]
+    lease: str | None
+    request: RequestOutcome | None
+    source: CheckpointSource | None
+
+
+_Op = _Intent | _Batch
+
+# Venue order-log event -> the trigger of core's order transition table ("filled": FILL or
+# FILL_PARTIAL, resolved against the order's fills).
+_EVENT_TRIGGER: dict[str, OrderTrigger | None] = {
+    "placed": OrderTrigger.ACCEPT,
+    "triggered": OrderTrigger.TRIGGER,
+    "filled": None,
+    "cancelled": OrderTrigger.CANCEL,
+    "rejected": OrderTrigger.REJECT,
+}
+# A rejected client id may be sent again (record_intent puts it back to "new"): a placement or
+# rejection of a rejected order starts its lifecycle over.
+_RESTART = frozenset({OrderTrigger.ACCEPT, OrderTrigger.REJECT})
+_SPEC_COLUMNS = ("kind", "order_type", "side", "qty", "trigger_price", "reduce_only", "unit")
+_ORDER_STATE = ("status", "filled_qty", "updated_ts", "venue_id", *_SPEC_COLUMNS)
+_order_state = operator.itemgetter(*_ORDER_STATE)
+_IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's and PostgreSQL's bind limits
+
+
+def _spec_columns(spec: OrderSpec) -> dict[str, Any]:
+    return {
+        "kind": str(spec.kind), "order_type": str(spec.type), "side": str(spec.side),
+        "qty": float(spec.qty), "trigger_price": None if spec.price is None else float(spec.price),
+        "reduce_only": bool(spec.reduce_only), "unit": spec.unit,
+    }
+
+
+def _checkpoints_of(ops: Sequence[_Op]) -> dict[tuple[int, str], Checkpoint]:
+    """Per wallet, the checkpoint a group writes: its batches' snapshot of the highest cursor
+    (the later one on a tie); when its last batch has none but a deferred batch gave a
+    source, the wallet's state now (so its checkpoint never lags the batches written)."""
+    out: dict[tuple[int, str], Checkpoint] = {}
+    last: dict[tuple[int, str], _Batch] = {}
+    source: dict[tuple[int, str], CheckpointSource] = {}
+    for op in ops:
+        if not isinstance(op, _Batch):
+            continue
+        key = (op.run_id, op.wallet)
+        last[key] = op
+        if op.source is not None:
+            source[key] = op.source
+        if op.snapshot is not None:
+            cp = Checkpoint(op.cursor, op.ts, bytes(op.snapshot))
+            known = out.get(key)
+            if known is None or cp.cursor >= known.cursor:
+                out[key] = cp
+    for key, op in last.items():
+        if op.snapshot is None and key in source:
+            cp = source[key]()
+            known = out.get(key)
+            if known is None or cp.cursor >= known.cursor:
+                out[key] = cp
+    return out
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+    for i in range(0, len(ids), _IN_CHUNK):
+        yield list(ids[i:i + _IN_CHUNK])
+
+
+# Statements built once (the hot path pays no statement construction).
+def _of_wallet(table: Table) -> tuple[Any, Any]:
+    return table.c.run_id == bindparam("run_id"), table.c.wallet == bindparam("wallet")
+
+
+_Q_WALLET_LOCK = select(_wallets.c.wallet).where(*_of_wallet(_wallets)).with_for_update(key_share=True)
+_Q_ORDERS_IN = select(_orders).where(
+    *_of_wallet(_orders), _orders.c.client_id.in_(bindparam("ids", expanding=True)))
+_Q_FILL_IDS_IN = select(_fills.c.fill_id).where(
+    *_of_wallet(_fills), _fills.c.fill_id.in_(bindparam("ids", expanding=True)))
+_Q_FILLED_IN = select(_fills.c.client_id, func.sum(_fills.c.qty)).where(
+    *_of_wallet(_fills), _fills.c.client_id.in_(bindparam("ids", expanding=True))
+).group_by(_fills.c.client_id)
+_Q_STATUS_CURSOR = select(_status.c.input_cursor).where(*_of_wallet(_status))
+_Q_BATCH_KNOWN = select(_batches.c.batch_id).where(
+    *_of_wallet(_batches), _batches.c.input_cursor == bindparam("cursor"),
+    _batches.c.digest == bindparam("digest"))
+_Q_BATCH_IDS = select(_batches.c.batch_id, _batches.c.input_cursor, _batches.c.digest).where(
+    *_of_wallet(_batches), _batches.c.input_cursor.between(bindparam("lo"), bindparam("hi")))
+_UPD_ORDER = _orders.update().where(
+    _orders.c.run_id == bindparam("k_run"), _orders.c.wallet == bindparam("k_wallet"),
+    _orders.c.client_id == bindparam("k_cid"))
+
+
+@dataclass(slots=True)
+class _WalletRows:
+    """One wallet's rows as the transaction goes: read once, changed in memory, written last."""
+
+    run_id: int
+    wallet: str
+    orders: dict[str, dict[str, Any]]  # client id -> the row as it will be written
+    written: dict[str, dict[str, Any]]  # client id -> the row as stored (loaded or inserted)
+    fill_ids: set[str]  # stored, or written by this transaction
+    db_latest: int | None  # the status row's cursor before this transaction
+    latest: int | None
+    new: list[str] = field(default_factory=list)  # client ids to insert, in intent order
+    filled: set[str] = field(default_factory=set)  # client ids with new fills
+    digests: set[tuple[int, str]] = field(default_factory=set)  # batches added here
+    status: dict[str, Any] | None = None
+    status_cursor: int = 0
+
+
+class _GroupWriter:
+    """Intents and batches applied in their order to the wallets' rows in memory (read once
+    per wallet), then written with a few statements per table: the same rules as one
+    transaction per intent and per batch, at a fraction of the statements."""
+
+    def __init__(self, journal: Journal, conn: Connection, ops: Sequence[_Op]) -> None:
+        self.j, self.conn, self.ops = journal, conn, ops
+        self.wallets: dict[tuple[int, str], _WalletRows] = {}
+        self.batch_rows: list[dict[str, Any]] = []
+        self.fill_rows: list[dict[str, Any]] = []
+        self.event_rows: list[tuple[int, list[dict[str, Any]], list[dict[str, Any]], _Batch]] = []
+
+    def write(self, checkpoints: Mapping[tuple[int, str], Checkpoint]) -> None:
+        conn = self.conn
+        keys = sorted({(op.run_id, op.wallet) for op in self.ops})
+        for run_id, wallet in keys:  # one lock order for every writer
+            self.j._require_wallet(conn, run_id, wallet)
+        for run_id, token in dict.fromkeys((op.run_id, op.lease) for op in self.ops):
+            self.j._check_lease(conn, run_id, token)
+        for key in keys:
+            self.wallets[key] = self._load(*key)
+        for op in self.ops:
+            if isinstance(op, _Intent):
+                self._intent(op)
+            else:
+                self._batch(op)
+        self._write_rows(checkpoints)
+
+    def _load(self, run_id: int, wallet: str) -> _WalletRows:
+        conn, key = self.conn, {"run_id": run_id, "wallet": wallet}
+        ids: dict[str, None] = {}
+        fill_ids: dict[str, None] = {}
+        for op in self.ops:
+            if op.run_id != run_id or op.wallet != wallet:
+                continue
+            if isinstance(op, _Intent):
+                ids[op.spec.client_id] = None
+                continue
+            ids.update(dict.fromkeys(r["client_id"] for r in op.events))
+            ids.update(dict.fromkeys(op.venue_ids))
+            ids.update(dict.fromkeys(f.order_id for f in op.fills))
+            fill_ids.update(dict.fromkeys(f.fill_id for f in op.fills))
+        orders: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(list(ids)):
+            for r in conn.execute(_Q_ORDERS_IN, {**key, "ids": chunk}).mappings():
+                orders[r["client_id"]] = dict(r)
+        stored: set[str] = set()
+        for chunk in _chunks([f for f in fill_ids if f]):
+            stored.update(conn.execute(_Q_FILL_IDS_IN, {**key, "ids": chunk}).scalars())
+        latest = conn.execute(_Q_STATUS_CURSOR, key).scalar_one_or_none()
+        return _WalletRows(run_id, wallet, orders, {cid: dict(r) for cid, r in orders.items()},
+                           stored, latest, latest)
+
+    def _state(self, w: _WalletRows, cid: str) -> OrderStatus:
+        raw = w.orders[cid]["status"]
+        try:
+            return OrderStatus(raw)
+        except ValueError:
+            raise JournalError(
+                f"journal {self.j.location}: order {cid} of wallet {w.wallet!r} in run {w.run_id}: "
+                f"column orders.status holds {raw!r}, not an order status "
+                f"({', '.join(OrderStatus)}); the journal was edited or is corrupt"
+            ) from None
+
+    def _intent(self, op: _Intent) -> None:
+        w = self.wallets[(op.run_id, op.wallet)]
+        spec, cid = op.spec, op.spec.client_id
+        columns = _spec_columns(spec)
+        row = w.orders.get(cid)
+        if row is None:
+            w.orders[cid] = {
+                "run_id": op.run_id, "wallet": op.wallet, "client_id": cid, "status": OrderStatus.NEW,
+                "filled_qty": 0.0, "created_ts": op.ts, "updated_ts": op.ts, "venue_id": None, **columns,
+            }
+            w.new.append(cid)
+            return
+        status = self._state(w, cid)
+        same = all(row[k] == v for k, v in columns.items())
+        if same and status is not OrderStatus.REJECTED:
+            return
+        if status not in (OrderStatus.NEW, OrderStatus.REJECTED):
+            raise JournalError(
+                f"journal {self.j.location}: client id {cid} of wallet {op.wallet!r} "
+                f"is already an order in status {status} with a different spec; "
+                "a client id must never be reused for another order"
+            )
+        row.update(status=OrderStatus.NEW, updated_ts=op.ts, **columns)
+
+    def _batch(self, op: _Batch) -> None:
+        w = self.wallets[(op.run_id, op.wallet)]
+        closed = w.latest if w.latest is not None and op.cursor < w.latest else None
+        if op.request is not None:
+            self.j._close_request(self.conn, op.run_id, op.request)
+        batch: int | None = None  # index into batch_rows of a new batch
+        if op.events or op.phases:
+            body = json.dumps([[list(r.values()) for r in op.events], [list(r.values()) for r in op.phases]])
+            digest = hashlib.sha256(body.encode()).hexdigest()
+            known = (op.cursor, digest) in w.digests or (
+                w.db_latest is not None and op.cursor <= w.db_latest and self.conn.execute(_Q_BATCH_KNOWN, {
+                    "run_id": op.run_id, "wallet": op.wallet, "cursor": op.cursor, "digest": digest,
+                }).first() is not None
+            )
+            if not known:
+                if closed is not None:
+                    raise _diverged(op.wallet, op.cursor, closed,
+                                    "order events or phases other than those journaled for it")
+                w.digests.add((op.cursor, digest))
+                batch = len(self.batch_rows)
+                self.batch_rows.append({"run_id": op.run_id, "wallet": op.wallet,
+                                        "input_cursor": op.cursor, "ts": op.ts, "digest": digest})
+        new_fills = self._fills(w, op, closed)
+        named = {r["client_id"] for r in op.events} | set(op.venue_ids)
+        unknown = sorted(named - w.orders.keys())
+        if unknown:
+            raise JournalError(
+                f"commit_batch: order event for unknown client id(s) {', '.join(unknown)} of wallet "
+                f"{op.wallet!r}; record_intent must be called before an order is sent"
+            )
+        added: dict[str, float] = {}
+        for f in new_fills:
+            if f.order_id in w.orders:
+                added[f.order_id] = added.get(f.order_id, 0.0) + float(f.qty)
+        if batch is not None:
+            self._apply_events(w, op, added)
+            self.event_rows.append((batch, op.events, op.phases, op))
+        for cid, qty in added.items():
+            w.orders[cid]["filled_qty"] += qty
+            w.filled.add(cid)
+        for cid, venue_id in op.venue_ids.items():
+            w.orders[cid]["venue_id"] = venue_id
+        if w.latest is None or op.cursor >= w.latest:
+            w.status = {f.name: getattr(op.status, f.name) for f in fields(WalletStatus)}
+            w.status_cursor = w.latest = op.cursor
+
+    def _fills(self, w: _WalletRows, op: _Batch, closed: int | None) -> list[FillRecord]:
+        """The batch's fills not stored yet (queued for insertion). ``closed``: the wallet's
+        latest cursor when the batch's is below it (a replay, which must bring no new fill)."""
+        for f in op.fills:
+            if not f.fill_id:
+                raise JournalError(f"commit_batch: fill of order {f.order_id} at {f.ts} has no fill_id")
+        new: list[FillRecord] = []
+        for f in op.fills:
+            if f.fill_id in w.fill_ids:
+                continue
+            w.fill_ids.add(f.fill_id)
+            new.append(f)
+        if new and closed is not None:
+            raise _diverged(op.wallet, op.cursor, closed, "fill(s) not journaled for it ("
+                            + ", ".join(f.fill_id for f in new[:3]) + ("...)" if len(new) > 3 else ")"))
+        self.fill_rows.extend({
+            "run_id": op.run_id, "wallet": op.wallet, "input_cursor": op.cursor, "fill_id": f.fill_id,
+            "ts": f.ts, "side": str(f.side), "qty": float(f.qty), "price": float(f.price),
+            "fee": float(f.fee), "liquidity": f.liquidity, "client_id": f.order_id,
+            "kind": f.kind, "unit": f.unit, "phase": op.fill_phases.get(f.fill_id),
+            "position_after": float(f.position_after), "realized_pnl_cum": float(f.realized_pnl_cum),
+        } for f in new)
+        return new
+
+    def _apply_events(self, w: _WalletRows, op: _Batch, added: Mapping[str, float]) -> None:
+        """Run the batch's order events through core's order transition table. A "filled"
+        event is a FILL when the order's fills cover its qty then, else a FILL_PARTIAL; the
+        order's last one in the batch is judged on all the batch's fills."""
+        last_fill = {r["client_id"]: i for i, r in enumerate(op.events) if r["event"] == "filled"}
+        running: dict[str, float] = {}
+        for i, r in enumerate(op.events):
+            cid = r["client_id"]
+            row = w.orders[cid]
+            state = self._state(w, cid)
+            trigger = _EVENT_TRIGGER[r["event"]]
+            if trigger is None:
+                if last_fill[cid] == i:
+                    done = row["filled_qty"] + added.get(cid, 0.0)
+                else:
+                    running[cid] = running.get(cid, 0.0) + r["qty"]
+                    done = row["filled_qty"] + running[cid]
+                full = done >= row["qty"] * (1 - _QTY_RTOL)
+                trigger = OrderTrigger.FILL if full else OrderTrigger.FILL_PARTIAL
+            if state is OrderStatus.REJECTED and trigger in _RESTART:
+                state = OrderStatus.NEW
+            try:
+                row["status"] = next_status(state, trigger)
+            except InvalidOrderTransition:
+                raise JournalError(
+                    f"journal {self.j.location}: order {cid} of wallet {op.wallet!r} in run {op.run_id}: "
+                    f"event {r['event']!r} of input {op.cursor} is an illegal transition from status "
+                    f"{state} ({state} -> {trigger}); a second writer, or a venue report out of order"
+                ) from None
+            row["updated_ts"] = max(int(row["updated_ts"]), r["ts"])
+
+    def _write_rows(self, checkpoints: Mapping[tuple[int, str], Checkpoint]) -> None:
+        conn = self.conn
+        new_orders = []
+        for w in self.wallets.values():
+            for cid in w.new:
+                row = w.orders[cid]
+                new_orders.append({**row, "status": str(row["status"])})
+                w.written[cid] = dict(row)
+        if new_orders:
+            conn.execute(_orders.insert(), new_orders)
+        ids: dict[tuple[int, str, int, str], int] = {}
+        if self.batch_rows:
+            # executemany, then the ids read back by their unique key: SQLite's RETURNING in
+            # parameter order would cost one statement per row
+            conn.execute(_batches.insert(), self.batch_rows)
+            for w in self.wallets.values():
+                cursors = [b["input_cursor"] for b in self.batch_rows
+                           if b["run_id"] == w.run_id and b["wallet"] == w.wallet]
+                if cursors:
+                    for batch_id, cursor, digest in conn.execute(_Q_BATCH_IDS, {
+                        "run_id": w.run_id, "wallet": w.wallet, "lo": min(cursors), "hi": max(cursors),
+                    }):
+                        ids[(w.run_id, w.wallet, int(cursor), str(digest))] = int(batch_id)
+        self.j._insert_fills(conn, self.fill_rows)
+        events: list[dict[str, Any]] = []
+        phases: list[dict[str, Any]] = []
+        for index, batch_events, batch_phases, op in self.event_rows:
+            b = self.batch_rows[index]
+            batch_id = ids[(op.run_id, op.wallet, op.cursor, b["digest"])]
+            head = {"run_id": op.run_id, "wallet": op.wallet, "input_cursor": op.cursor, "batch_id": batch_id}
+            events.extend({**head, "seq": i, **r} for i, r in enumerate(batch_events))
+            phases.extend({**head, "seq": i, **r} for i, r in enumerate(batch_phases))
+        if events:
+            conn.execute(_events.insert(), events)
+        if phases:
+            conn.execute(_phases.insert(), phases)
+        updates = []
+        for w in self.wallets.values():
+            key = {"run_id": w.run_id, "wallet": w.wallet}
+            for chunk in _chunks(sorted(w.filled)):  # the sum the readers see, as stored
+                for cid, total in conn.execute(_Q_FILLED_IN, {**key, "ids": chunk}).all():
+                    w.orders[cid]["filled_qty"] = float(total or 0.0)
+            for cid, row in w.orders.items():
+                was = w.written.get(cid)
+                if was is None or _order_state(row) != _order_state(was):
+                    updates.append({"k_run": w.run_id, "k_wallet": w.wallet, "k_cid": cid,
+                                    **{c: row[c] for c in _ORDER_STATE}, "status": str(row["status"])})
+        if updates:
+            conn.execute(_UPD_ORDER, updates)
+        for w in self.wallets.values():
+            if w.status is not None:
+                _upsert_latest(conn, _status, w.run_id, w.wallet, w.status_cursor, w.status, stored=w.db_latest)
+        for (run_id, wallet), cp in checkpoints.items():
+            _upsert_latest(conn, _checkpoints, run_id, wallet, cp.cursor, {"ts": cp.ts, "snapshot": cp.snapshot})
+
+
 # -- the journal --------------------------------------------------------------------------
 class Journal:
     """A run journal. Open with ``Journal.open``; one writer per journal at a time."""
@@ -692,6 +1088,10 @@ class Journal:
         self.location = location  # the file path, or the URL with its password hidden
         self.schema_version = schema_version
         self.readonly = readonly
+        self._pending: list[_Op] = []  # queued for a group commit, in call order
+        self._pending_since = 0.0  # time.monotonic() of the first queued op
+        self._pending_batches = 0
+        self._group_size = 1
 
     # -- open / close
     @classmethod
@@ -808,6 +1208,7 @@ class Journal:
         return cls(engine, location=where, schema_version=version, readonly=readonly)
 
     def close(self) -> None:
+        self._take_pending()  # not committed: as after a crash, the resume makes them again
         self._engine.dispose()
 
     def __enter__(self) -> Journal:
@@ -869,8 +1270,8 @@ class Journal:
 
     def runs(self) -> list[RunRow]:
         with self._read() as conn:
-            rows = conn.execute(select(_runs).order_by(_runs.c.run_id)).all()
-        return [RunRow(*r) for r in rows]
+            rows = self._rows(conn, _read(_runs).order_by(_runs.c.run_id), _runs, lambda r: f"run {r['run_id']}")
+        return [RunRow(**r) for r in rows]
 
     # -- wallets
     def wallets(self) -> list[tuple[int, str]]:
@@ -944,8 +1345,9 @@ class Journal:
         if self.schema_version < 2:
             return None
         with self._read() as conn:
-            row = conn.execute(select(_leases).where(_leases.c.run_id == run_id)).mappings().first()
-        return None if row is None else Lease(**row)
+            rows = self._rows(conn, _read(_leases).where(_leases.c.run_id == run_id), _leases,
+                              lambda r: f"the lease of run {run_id}")
+        return Lease(**rows[0]) if rows else None
 
     def _check_lease(self, conn: Connection, run_id: int, token: str | None) -> None:
         """Refuse a write by a process whose lease was taken over. The lease row stays share
@@ -975,17 +1377,17 @@ class Journal:
         """The run's requests in the order they were made."""
         if self.schema_version < 2:
             return []
-        q = select(_requests).where(_requests.c.run_id == run_id)
+        q = _read(_requests).where(_requests.c.run_id == run_id)
         if pending_only:
             q = q.where(_requests.c.status == REQUEST_PENDING)
         with self._read() as conn:
-            rows = conn.execute(q.order_by(_requests.c.id)).mappings().all()
+            rows = self._rows(conn, q.order_by(_requests.c.id), _requests, _request_named)
         return [RequestRow(**r) for r in rows]
 
     def request(self, request_id: int) -> RequestRow | None:
         with self._read() as conn:
-            row = conn.execute(select(_requests).where(_requests.c.id == request_id)).mappings().first()
-        return None if row is None else RequestRow(**row)
+            rows = self._rows(conn, _read(_requests).where(_requests.c.id == request_id), _requests, _request_named)
+        return RequestRow(**rows[0]) if rows else None
 
     def finish_request(self, run_id: int, outcome: RequestOutcome, *, lease: str | None = None) -> None:
         """Close a request that needed no batch (it failed before anything was done)."""
@@ -1007,48 +1409,31 @@ class Journal:
     # -- orders
     def record_intent(
         self, run_id: int, wallet: str, spec: OrderSpec, ts: int, *, lease: str | None = None,
+        durable: bool = True,
     ) -> None:
-        """Record an order before it is sent (committed at once). Idempotent per client id.
+        """Record an order before it is sent. Idempotent per client id.
 
         Same spec again: no-op (a replay), except that a rejected order goes back to ``new``
         (a retry with the same id). A different spec is accepted only while the order is
         ``new`` or ``rejected`` (a retry with adjusted parameters); otherwise JournalError.
         ``lease``: the writer's lease token, checked (LeaseLost when taken over).
+        ``durable``: committed at once (a real venue, or a person reading recommendations,
+        must never see an order the journal does not hold). False: queued and written in the
+        transaction of the next batch written (group commit), for a simulated venue only,
+        where nothing outside sees the order before that batch; a crash loses the intent with
+        the batch, and the replay after it makes both again.
         """
         if spec.wallet != wallet:
             raise JournalError(
                 f"record_intent: order {spec.client_id} belongs to wallet {spec.wallet!r}, not {wallet!r}"
             )
-        fields = {
-            "kind": str(spec.kind), "order_type": str(spec.type), "side": str(spec.side),
-            "qty": float(spec.qty), "trigger_price": None if spec.price is None else float(spec.price),
-            "reduce_only": bool(spec.reduce_only), "unit": spec.unit,
-        }
-        with self._write("record an order intent") as conn:
-            self._require_wallet(conn, run_id, wallet)
-            self._check_lease(conn, run_id, lease)
-            key = (_orders.c.run_id == run_id, _orders.c.wallet == wallet,
-                   _orders.c.client_id == spec.client_id)
-            row = conn.execute(select(_orders).where(*key)).mappings().first()
-            if row is None:
-                conn.execute(_orders.insert().values(
-                    run_id=run_id, wallet=wallet, client_id=spec.client_id, status=str(OrderStatus.NEW),
-                    filled_qty=0.0, created_ts=ts, updated_ts=ts, venue_id=None, **fields,
-                ))
-                return
-            status = OrderStatus(row["status"])
-            same = all(row[k] == v for k, v in fields.items())
-            if same and status is not OrderStatus.REJECTED:
-                return
-            if status not in (OrderStatus.NEW, OrderStatus.REJECTED):
-                raise JournalError(
-                    f"journal {self.location}: client id {spec.client_id} of wallet {wallet!r} "
-                    f"is already an order in status {status} with a different spec; "
-                    "a client id must never be reused for another order"
-                )
-            conn.execute(_orders.update().where(*key).values(
-                status=str(OrderStatus.NEW), updated_ts=ts, **fields,
-            ))
+        op = _Intent(run_id, wallet, spec, ts, lease)
+        if not durable:
+            self._queue(op)
+            return
+        if self._pending:  # the queued ops' wallets may be mid-input: no checkpoint to take
+            raise RuntimeError("record_intent(durable=True) while batches are queued for a group commit")
+        self._write_ops([op], "record an order intent")
 
     # -- the batch
     def commit_batch(
@@ -1058,6 +1443,7 @@ class Journal:
         status: WalletStatus, snapshot: bytes | None,
         venue_ids: Mapping[str, str] | None = None,
         lease: str | None = None, request: RequestOutcome | None = None,
+        defer: CheckpointSource | None = None,
     ) -> None:
         """Write what one input produced, atomically (all of it or none of it).
 
@@ -1072,34 +1458,75 @@ class Journal:
         the venue's order id, when the venue reports one.
         ``lease``: the writer's lease token, checked in the transaction (LeaseLost when taken
         over). ``request``: a pending request this batch carries out, closed with it.
+
+        ``defer`` (group commit, for a replay against the simulated venue only): the batch is
+        queued and written together with the queued ones, in one transaction, once the group
+        is due (``group_due``) or by the next batch committed without ``defer``. Each wallet
+        of the group then gets the checkpoint its latest ``defer`` returns (its state at that
+        moment, a cursor at or after its last batch), so a wallet's checkpoint never lags its
+        batches. A crash loses the queued batches only: the resume replays the inputs after
+        the last checkpoint and makes them again.
         """
         if status.run_id != run_id or status.wallet != wallet:
             raise JournalError(
                 f"commit_batch: status row is for run {status.run_id} wallet {status.wallet!r}, "
                 f"not run {run_id} wallet {wallet!r}"
             )
-        events = _event_rows(order_events)
-        phase_rows = [{"ts": int(t), "phase": str(p)} for t, p in phases]
-        with self._write(f"commit the batch of input {cursor} of wallet {wallet!r}") as conn:
-            self._require_wallet(conn, run_id, wallet)
-            self._check_lease(conn, run_id, lease)
-            if request is not None:
-                self._close_request(conn, run_id, request)
-            latest = conn.execute(select(_status.c.input_cursor).where(
-                _status.c.run_id == run_id, _status.c.wallet == wallet,
-            )).scalar_one_or_none()
-            closed = latest if latest is not None and cursor < latest else None
-            batch_id = self._new_batch(conn, run_id, wallet, cursor, ts, events, phase_rows, closed)
-            new_fills = self._insert_fills(conn, run_id, wallet, cursor, fills, fill_phases, closed)
-            self._apply_events(conn, run_id, wallet, cursor, batch_id, events, new_fills, venue_ids or {})
-            if batch_id is not None and phase_rows:
-                conn.execute(_phases.insert(), [
-                    {"run_id": run_id, "wallet": wallet, "input_cursor": cursor, "batch_id": batch_id,
-                     "seq": i, **r} for i, r in enumerate(phase_rows)
-                ])
-            self._upsert_status(conn, status, cursor, latest)
-            if snapshot is not None:
-                self._upsert_checkpoint(conn, run_id, wallet, cursor, ts, snapshot)
+        op = _Batch(
+            run_id, wallet, cursor, ts, _event_rows(order_events), fills, fill_phases,
+            [{"ts": int(t), "phase": str(p)} for t, p in phases], status, snapshot,
+            venue_ids or {}, lease, request, defer,
+        )
+        if defer is not None:
+            self._queue(op)
+            if not self.group_due():
+                return
+            ops = self._take_pending()
+            self._group_size = min(2 * self._group_size, self.GROUP_MAX_BATCHES)
+        else:
+            ops = [*self._take_pending(), op]
+        what = f"commit the batch of input {cursor} of wallet {wallet!r}"
+        n = sum(isinstance(o, _Batch) for o in ops)
+        if n > 1:
+            first = next(o for o in ops if isinstance(o, _Batch))
+            what = f"commit {n} batches (inputs {first.cursor}..{cursor})"
+        self._write_ops(ops, what)
+
+    # -- group commit
+    # A deferred group is written once it holds ``_group_size`` batches, which doubles from 1
+    # to GROUP_MAX_BATCHES (a run's first batches are committed as promptly as single ones;
+    # a long replay pays for few commits), or once its first op is GROUP_MAX_S seconds old.
+    GROUP_MAX_BATCHES = 256
+    GROUP_MAX_S = 0.5
+
+    def _queue(self, op: _Op) -> None:
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append(op)
+        if isinstance(op, _Batch):
+            self._pending_batches += 1
+
+    def _take_pending(self) -> list[_Op]:
+        ops, self._pending, self._pending_batches = self._pending, [], 0
+        return ops
+
+    def group_due(self) -> bool:
+        """Ops are queued (``defer``/``durable=False``) and the group is full or old enough."""
+        return bool(self._pending) and (
+            self._pending_batches >= self._group_size
+            or time.monotonic() - self._pending_since >= self.GROUP_MAX_S
+        )
+
+    def discard_pending(self) -> None:
+        """Drop what is queued for a group commit (the writer failed and stops: its resume
+        replays from the last checkpoint)."""
+        self._take_pending()
+
+    def _write_ops(self, ops: list[_Op], what: str) -> None:
+        """Write intents and batches, in their order, in ONE transaction (see _GroupWriter)."""
+        checkpoints = _checkpoints_of(ops)  # the snapshots are made before the lock is taken
+        with self._write(what) as conn:
+            _GroupWriter(self, conn, ops).write(checkpoints)
 
     def _require_wallet(self, conn: Connection, run_id: int, wallet: str) -> None:
         """Check that the wallet exists and lock its row until the transaction ends.
@@ -1107,132 +1534,16 @@ class Journal:
         PostgreSQL: FOR NO KEY UPDATE serializes the wallet's writers (and lets the foreign
         key checks of the rows they insert through). SQLite: BEGIN IMMEDIATE already holds the
         database's write lock; SQLAlchemy renders no FOR clause there."""
-        q = (select(_wallets.c.wallet)
-             .where(_wallets.c.run_id == run_id, _wallets.c.wallet == wallet)
-             .with_for_update(key_share=True))
-        if conn.execute(q).first() is None:
+        if conn.execute(_Q_WALLET_LOCK, {"run_id": run_id, "wallet": wallet}).first() is None:
             raise JournalError(
                 f"journal {self.location}: unknown wallet {wallet!r} in run {run_id}; call ensure_wallet first"
             )
 
-    def _insert_fills(
-        self, conn: Connection, run_id: int, wallet: str, cursor: int,
-        fills: Sequence[FillRecord], fill_phases: Mapping[str, str], closed: int | None = None,
-    ) -> list[FillRecord]:
-        """Insert the fills whose id is not stored yet; returns them. ``closed``: the wallet's
-        latest cursor when ``cursor`` is below it (a replay, which must bring no new fill)."""
-        for f in fills:
-            if not f.fill_id:
-                raise JournalError(f"commit_batch: fill of order {f.order_id} at {f.ts} has no fill_id")
-        ids = {f.fill_id for f in fills}
-        stored: set[str] = set()
-        if ids:
-            stored = set(conn.execute(select(_fills.c.fill_id).where(
-                _fills.c.run_id == run_id, _fills.c.wallet == wallet, _fills.c.fill_id.in_(ids),
-            )).scalars())
-        new: list[FillRecord] = []
-        for f in fills:
-            if f.fill_id in stored:
-                continue
-            stored.add(f.fill_id)
-            new.append(f)
-        if new and closed is not None:
-            raise _diverged(wallet, cursor, closed, "fill(s) not journaled for it ("
-                           + ", ".join(f.fill_id for f in new[:3]) + ("...)" if len(new) > 3 else ")"))
-        if new:
-            conn.execute(_fills.insert(), [{
-                "run_id": run_id, "wallet": wallet, "input_cursor": cursor, "fill_id": f.fill_id,
-                "ts": f.ts, "side": str(f.side), "qty": float(f.qty), "price": float(f.price),
-                "fee": float(f.fee), "liquidity": f.liquidity, "client_id": f.order_id,
-                "kind": f.kind, "unit": f.unit, "phase": fill_phases.get(f.fill_id),
-                "position_after": float(f.position_after), "realized_pnl_cum": float(f.realized_pnl_cum),
-            } for f in new])
-        return new
-
-    def _new_batch(
-        self, conn: Connection, run_id: int, wallet: str, cursor: int, ts: int,
-        events: list[dict[str, Any]], phases: list[dict[str, Any]], closed: int | None = None,
-    ) -> int | None:
-        """Register a batch's events and phases; None when there are none, or when the same
-        batch was already committed for this cursor (a replay: its rows must not be re-added).
-        ``closed``: the wallet's latest cursor when ``cursor`` is below it; then only a replay
-        is accepted."""
-        if not events and not phases:
-            return None
-        body = json.dumps([[list(r.values()) for r in events], [list(r.values()) for r in phases]])
-        digest = hashlib.sha256(body.encode()).hexdigest()
-        known = conn.execute(select(_batches.c.batch_id).where(
-            _batches.c.run_id == run_id, _batches.c.wallet == wallet,
-            _batches.c.input_cursor == cursor, _batches.c.digest == digest,
-        )).first()
-        if known is not None:
-            return None
-        if closed is not None:
-            raise _diverged(wallet, cursor, closed, "order events or phases other than those journaled for it")
-        res = conn.execute(_batches.insert().values(
-            run_id=run_id, wallet=wallet, input_cursor=cursor, ts=ts, digest=digest,
-        ))
-        return _inserted_id(res)
-
-    def _apply_events(
-        self, conn: Connection, run_id: int, wallet: str, cursor: int, batch_id: int | None,
-        rows: list[dict[str, Any]], new_fills: Sequence[FillRecord], venue_ids: Mapping[str, str],
-    ) -> None:
-        """Append the order events (unless the batch is a replay) and bring the orders rows
-        up to date: status from the events, filled qty from the fills, venue ids."""
-        named = {r["client_id"] for r in rows} | set(venue_ids)
-        touched = named | {f.order_id for f in new_fills}
-        orders = {
-            r["client_id"]: r for r in conn.execute(select(_orders).where(
-                _orders.c.run_id == run_id, _orders.c.wallet == wallet, _orders.c.client_id.in_(touched),
-            )).mappings()
-        } if touched else {}
-        unknown = sorted(named - set(orders))
-        if unknown:
-            raise JournalError(
-                f"commit_batch: order event for unknown client id(s) {', '.join(unknown)} of wallet "
-                f"{wallet!r}; record_intent must be called before an order is sent"
-            )
-        fresh = rows if batch_id is not None else []
-        if fresh:
-            conn.execute(_events.insert(), [
-                {"run_id": run_id, "wallet": wallet, "input_cursor": cursor, "batch_id": batch_id,
-                 "seq": i, **r} for i, r in enumerate(fresh)
-            ])
-        # client id -> (status the events lead to, ts of the last event); a replay adds nothing
-        final: dict[str, tuple[OrderStatus, int]] = {}
-        for r in fresh:
-            final[r["client_id"]] = (_EVENT_STATUS[r["event"]], r["ts"])
-        if not orders:
-            return
-        filled = dict(conn.execute(
-            select(_fills.c.client_id, func.sum(_fills.c.qty))
-            .where(_fills.c.run_id == run_id, _fills.c.wallet == wallet,
-                   _fills.c.client_id.in_(set(orders)))
-            .group_by(_fills.c.client_id)
-        ).all())
-        for cid, row in orders.items():
-            values: dict[str, Any] = {"filled_qty": float(filled.get(cid) or 0.0)}
-            if cid in final:
-                new_status, event_ts = final[cid]
-                if new_status is OrderStatus.FILLED and values["filled_qty"] < row["qty"] * (1 - _QTY_RTOL):
-                    new_status = OrderStatus.PARTIALLY_FILLED
-                values["status"] = str(new_status)
-                values["updated_ts"] = max(int(row["updated_ts"]), event_ts)
-            if cid in venue_ids:
-                values["venue_id"] = venue_ids[cid]
-            conn.execute(_orders.update().where(_orders.c.id == row["id"]).values(**values))
-
-    def _upsert_status(self, conn: Connection, status: WalletStatus, cursor: int, stored: int | None) -> None:
-        """``stored``: the status row's cursor, read earlier in this transaction (None: no row)."""
-        values = {f.name: getattr(status, f.name) for f in fields(WalletStatus)}
-        _upsert_latest(conn, _status, status.run_id, status.wallet, cursor, values, stored=stored)
-
-    def _upsert_checkpoint(
-        self, conn: Connection, run_id: int, wallet: str, cursor: int, ts: int, snapshot: bytes
-    ) -> None:
-        values = {"ts": ts, "snapshot": bytes(snapshot)}
-        _upsert_latest(conn, _checkpoints, run_id, wallet, cursor, values)
+    def _insert_fills(self, conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert fill rows (already deduplicated); returns them."""
+        if rows:
+            conn.execute(_fills.insert(), rows)
+        return rows
 
     def load_checkpoint(self, run_id: int, wallet: str) -> tuple[int, bytes] | None:
         """(cursor, snapshot) of the last batch committed with a snapshot, or None."""
@@ -1242,7 +1553,21 @@ class Journal:
             )).first()
         return None if row is None else (int(row[0]), bytes(row[1]))
 
-    # -- reads
+    # -- reads (every row is checked against its column types: an edited or corrupt journal is
+    # a JournalError naming the run, wallet, row and column, never a TypeError further on)
+    def _rows(self, conn: Connection, q: Any, table: Table, what: Callable[[Mapping[str, Any]], str]) -> list[dict[str, Any]]:
+        rows = [dict(r) for r in conn.execute(q).mappings()]
+        rules = _RULES[table.name]
+        for r in rows:
+            for name, value in r.items():
+                problem = _bad_value(value, *rules[name])
+                if problem is not None:
+                    raise JournalError(
+                        f"journal {self.location}: {what(r)}: column {table.name}.{name} holds "
+                        f"{_shown(value)}, not {problem}; the journal was edited or is corrupt"
+                    )
+        return rows
+
     def wallet_status(self, run_id: int | None = None) -> list[WalletStatus]:
         """Every wallet's status row of ``run_id`` (the latest run when None)."""
         with self._read() as conn:
@@ -1250,19 +1575,30 @@ class Journal:
                 run_id = conn.execute(select(func.max(_runs.c.run_id))).scalar_one_or_none()
                 if run_id is None:
                     return []
-            rows = conn.execute(
-                select(*(_status.c[f.name] for f in fields(WalletStatus)))
-                .where(_status.c.run_id == run_id).order_by(_status.c.wallet)
-            ).all()
-        return [WalletStatus(*(*r[:-1], bool(r[-1]))) for r in rows]
+            rows = self._rows(conn, _read(_status).where(_status.c.run_id == run_id).order_by(_status.c.wallet),
+                              _status, lambda r: f"the status of wallet {r['wallet']!r} in run {r['run_id']}")
+        return [WalletStatus(**{f.name: r[f.name] for f in fields(WalletStatus)} | {"paused": bool(r["paused"])})
+                for r in rows]
 
     def orders(self, run_id: int, wallet: str, *, working_only: bool = False) -> list[OrderRow]:
-        """The wallet's orders in creation order; ``working_only``: new/open/triggered/partial."""
-        q = select(_orders).where(_orders.c.run_id == run_id, _orders.c.wallet == wallet)
-        if working_only:
-            q = q.where(_orders.c.status.in_([str(s) for s in WORKING_STATUSES]))
+        """The wallet's orders in creation order; ``working_only``: new/open/triggered/partial
+        (and JournalError when an order's status is none of core's: it is not hidden)."""
+        q = _read(_orders).where(_orders.c.run_id == run_id, _orders.c.wallet == wallet)
         with self._read() as conn:
-            rows = conn.execute(q.order_by(_orders.c.id)).mappings().all()
+            if working_only:
+                odd = conn.execute(select(_orders.c.client_id, _orders.c.status).where(
+                    _orders.c.run_id == run_id, _orders.c.wallet == wallet,
+                    _orders.c.status.not_in([str(s) for s in OrderStatus]),
+                ).limit(1)).first()
+                if odd is not None:
+                    raise JournalError(
+                        f"journal {self.location}: order {odd[0]} of wallet {wallet!r} in run {run_id}: "
+                        f"column orders.status holds {_shown(odd[1])}, not {_expected(tuple(OrderStatus))}; "
+                        "the journal was edited or is corrupt"
+                    )
+                q = q.where(_orders.c.status.in_([str(s) for s in WORKING_STATUSES]))
+            rows = self._rows(conn, q.order_by(_orders.c.id), _orders,
+                              lambda r: f"order {r['client_id']} of wallet {wallet!r} in run {run_id}")
         return [OrderRow(
             client_id=r["client_id"], venue_id=r["venue_id"], kind=OrderKind(r["kind"]),
             order_type=OrderType(r["order_type"]), unit=r["unit"], side=Side(r["side"]), qty=r["qty"],
@@ -1274,9 +1610,9 @@ class Journal:
     def fills(self, run_id: int, wallet: str) -> list[FillRow]:
         """The wallet's fills in the order they were journaled."""
         with self._read() as conn:
-            rows = conn.execute(select(_fills).where(
+            rows = self._rows(conn, _read(_fills).where(
                 _fills.c.run_id == run_id, _fills.c.wallet == wallet,
-            ).order_by(_fills.c.id)).mappings().all()
+            ).order_by(_fills.c.id), _fills, lambda r: f"fill {r['fill_id']} of wallet {wallet!r} in run {run_id}")
         return [FillRow(
             fill_id=r["fill_id"], client_id=r["client_id"], ts=r["ts"], kind=r["kind"],
             side=Side(r["side"]), qty=r["qty"], price=r["price"], fee=r["fee"], unit=r["unit"],
@@ -1287,9 +1623,10 @@ class Journal:
     def order_events(self, run_id: int, wallet: str) -> list[OrderEventRow]:
         """The wallet's order events in input order."""
         with self._read() as conn:
-            rows = conn.execute(select(_events).where(
+            rows = self._rows(conn, _read(_events).where(
                 _events.c.run_id == run_id, _events.c.wallet == wallet,
-            ).order_by(_events.c.input_cursor, _events.c.batch_id, _events.c.seq)).mappings().all()
+            ).order_by(_events.c.input_cursor, _events.c.batch_id, _events.c.seq), _events,
+                lambda r: f"event {r['event']!r} of order {r['client_id']} of wallet {wallet!r} in run {run_id}")
         return [OrderEventRow(
             cursor=r["input_cursor"], seq=r["seq"], ts=r["ts"], client_id=r["client_id"],
             event=r["event"], kind=r["kind"], side=Side(r["side"]), qty=r["qty"],
@@ -1317,12 +1654,76 @@ def _event_rows(events: Sequence[OrderLogRecord]) -> list[dict[str, Any]]:
         "unit": e.unit, "price": None if e.price is None else float(e.price), "reason": e.reason,
     } for e in events]
     for r in rows:
-        if r["event"] not in _EVENT_STATUS:
+        if r["event"] not in _EVENT_TRIGGER:
             raise JournalError(
                 f"commit_batch: unknown order event {r['event']!r} of {r['client_id']} "
-                f"(known: {', '.join(_EVENT_STATUS)})"
+                f"(known: {', '.join(_EVENT_TRIGGER)})"
             )
     return rows
+
+
+# -- reading rows back: what each column may hold
+# (table, column) -> the values a column of names may hold
+_NAMES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("orders", "status"): tuple(OrderStatus), ("orders", "kind"): tuple(OrderKind),
+    ("orders", "order_type"): tuple(OrderType), ("orders", "side"): tuple(Side),
+    ("fills", "side"): tuple(Side), ("order_events", "side"): tuple(Side),
+    ("order_events", "event"): ("placed", "triggered", "filled", "cancelled", "rejected"),
+}
+
+
+def _rule(c: Column[Any]) -> tuple[tuple[type, ...], str, bool, frozenset[str] | None]:
+    """(Python types a value may have, what they are called, NULL allowed, the names allowed)."""
+    t = c.type
+    types: tuple[type, ...]
+    if isinstance(t, Boolean):
+        types, called = (bool, int), "true/false (0 or 1)"
+    elif isinstance(t, Double):
+        types, called = (float, int), "a number"
+    elif isinstance(t, Integer):  # also BigInteger
+        types, called = (int,), "an integer"
+    elif isinstance(t, LargeBinary):
+        types, called = (bytes, memoryview), "bytes"
+    else:
+        types, called = (str,), "text"
+    names = _NAMES.get((str(c.table.name), c.name))
+    if names is not None:
+        called = _expected(names)
+    return types, called, bool(c.nullable), None if names is None else frozenset(names)
+
+
+def _read(table: Table) -> Any:
+    """SELECT of every column, booleans as stored (SQLite keeps anything in a column; a
+    boolean read as such turns any text into True)."""
+    return select(*(type_coerce(c, Integer).label(c.name) if isinstance(c.type, Boolean) else c
+                    for c in table.columns))
+
+
+def _bad_value(value: Any, types: tuple[type, ...], called: str, nullable: bool,
+               names: frozenset[str] | None) -> str | None:
+    """What ``value`` should have been, or None when it is fine."""
+    if value is None:
+        return None if nullable else f"{called} (it is NULL)"
+    if type(value) not in types:
+        return called
+    if types[0] is bool and value not in (0, 1):
+        return called
+    if names is not None and value not in names:
+        return called
+    return None
+
+
+def _request_named(r: Mapping[str, Any]) -> str:
+    return f"request #{r['id']} of wallet {r['wallet']!r} in run {r['run_id']}"
+
+
+def _expected(names: Sequence[str]) -> str:
+    return "one of " + ", ".join(names)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 _UNREAD: Any = object()
@@ -1357,3 +1758,5 @@ def _reason(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
     return str(orig if orig is not None else exc).splitlines()[0]
 
+
+_RULES = {t.name: {c.name: _rule(c) for c in t.columns} for t in _md.sorted_tables}
