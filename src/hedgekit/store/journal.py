@@ -802,9 +802,6 @@ _Q_ORDERS_IN = select(_orders).where(
     *_of_wallet(_orders), _orders.c.client_id.in_(bindparam("ids", expanding=True)))
 _Q_FILL_IDS_IN = select(_fills.c.fill_id).where(
     *_of_wallet(_fills), _fills.c.fill_id.in_(bindparam("ids", expanding=True)))
-_Q_FILLED_IN = select(_fills.c.client_id, func.sum(_fills.c.qty)).where(
-    *_of_wallet(_fills), _fills.c.client_id.in_(bindparam("ids", expanding=True))
-).group_by(_fills.c.client_id)
 _Q_STATUS_CURSOR = select(_status.c.input_cursor).where(*_of_wallet(_status))
 _Q_BATCH_KNOWN = select(_batches.c.batch_id).where(
     *_of_wallet(_batches), _batches.c.input_cursor == bindparam("cursor"),
@@ -814,6 +811,31 @@ _Q_BATCH_IDS = select(_batches.c.batch_id, _batches.c.input_cursor, _batches.c.d
 _UPD_ORDER = _orders.update().where(
     _orders.c.run_id == bindparam("k_run"), _orders.c.wallet == bindparam("k_wallet"),
     _orders.c.client_id == bindparam("k_cid"))
+
+
+_INSERT = {t.name: t.insert() for t in (_orders, _batches, _events, _phases, _fills)}
+# (dialect, statement, parameter keys) -> compiled; the statements are the module's own
+_COMPILED: dict[tuple[str, int, tuple[str, ...]], Any] = {}
+
+
+def _execute_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
+    """executemany of ``stmt`` straight to the driver, compiled once per dialect and keys:
+    SQLAlchemy's per-row parameter processing costs more than the rows' insert itself, and
+    these values are plain already (str, int, float, bool, None, bytes)."""
+    if not rows:
+        return
+    keys = tuple(rows[0])
+    cache_key = (conn.dialect.name, id(stmt), keys)
+    compiled = _COMPILED.get(cache_key)
+    if compiled is None:
+        compiled = _COMPILED[cache_key] = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
+    params: list[Any]
+    if compiled.positional:
+        order = compiled.positiontup
+        params = [tuple(r[k] for k in order) for r in rows]
+    else:
+        params = rows
+    conn.exec_driver_sql(compiled.string, params)
 
 
 @dataclass(slots=True)
@@ -828,7 +850,6 @@ class _WalletRows:
     db_latest: int | None  # the status row's cursor before this transaction
     latest: int | None
     new: list[str] = field(default_factory=list)  # client ids to insert, in intent order
-    filled: set[str] = field(default_factory=set)  # client ids with new fills
     digests: set[tuple[int, str]] = field(default_factory=set)  # batches added here
     status: dict[str, Any] | None = None
     status_cursor: int = 0
@@ -952,16 +973,15 @@ class _GroupWriter:
                 f"commit_batch: order event for unknown client id(s) {', '.join(unknown)} of wallet "
                 f"{op.wallet!r}; record_intent must be called before an order is sent"
             )
-        added: dict[str, float] = {}
-        for f in new_fills:
-            if f.order_id in w.orders:
-                added[f.order_id] = added.get(f.order_id, 0.0) + float(f.qty)
+        before: dict[str, float] = {}  # filled qty before this batch, of the orders it fills
+        for f in new_fills:  # summed in journal order, as a SUM over the fills would
+            row = w.orders.get(f.order_id)
+            if row is not None:
+                before.setdefault(f.order_id, row["filled_qty"])
+                row["filled_qty"] += float(f.qty)
         if batch is not None:
-            self._apply_events(w, op, added)
+            self._apply_events(w, op, before)
             self.event_rows.append((batch, op.events, op.phases, op))
-        for cid, qty in added.items():
-            w.orders[cid]["filled_qty"] += qty
-            w.filled.add(cid)
         for cid, venue_id in op.venue_ids.items():
             w.orders[cid]["venue_id"] = venue_id
         if w.latest is None or op.cursor >= w.latest:
@@ -985,14 +1005,14 @@ class _GroupWriter:
                             + ", ".join(f.fill_id for f in new[:3]) + ("...)" if len(new) > 3 else ")"))
         self.fill_rows.extend({
             "run_id": op.run_id, "wallet": op.wallet, "input_cursor": op.cursor, "fill_id": f.fill_id,
-            "ts": f.ts, "side": str(f.side), "qty": float(f.qty), "price": float(f.price),
+            "ts": int(f.ts), "side": str(f.side), "qty": float(f.qty), "price": float(f.price),
             "fee": float(f.fee), "liquidity": f.liquidity, "client_id": f.order_id,
             "kind": f.kind, "unit": f.unit, "phase": op.fill_phases.get(f.fill_id),
             "position_after": float(f.position_after), "realized_pnl_cum": float(f.realized_pnl_cum),
         } for f in new)
         return new
 
-    def _apply_events(self, w: _WalletRows, op: _Batch, added: Mapping[str, float]) -> None:
+    def _apply_events(self, w: _WalletRows, op: _Batch, before: Mapping[str, float]) -> None:
         """Run the batch's order events through core's order transition table. A "filled"
         event is a FILL when the order's fills cover its qty then, else a FILL_PARTIAL; the
         order's last one in the batch is judged on all the batch's fills."""
@@ -1005,10 +1025,10 @@ class _GroupWriter:
             trigger = _EVENT_TRIGGER[r["event"]]
             if trigger is None:
                 if last_fill[cid] == i:
-                    done = row["filled_qty"] + added.get(cid, 0.0)
+                    done = row["filled_qty"]  # with all of the batch's fills
                 else:
                     running[cid] = running.get(cid, 0.0) + r["qty"]
-                    done = row["filled_qty"] + running[cid]
+                    done = before.get(cid, row["filled_qty"]) + running[cid]
                 full = done >= row["qty"] * (1 - _QTY_RTOL)
                 trigger = OrderTrigger.FILL if full else OrderTrigger.FILL_PARTIAL
             if state is OrderStatus.REJECTED and trigger in _RESTART:
@@ -1032,12 +1052,12 @@ class _GroupWriter:
                 new_orders.append({**row, "status": str(row["status"])})
                 w.written[cid] = dict(row)
         if new_orders:
-            conn.execute(_orders.insert(), new_orders)
+            _execute_many(conn, _INSERT[_orders.name], new_orders)
         ids: dict[tuple[int, str, int, str], int] = {}
         if self.batch_rows:
             # executemany, then the ids read back by their unique key: SQLite's RETURNING in
             # parameter order would cost one statement per row
-            conn.execute(_batches.insert(), self.batch_rows)
+            _execute_many(conn, _INSERT[_batches.name], self.batch_rows)
             for w in self.wallets.values():
                 cursors = [b["input_cursor"] for b in self.batch_rows
                            if b["run_id"] == w.run_id and b["wallet"] == w.wallet]
@@ -1056,22 +1076,18 @@ class _GroupWriter:
             events.extend({**head, "seq": i, **r} for i, r in enumerate(batch_events))
             phases.extend({**head, "seq": i, **r} for i, r in enumerate(batch_phases))
         if events:
-            conn.execute(_events.insert(), events)
+            _execute_many(conn, _INSERT[_events.name], events)
         if phases:
-            conn.execute(_phases.insert(), phases)
+            _execute_many(conn, _INSERT[_phases.name], phases)
         updates = []
         for w in self.wallets.values():
-            key = {"run_id": w.run_id, "wallet": w.wallet}
-            for chunk in _chunks(sorted(w.filled)):  # the sum the readers see, as stored
-                for cid, total in conn.execute(_Q_FILLED_IN, {**key, "ids": chunk}).all():
-                    w.orders[cid]["filled_qty"] = float(total or 0.0)
             for cid, row in w.orders.items():
                 was = w.written.get(cid)
                 if was is None or _order_state(row) != _order_state(was):
                     updates.append({"k_run": w.run_id, "k_wallet": w.wallet, "k_cid": cid,
                                     **{c: row[c] for c in _ORDER_STATE}, "status": str(row["status"])})
         if updates:
-            conn.execute(_UPD_ORDER, updates)
+            _execute_many(conn, _UPD_ORDER, updates)
         for w in self.wallets.values():
             if w.status is not None:
                 _upsert_latest(conn, _status, w.run_id, w.wallet, w.status_cursor, w.status, stored=w.db_latest)
@@ -1542,7 +1558,7 @@ class Journal:
     def _insert_fills(self, conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Insert fill rows (already deduplicated); returns them."""
         if rows:
-            conn.execute(_fills.insert(), rows)
+            _execute_many(conn, _INSERT[_fills.name], rows)
         return rows
 
     def load_checkpoint(self, run_id: int, wallet: str) -> tuple[int, bytes] | None:
