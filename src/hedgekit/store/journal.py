@@ -1,8 +1,9 @@
 """The run journal (SPEC §8): orders, fills, phases, wallet status and checkpoints.
 
 The live engine processes one market input at a time. Before an order goes to the venue it
-records the *intent* (``record_intent``, committed at once); after the input is processed it
-writes everything the input produced in ONE transaction (``commit_batch``): order events,
+records the *intent* (``record_intent``, committed at once; see "Group commit" for PAPER
+replays); after the input is processed it writes everything the input produced in ONE
+transaction (``commit_batch``): order events,
 fills, phase transitions, the wallet's status row and a checkpoint (runner snapshot + input
 cursor). After a crash the engine loads the checkpoint and re-processes the inputs after the
 cursor; strategies are deterministic, so the same client ids come back and the journal makes
@@ -18,6 +19,22 @@ the re-writes idempotent:
   stored (same events and phases, no new fill). A different one means two writers on one
   wallet or a replay that is not deterministic, and is refused (JournalError), nothing written;
 * the status row and the checkpoint keep one row per wallet, that of the highest cursor.
+
+Group commit: a PAPER replay runs against the simulated venue, which nobody outside sees, and
+its inputs can be played again. Its intents (``record_intent(durable=False)``) and batches
+(``commit_batch(defer=...)``) are queued and written in their order in ONE transaction per
+group (a group doubles from 1 to ``GROUP_MAX_BATCHES`` batches, or is written once
+``GROUP_MAX_S`` old); each wallet of a group gets the checkpoint of its state when the group
+is written. A crash loses the queued group only, and the resume replays from the last
+checkpoint. Everything else (RECOMMENDATION, a live feed, REAL) commits each intent before
+the order is sent and each batch at once.
+
+Orders follow core's order lifecycle (``core.orders``: OrderStatus, OrderTrigger and its
+transition table): each event moves its order through the table, and an illegal move (an
+event for a closed order, a status the table does not know) is a JournalError naming the
+order. A rejected client id may be sent again: its next placement starts over from ``new``.
+Rows read back are checked against their columns' types and names: an edited or corrupt
+journal is a JournalError naming the run, wallet, row and column.
 
 Column naming: what the venue reported keeps the venue's meaning (``venue_id``, ``fill_id``,
 ``price``, ``fee``, ``liquidity``, the event ``reason``); the bot's own fields are named for the
@@ -509,6 +526,9 @@ def _sqlite_connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
             check_same_thread=False,
         )
         conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit is in the WAL before it returns, so a process crash
+        # (SIGKILL) loses nothing committed; only a power loss may lose the latest commits,
+        # never corrupt the file. FULL would fsync every commit.
         conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -832,7 +852,7 @@ def _execute_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> No
     params: list[Any]
     if compiled.positional:
         order = compiled.positiontup
-        params = [tuple(r[k] for k in order) for r in rows]
+        params = list(map(operator.itemgetter(*order), rows)) if len(order) > 1 else [(r[order[0]],) for r in rows]
     else:
         params = rows
     conn.exec_driver_sql(compiled.string, params)
@@ -851,7 +871,7 @@ class _WalletRows:
     latest: int | None
     new: list[str] = field(default_factory=list)  # client ids to insert, in intent order
     digests: set[tuple[int, str]] = field(default_factory=set)  # batches added here
-    status: dict[str, Any] | None = None
+    status: WalletStatus | None = None
     status_cursor: int = 0
 
 
@@ -985,7 +1005,7 @@ class _GroupWriter:
         for cid, venue_id in op.venue_ids.items():
             w.orders[cid]["venue_id"] = venue_id
         if w.latest is None or op.cursor >= w.latest:
-            w.status = {f.name: getattr(op.status, f.name) for f in fields(WalletStatus)}
+            w.status = op.status
             w.status_cursor = w.latest = op.cursor
 
     def _fills(self, w: _WalletRows, op: _Batch, closed: int | None) -> list[FillRecord]:
@@ -1090,7 +1110,8 @@ class _GroupWriter:
             _execute_many(conn, _UPD_ORDER, updates)
         for w in self.wallets.values():
             if w.status is not None:
-                _upsert_latest(conn, _status, w.run_id, w.wallet, w.status_cursor, w.status, stored=w.db_latest)
+                values = {f.name: getattr(w.status, f.name) for f in fields(WalletStatus)}
+                _upsert_latest(conn, _status, w.run_id, w.wallet, w.status_cursor, values, stored=w.db_latest)
         for (run_id, wallet), cp in checkpoints.items():
             _upsert_latest(conn, _checkpoints, run_id, wallet, cp.cursor, {"ts": cp.ts, "snapshot": cp.snapshot})
 
