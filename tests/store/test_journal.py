@@ -114,15 +114,6 @@ def file_state(path: Path) -> tuple[bytes, int, list[str]]:
     return path.read_bytes(), path.stat().st_mtime_ns, sorted(os.listdir(path.parent))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
-    """Where a journal test keeps its journal: a SQLite file, or a fresh PostgreSQL database
-    on the session's throwaway cluster (skipped when PostgreSQL is not installed)."""
-    if request.param == "sqlite":
-        return tmp_path / "j.db"
-    return request.getfixturevalue("pg_url")
-
-
 # -- opening ------------------------------------------------------------------------------
 def test_a_new_sqlite_journal_is_wal_with_our_marker_and_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "j.db"
@@ -555,7 +546,7 @@ def test_a_batch_failing_midway_leaves_nothing_behind(db: str | Path, monkeypatc
     real_insert = Journal._insert_fills
 
     def insert_then_die(self, conn, *args):  # the fills are in, then the process "fails"
-        inserted.extend(f.ts for f in real_insert(self, conn, *args))
+        inserted.extend(r["ts"] for r in real_insert(self, conn, *args))
         raise RuntimeError("boom after the fills insert")
 
     monkeypatch.setattr(Journal, "_insert_fills", insert_then_die)

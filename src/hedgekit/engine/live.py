@@ -89,6 +89,7 @@ from hedgekit.logs import fill_line, order_line
 from hedgekit.store.journal import (
     REQUEST_DONE,
     REQUEST_FAILED,
+    Checkpoint,
     Journal,
     JournalError,
     Lease,
@@ -427,8 +428,12 @@ class LiveEngine:
     def _command_hook(self, wallet: LiveWallet) -> Callable[[int, Command, Strategy], None]:
         def hook(ts: int, cmd: Command, strategy: Strategy) -> None:
             if isinstance(cmd, Place):
-                # The intent is durable before the venue sees the order.
-                self.journal.record_intent(self.run_id, wallet.name, cmd.order, ts, lease=self.lease_token)
+                # The intent is durable before the venue sees the order. A PAPER replay's venue
+                # is the simulator, which nobody outside sees, and a crash replays its inputs:
+                # its intents go with the next batch (group commit, see _checkpoint).
+                replay = self.mode == "paper" and self.source.startswith("replay:")
+                self.journal.record_intent(self.run_id, wallet.name, cmd.order, ts, lease=self.lease_token,
+                                           durable=not replay)
                 self._intents_total += 1
                 self.hooks.after_intent(self._intents_total)
 
@@ -647,7 +652,11 @@ class LiveEngine:
         r = w.runner
         v = w.sim
         changed = bool(v.fills or v.order_log or r.log.phases)
-        if not (changed or force):
+        # Group commit (PAPER replay: a simulated venue and inputs a resume plays again): the
+        # batches go to the journal together, at a bounded rate, each wallet's checkpoint made
+        # then; a crash loses only what the replay from the last checkpoint derives again.
+        group = self.mode == "paper" and self.source.startswith("replay:") and request is None and not force
+        if not (changed or force or (group and self.journal.group_due())):
             return  # nothing new: replaying this input after a crash re-derives it
         status = self.status_of(w, ts)
         fill_phases = {fid: str(p) for fid, p in r.log.fill_phase.items()}
@@ -667,13 +676,24 @@ class LiveEngine:
         # Orders closed by now are in this batch or an earlier one: the journal keeps them.
         v.forget_closed()
         r.strategy.forget_closed({o.client_id for o in v.open_orders()})
-        hook, r.on_command = r.on_command, None  # a closure over the journal: not state
+
+        def snapshot(at_ts: int) -> bytes:
+            hook, r.on_command = r.on_command, None  # a closure over the journal: not state
+            try:
+                return dump_snapshot(Snapshot(r, w.funding_index, at_ts, w.started, w.guard))
+            finally:
+                r.on_command = hook
+
+        def checkpoint_now() -> Checkpoint:  # the wallet's state when the group is written
+            at = max(w.seen, w.cursor)
+            return Checkpoint(at, w.last_ts, snapshot(w.last_ts))
+
         try:
-            blob = dump_snapshot(Snapshot(r, w.funding_index, ts, w.started, w.guard))
             self.journal.commit_batch(
                 self.run_id, w.name, cursor=cursor, ts=ts, order_events=events, fills=fills,
-                fill_phases=fill_phases, phases=phases, status=status, snapshot=blob,
-                lease=self.lease_token, request=request,
+                fill_phases=fill_phases, phases=phases, status=status,
+                snapshot=None if group else snapshot(ts),
+                lease=self.lease_token, request=request, defer=checkpoint_now if group else None,
             )
         except BaseException:
             # Not journaled: keep the records, and write nothing more from this process (a
@@ -681,10 +701,9 @@ class LiveEngine:
             v.fills[:0], v.order_log[:0], v.funding_log[:0] = fills, events, funding
             r.log.phases[:0] = spans
             r.log.fill_phase.update(fill_phase)
+            self.journal.discard_pending()
             self._journal_failed = True
             raise
-        finally:
-            r.on_command = hook
         w.last_ts = ts
         w.cursor = cursor
         for e in events:
