@@ -1,4 +1,5 @@
-"""The grid hedge's settings: one frozen pydantic model, validated once.
+"""The grid hedge's settings: one frozen pydantic model (``GridHedgeParams`` with its ``grid``
+and ``risk`` sections), validated once.
 
 The config file's ``grid:`` and ``risk:`` sections are ``GridSettings`` and ``RiskSettings``
 (``hedgekit.config`` uses these very classes), and ``GridHedgeParams`` adds what the wallet
@@ -187,7 +188,7 @@ class RiskSettings(_Settings):
         return self
 
 
-_WALLET_NAME = r"^[A-Za-z0-9_]+$"
+_WALLET_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
 class GridHedgeParams(_Settings):
@@ -215,7 +216,7 @@ class GridHedgeParams(_Settings):
     @field_validator("wallet")
     @classmethod
     def _wallet(cls, v: str) -> str:
-        _check(re.match(_WALLET_NAME, v) is not None, "use letters, digits and '_' only (it goes into order ids)")
+        _check(_WALLET_NAME.fullmatch(v) is not None, "use letters, digits and '_' only (it goes into order ids)")
         return v
 
     @property
