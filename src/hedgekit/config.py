@@ -27,6 +27,9 @@ from hedgekit.core.errors import HedgekitError
 from hedgekit.core.instrument import ContractType, Instrument
 from hedgekit.core.units import UnitMode, UnitSpec
 
+# The grid hedge's `grid` and `risk` sections are the strategy's own settings models.
+from hedgekit.strategies.grid_hedge.params import GridHedgeParams, GridSettings, RiskSettings
+
 
 class ConfigError(HedgekitError):
     values_redacted = True  # the values it quotes went through _shown
@@ -102,30 +105,6 @@ class HedgeWalletConfig(_WalletBase):
     max_short_notional: PositiveFloat | None = Field(default=None, description="cap on the four short fragments together (USD)")
 
 
-class GridSettings(_Model):
-    volatility: float | None = Field(default=None, description="daily σ (0.02 = 2 %); omit to estimate from data")
-    num_levels: int = Field(default=5, description="rungs per side, 1 to 100")
-    direction: Literal["SHORT", "LONG", "BOTH"] = Field(default="SHORT", description="SHORT hedges a spot long")
-    spacing_pct: float | None = Field(default=None, description="Δ = price × spacing_pct instead of price × σ / 2")
-    min_price_distance: float = Field(default=0.0, description="smallest Δ in price")
-    volatility_lookback_days: int = Field(default=30, description="days of daily returns for σ")
-    rebalance_interval_seconds: float = Field(default=60.0, description="re-estimate σ and re-centre the grid this often")
-
-
-class RiskSettings(_Model):
-    stop_loss_pct: float | None = Field(default=None, description="default 2σ (or 95 % VaR)")
-    take_profit_pct: float | None = Field(default=None, description="default 1.5 × stop loss")
-    max_hedge_ratio: float = Field(default=1.0, description="the hedge never exceeds spot × this")
-    max_hedge_ratio_limit: float = Field(default=1.0, description="ceiling of max_hedge_ratio")
-    hedge_ratio_band: tuple[float, float] = Field(default=(0.0, 1.0), description="a warning is logged outside it")
-    max_size_pct: float = Field(default=0.2, description="risk_size = portfolio × min(this, target_vol/σ)")
-    target_vol: float = Field(default=0.01, description="see max_size_pct")
-    portfolio_value: float | None = Field(default=None, description="default: spot value at start")
-    rearm_after_seconds: float | None = Field(default=None, description="re-lay the grid this long after a SL/TP; null = stay stopped")
-    funding_threshold: float | None = Field(default=None, description="|last settled funding rate| above which new rungs are scaled")
-    funding_size_factor: float = Field(default=1.0, description="rung size factor beyond the funding threshold")
-
-
 class GridHedgeConfig(_Model):
     """A futures grid hedging a spot holding (SPEC §5)."""
 
@@ -139,23 +118,11 @@ class GridHedgeConfig(_Model):
     grid: GridSettings = GridSettings()
     risk: RiskSettings = RiskSettings()
 
-    def params(self, symbol: str):
-        from hedgekit.strategies.grid_hedge import GridHedgeParams
-
+    def params(self, symbol: str) -> GridHedgeParams:
+        """The strategy's parameters: the sections validated with this config, not again."""
         return GridHedgeParams(
-            symbol=symbol, spot_quantity=self.spot_quantity, wallet=self.name,
-            **self.grid.model_dump(), **self.risk.model_dump(),
+            symbol=symbol, spot_quantity=self.spot_quantity, wallet=self.name, grid=self.grid, risk=self.risk
         )
-
-    @model_validator(mode="after")
-    def _strategy_checks(self) -> GridHedgeConfig:
-        from hedgekit.core.errors import ParameterError
-
-        try:
-            self.params("BTCUSDT")
-        except ParameterError as err:
-            raise ValueError(str(err)) from None
-        return self
 
 
 # The built-in strategies' models; hedgekit.registry widens the union when one registers.

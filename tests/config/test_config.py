@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from hedgekit.cli import example_path
-from hedgekit.config import BacktestConfig, ConfigError, load_config
+from hedgekit.config import BacktestConfig, ConfigError, load_config, parse_config
 
 EXAMPLES = ["dual_wallet.yaml", "long_wallet.yaml", "hedge_wallet.yaml"]
 
@@ -146,3 +146,39 @@ def test_unquoted_yaml_dates_and_times_are_accepted(tmp_path, start, end, expect
 
     assert to_epoch_ms(cfg.data.start) == to_epoch_ms(expected)
     assert to_epoch_ms(cfg.data.end) == to_epoch_ms(expected) + 86_400_000
+
+
+def test_grid_settings_are_the_strategys_own_model_validated_once():
+    from hedgekit.strategies.grid_hedge import GridSettings, RiskSettings
+
+    cfg = parse_config({"symbol": "BTCUSDT", "grid": {"volatility": 0.02, "num_levels": 4}})
+    wallet = cfg.wallets[0]
+    params = wallet.params("BTCUSDT")
+
+    assert isinstance(wallet.grid, GridSettings) and isinstance(wallet.risk, RiskSettings)
+    assert params.grid is wallet.grid and params.risk is wallet.risk  # handed over, not re-validated
+    assert params.grid.num_levels == 4
+
+
+def test_bad_grid_settings_are_all_listed_each_at_its_field():
+    data = {"wallets": [{"strategy": "grid_hedge", "grid": {"num_levels": 0},
+                         "risk": {"max_hedge_ratio": 1.5, "take_profit_pct": 2}}]}
+
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, "grid.yaml")
+
+    lines = str(err.value).splitlines()
+    assert lines[0] == "grid.yaml: invalid configuration (2 problem(s))"
+    assert lines[1] == ("  wallets[0].grid_hedge.grid.num_levels: must be a whole number of levels between "
+                        "1 and 100 (got 0)")
+    assert lines[2] == ("  wallets[0].grid_hedge.risk.take_profit_pct: must be a fraction below 1 "
+                        "(0.04 = 4 %) (got 2)")
+
+
+def test_a_hedge_ratio_above_its_limit_is_reported_at_the_ratio():
+    with pytest.raises(ConfigError) as err:
+        parse_config({"symbol": "BTCUSDT", "grid": {}, "risk": {"max_hedge_ratio": 1.5}}, "g.yaml")
+
+    assert str(err.value).splitlines()[1].startswith(
+        "  risk.max_hedge_ratio: must be <= risk.max_hedge_ratio_limit (1): a hedge larger than the spot"
+    )

@@ -27,8 +27,8 @@ def _driver(kind: str) -> PathDriver:
     elif kind == "hedge":
         s = HedgeWallet("hedge", INSTRUMENT, HedgeWalletParams(allocation=4000.0, leverage=2.0, unit=UNIT_100))
     else:
-        s = GridHedge(GridHedgeParams(symbol=INSTRUMENT.symbol, spot_quantity=0.1, volatility=0.02,
-                                      rebalance_interval_seconds=600), INSTRUMENT)
+        s = GridHedge(GridHedgeParams.of(symbol=INSTRUMENT.symbol, spot_quantity=0.1, volatility=0.02,
+                                         rebalance_interval_seconds=600), INSTRUMENT)
     return PathDriver(s, cash=8000.0, leverage=2.0, trigger_order="random", seed=3, taker_fee=0.0005)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from hedgekit.report.metrics import (
     MS_PER_YEAR,
+    WalletSeries,
     buy_and_hold_curve,
     cagr,
     compute_metrics,
@@ -22,6 +23,7 @@ from hedgekit.report.metrics import (
     periods_per_year,
     phase_segments,
     round_trips,
+    run_metrics,
     sharpe_ratio,
     simple_returns,
     sortino_ratio,
@@ -256,6 +258,38 @@ def test_phase_segments_and_time_in_phase():
     assert list(segs["phase"]) == ["before first fill", "ADVANCE", "DECLINE"]
     assert hours == {"before first fill": 1.0, "ADVANCE": 3.0, "DECLINE": 6.0}
     assert pct["DECLINE"] == pytest.approx(60.0)
+
+
+def test_time_in_phase_from_a_phase_log_sums_each_phase_until_the_next_change():
+    """The engine's phase log (summary.json) and the fills (the report) go through one rule."""
+    h = 3_600_000
+    eq = np.full(10, 1000.0)
+    times = np.arange(10, dtype=np.int64) * h
+    log = (np.array([0, 2 * h, 3 * h, 3 * h, 7 * h]), np.array(["ADVANCE", "DECLINE", "DECLINE", "ADVANCE", "RESET"]))
+
+    m = compute_metrics(eq, None, times_ms=times, end_ms=10 * h, phase_changes=log, full=False)
+
+    assert m["time_in_phase_hours"] == {"ADVANCE": 6.0, "DECLINE": 1.0, "RESET": 3.0}
+    assert m["time_in_phase_pct"] == {"ADVANCE": 60.0, "DECLINE": 10.0, "RESET": 30.0}
+
+
+def test_the_headline_is_the_full_set_cut_down_not_another_computation():
+    rng = np.random.default_rng(5)
+    times = np.arange(2000, dtype=np.int64) * 60_000
+    prices = 100.0 + np.cumsum(rng.normal(0, 0.5, 2000))
+    wallets = [WalletSeries(name, 1000.0 + np.cumsum(rng.normal(0, 2, 2000)), rng.normal(0, 1, 2000),
+                            start_equity=1000.0, leverage=lev)
+               for name, lev in (("a", 1.0), ("b", 3.0))]
+
+    full = run_metrics(times, prices, wallets, first_price=100.0, end_ms=2000 * 60_000)
+    headline = run_metrics(times, prices, wallets, first_price=100.0, end_ms=2000 * 60_000, full=False)
+
+    for name in ("a", "b"):
+        cut = headline["wallets"][name]
+        assert set(cut) < set(full["wallets"][name])
+        assert cut == {k: full["wallets"][name][k] for k in cut}
+    assert headline["total"]["max_drawdown_pct"] == full["total"]["max_drawdown_pct"]
+    assert headline["total"]["return_pct"] == full["total"]["return_pct"]
 
 
 def test_exposure_is_the_share_of_bars_in_a_position():

@@ -43,7 +43,7 @@ SPEC_BUYS = [94251.02, 93298.99, 92346.96, 91394.93, 90442.90]
 def make(**kw: object) -> GridHedge:
     base: dict[str, object] = {"symbol": "BTCUSDT", "spot_quantity": 1.0, "volatility": 0.02}
     base.update(kw)
-    return GridHedge(GridHedgeParams(**base), INST)  # type: ignore[arg-type]
+    return GridHedge(GridHedgeParams.of(**base), INST)  # type: ignore[arg-type]
 
 
 def places(cmds: list[Command]) -> list[OrderSpec]:
@@ -89,7 +89,7 @@ def rung_at(g: GridHedge, price: float) -> OrderSpec:
 
 # -- derived parameters ------------------------------------------------------------------------
 def test_spec_example_derived_numbers() -> None:
-    params = GridHedgeParams(symbol="BTCUSDT", spot_quantity=1.0, volatility=0.02, num_levels=5)
+    params = GridHedgeParams.of(symbol="BTCUSDT", spot_quantity=1.0, volatility=0.02, num_levels=5)
 
     levels = derive(params, INST, SPEC_PRICE)
 
@@ -114,12 +114,12 @@ def test_describe_matches_the_spec_line_exactly() -> None:
 
 def test_spacing_pct_and_min_price_distance() -> None:
     by_pct = derive(
-        GridHedgeParams(symbol="BTCUSDT", spot_quantity=1.0, volatility=0.02, spacing_pct=0.005),
+        GridHedgeParams.of(symbol="BTCUSDT", spot_quantity=1.0, volatility=0.02, spacing_pct=0.005),
         INST,
         100000.0,
     )
     floored = derive(
-        GridHedgeParams(
+        GridHedgeParams.of(
             symbol="BTCUSDT", spot_quantity=1.0, volatility=0.02, min_price_distance=1500.004
         ),
         INST,
@@ -132,7 +132,7 @@ def test_spacing_pct_and_min_price_distance() -> None:
 
 def test_stop_loss_defaults_to_historical_var_when_returns_are_given() -> None:
     returns = np.linspace(-0.05, 0.05, 101)  # 95 % quantile of the up-moves = 0.045
-    params = GridHedgeParams(symbol="BTCUSDT", spot_quantity=1.0, volatility=0.02)
+    params = GridHedgeParams.of(symbol="BTCUSDT", spot_quantity=1.0, volatility=0.02)
 
     levels = derive(params, INST, SPEC_PRICE, returns=returns)
 
@@ -142,7 +142,7 @@ def test_stop_loss_defaults_to_historical_var_when_returns_are_given() -> None:
 
 def test_rung_size_capped_by_risk_budget() -> None:
     # σ 0.05: risk = 100000 × min(0.2, 0.01 / 0.05) = 20000 -> 0.2 coins; spot / n = 2.0 / 2 = 1.0
-    params = GridHedgeParams(
+    params = GridHedgeParams.of(
         symbol="BTCUSDT", spot_quantity=2.0, volatility=0.05, num_levels=2, portfolio_value=100000.0
     )
 
@@ -540,21 +540,21 @@ def test_bad_settings_name_the_field(changes: dict[str, object], field: str) -> 
     kwargs.update(changes)
 
     with pytest.raises(ParameterError) as err:
-        GridHedgeParams(**kwargs)  # type: ignore[arg-type]
+        GridHedgeParams.of(**kwargs)  # type: ignore[arg-type]
 
     assert err.value.name == field
     assert str(err.value).startswith(f"{field}=")
 
 
 def test_max_hedge_ratio_above_one_needs_a_raised_limit() -> None:
-    params = GridHedgeParams(
+    params = GridHedgeParams.of(
         symbol="BTCUSDT",
         spot_quantity=1.0,
         volatility=0.02,
         max_hedge_ratio=1.5,
         max_hedge_ratio_limit=2.0,
     )
-    assert params.max_hedge_ratio == 1.5
+    assert params.risk.max_hedge_ratio == 1.5
 
 
 def test_for_spot_hedge_rejects_unknown_settings_with_a_hint() -> None:
@@ -591,7 +591,7 @@ class Exchange:
         self.price = price
         self.ts = ts
         self.lot = g.instrument.lot_size
-        self.cap = math.floor(g.params.spot_quantity * g.params.max_hedge_ratio / self.lot + 1e-9)
+        self.cap = math.floor(g.params.spot_quantity * g.params.risk.max_hedge_ratio / self.lot + 1e-9)
         self.book: dict[str, OrderSpec] = {}
         self.pos = 0  # lots
         self.ids: set[str] = set()
@@ -755,4 +755,4 @@ def test_random_paths_keep_the_invariants(
         ex.move(price, ts)
         if g.phase is Phase.STOPPED:
             assert ex.pos == 0 and ex.book == {}
-        assert abs(g.position.qty) <= g.params.spot_quantity * g.params.max_hedge_ratio + 1e-9
+        assert abs(g.position.qty) <= g.params.spot_quantity * g.params.risk.max_hedge_ratio + 1e-9

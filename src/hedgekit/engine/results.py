@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from hedgekit.config import BacktestConfig
-from hedgekit.engine.backtest import EngineRun, phase_durations
+from hedgekit.engine.backtest import EngineRun
 from hedgekit.engine.checks import StartChecks
 from hedgekit.feeds.history import Candles
-from hedgekit.report.metrics import buy_and_hold_curve, max_drawdown
+from hedgekit.report.metrics import WalletSeries, hedge_curves, hedge_metrics, run_metrics
 from hedgekit.report.results import (
     ORDER_COLUMNS,
     BacktestResult,
@@ -78,58 +78,28 @@ def equity_frame(run: EngineRun) -> pd.DataFrame:
     return frame
 
 
+def _spot_quantity(w) -> float | None:
+    """The hedged spot holding of a grid hedge; None for any other strategy."""
+    if w.strategy.name != "grid_hedge":
+        return None
+    return getattr(getattr(w.strategy, "params", None), "spot_quantity", None)
+
+
 def spot_curves(w, bars) -> dict[str, np.ndarray] | None:
     """For a grid hedge: the spot holding's value, futures + spot (hedged) and the same
     capital without the futures trading (unhedged), and |futures| / spot."""
-    spot_qty = getattr(getattr(w.strategy, "params", None), "spot_quantity", None)
-    if spot_qty is None or w.strategy.name != "grid_hedge":
+    spot_qty = _spot_quantity(w)
+    if spot_qty is None:
         return None
-    spot = spot_qty * bars.close
-    start_cash = w.venue.config.initial_cash
-    return {
-        "spot_equity": spot,
-        "hedged_equity": w.equity + spot,
-        "unhedged_equity": start_cash + spot,
-        "hedge_ratio": np.abs(w.position) / spot_qty,
-    }
-
-
-def _daily_vol(curve: np.ndarray, bar_ms: int) -> float:
-    """Volatility of an equity curve's returns, scaled to one day."""
-    if len(curve) < 3 or bar_ms <= 0:
-        return 0.0
-    r = np.diff(curve) / curve[:-1]
-    return float(np.std(r, ddof=1) * np.sqrt(86_400_000 / bar_ms))
+    return hedge_curves(spot_qty, bars.close, w.equity, w.position, w.venue.config.initial_cash)
 
 
 def hedge_summary(w, bars, bar_ms: int) -> dict | None:
-    sp = spot_curves(w, bars)
-    if sp is None:
+    spot_qty = _spot_quantity(w)
+    if spot_qty is None:
         return None
-    params = w.strategy.params
-    spot_start = params.spot_quantity * float(bars.open[0])
-    hedged, unhedged = sp["hedged_equity"], sp["unhedged_equity"]
-    start = w.venue.config.initial_cash + spot_start
-    kinds = [f.kind for f in w.venue.fills]
-    ratio = sp["hedge_ratio"]
-    return {
-        "spot_quantity": params.spot_quantity,
-        "spot_pnl": round(float(sp["spot_equity"][-1]) - spot_start, 2),
-        "futures_pnl": round(float(w.equity[-1]) - w.venue.config.initial_cash, 2),
-        "hedged_end_equity": round(float(hedged[-1]), 2),
-        "unhedged_end_equity": round(float(unhedged[-1]), 2),
-        "hedged_return_pct": round((float(hedged[-1]) / start - 1) * 100, 4),
-        "unhedged_return_pct": round((float(unhedged[-1]) / start - 1) * 100, 4),
-        "hedged_daily_volatility_pct": round(_daily_vol(hedged, bar_ms) * 100, 4),
-        "unhedged_daily_volatility_pct": round(_daily_vol(unhedged, bar_ms) * 100, 4),
-        "hedged_max_drawdown_pct": round(max_drawdown(np.concatenate([[start], hedged])) * 100, 4),
-        "unhedged_max_drawdown_pct": round(max_drawdown(np.concatenate([[start], unhedged])) * 100, 4),
-        "hedge_ratio_min": round(float(ratio.min()), 4),
-        "hedge_ratio_mean": round(float(ratio.mean()), 4),
-        "hedge_ratio_max": round(float(ratio.max()), 4),
-        "stop_loss_events": sum(1 for k in kinds if str(k) == "hedge_stop_loss"),
-        "take_profit_events": sum(1 for k in kinds if str(k) == "hedge_take_profit"),
-    }
+    return hedge_metrics(spot_qty, float(bars.open[0]), bars.close, w.equity, w.position,
+                         w.venue.config.initial_cash, [str(f.kind) for f in w.venue.fills], bar_ms)
 
 
 def stop_status(w) -> dict:
@@ -144,29 +114,45 @@ def stop_status(w) -> dict:
     return out
 
 
+def engine_metrics(cfg: BacktestConfig | None, run: EngineRun, end_ms: int) -> dict[str, dict]:
+    """``report.metrics.run_metrics`` of the engine's curves (every bar, full precision), with
+    each wallet's phase log; without ``cfg``, no buy and hold."""
+    bars = run.bars
+    wallets = []
+    for i, w in enumerate(run.wallets):
+        wc = cfg.wallets[i] if cfg is not None else None
+        spans = w.runner.log.phases
+        wallets.append(WalletSeries(
+            w.name, w.equity, w.position, start_equity=float(w.venue.config.initial_cash),
+            leverage=wc.leverage if wc is not None else 1.0, strategy=wc.strategy if wc is not None else None,
+            phase_changes=(np.array([p.ts for p in spans], dtype=np.int64), np.array([str(p.phase) for p in spans], dtype=str)),
+        ))
+    if cfg is None:
+        return run_metrics(bars.ts, None, wallets, end_ms=end_ms, full=False)
+    costs = {"maintenance_margin_rate": cfg.venue.maintenance_margin_rate, "taker_fee": cfg.venue.taker_fee}
+    return run_metrics(bars.ts, bars.close, wallets, first_price=float(bars.open[0]), bh_costs=costs, end_ms=end_ms,
+                       full=False)
+
+
 def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_source: str) -> dict:
+    """summary.json. Its statistics come from ``engine_metrics`` (the report's own function);
+    the account figures (fees, funding, realized PnL) from the venue."""
     bars = run.bars
     first_px, last_px = float(bars.open[0]), float(bars.close[-1])
     end_ts = int(bars.ts[-1]) + int(getattr(candles, "timeframe_ms", 0) or 0)
-    bh = (last_px / first_px - 1.0) * 100.0
+    metrics = engine_metrics(cfg, run, end_ts)
     wallets: dict[str, dict[str, Any]] = {}
-    total_start = total_end = 0.0
-    total_curve = np.zeros(len(bars))
+    total_start = 0.0
     for w, wc in zip(run.wallets, cfg.wallets, strict=True):
+        m = metrics["wallets"][w.name]
         start_eq = float(w.venue.config.initial_cash)
-        end_eq = float(w.equity[-1])
-        curve = w.equity
-        total_curve += curve
         total_start += start_eq
-        total_end += end_eq
-        durations = phase_durations(w.runner.log.phases, end_ts)
-        span = max(sum(durations.values()), 1)
         wallets[w.name] = {
             "strategy": wc.strategy,
             "start_equity": round(start_eq, 2),
-            "end_equity": round(end_eq, 2),
-            "return_pct": round((end_eq / start_eq - 1.0) * 100.0, 4),
-            "max_drawdown_pct": round(max_drawdown(np.concatenate([[start_eq], curve])) * 100.0, 4),
+            "end_equity": round(float(w.equity[-1]), 2),
+            "return_pct": round(m["return_pct"], 4),
+            "max_drawdown_pct": round(m["max_drawdown_pct"], 4),
             "realized_pnl": round(w.venue.realized_pnl, 2),
             "fees": round(w.venue.fees_paid, 2),
             "funding": round(w.venue.funding_paid, 2),
@@ -175,25 +161,23 @@ def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_sou
             "final_phase": str(w.strategy.phase),
             "final_position": w.venue.position.qty,
             "liquidated": bool(w.venue.liquidated),
-            "time_in_phase_pct": {k: round(v / span * 100.0, 3) for k, v in durations.items()},
-            "time_in_phase_hours": {k: round(v / 3_600_000, 3) for k, v in durations.items()},
+            "time_in_phase_pct": m["time_in_phase_pct"],
+            "time_in_phase_hours": m["time_in_phase_hours"],
             # Same capital, same leverage, liquidated like the venue would (never below -100 %).
-            "buy_and_hold_return_pct": round((float(buy_and_hold_curve(
-                bars.close, start_eq, wc.leverage, first_px,
-                maintenance_margin_rate=cfg.venue.maintenance_margin_rate, taker_fee=cfg.venue.taker_fee,
-            )[-1]) / start_eq - 1.0) * 100.0, 4),
-            "buy_and_hold_1x_return_pct": round(bh, 4),
+            "buy_and_hold_return_pct": round(float(m["buy_and_hold_return_pct"]), 4),
+            "buy_and_hold_1x_return_pct": round(float(m["buy_and_hold_1x_return_pct"]), 4),
             "warnings": [msg for _, msg in w.runner.log.warnings][:50],
         }
         wallets[w.name].update(stop_status(w))
         hedge = hedge_summary(w, bars, int(getattr(candles, "timeframe_ms", 0) or 0))
         if hedge is not None:
             wallets[w.name]["hedge"] = hedge
+    t = metrics["total"]
     total = {
         "start_equity": round(total_start, 2),
-        "end_equity": round(total_end, 2),
-        "return_pct": round((total_end / total_start - 1.0) * 100.0, 4),
-        "max_drawdown_pct": round(max_drawdown(np.concatenate([[total_start], total_curve])) * 100.0, 4),
+        "end_equity": round(sum(float(w.equity[-1]) for w in run.wallets), 2),
+        "return_pct": round(t["return_pct"], 4),
+        "max_drawdown_pct": round(t["max_drawdown_pct"], 4),
         "fees": round(sum(w.venue.fees_paid for w in run.wallets), 2),
         "funding": round(sum(w.venue.funding_paid for w in run.wallets), 2),
         "fills": sum(len(w.venue.fills) for w in run.wallets),
@@ -202,7 +186,7 @@ def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_sou
         "buy_and_hold_return_pct": round(
             sum(w["buy_and_hold_return_pct"] * w["start_equity"] for w in wallets.values()) / total_start, 4
         ),
-        "buy_and_hold_1x_return_pct": round(bh, 4),
+        "buy_and_hold_1x_return_pct": round(float(t["buy_and_hold_1x_return_pct"]), 4),
     }
     return {
         "data": {
@@ -239,26 +223,23 @@ OPPOSITE_PATH = ("open -> high -> low -> close for a bar that closes up, "
 
 def headline(run: EngineRun) -> dict:
     """Return, max drawdown and fills per wallet and in total, as the main summary has them."""
-    wallets = {}
-    start_total, total = 0.0, np.zeros(len(run.bars))
-    for w in run.wallets:
-        start = float(w.venue.config.initial_cash)
-        start_total += start
-        total += w.equity
-        wallets[w.name] = {
-            "return_pct": round((float(w.equity[-1]) / start - 1.0) * 100.0, 4),
-            "max_drawdown_pct": round(max_drawdown(np.concatenate([[start], w.equity])) * 100.0, 4),
+    m = engine_metrics(None, run, int(run.bars.ts[-1]))
+    wallets = {
+        w.name: {
+            "return_pct": round(m["wallets"][w.name]["return_pct"], 4),
+            "max_drawdown_pct": round(m["wallets"][w.name]["max_drawdown_pct"], 4),
             "fills": len(w.venue.fills),
         }
-    out = {
+        for w in run.wallets
+    }
+    return {
         "wallets": wallets,
         "total": {
-            "return_pct": round((float(total[-1]) / start_total - 1.0) * 100.0, 4),
-            "max_drawdown_pct": round(max_drawdown(np.concatenate([[start_total], total])) * 100.0, 4),
+            "return_pct": round(m["total"]["return_pct"], 4),
+            "max_drawdown_pct": round(m["total"]["max_drawdown_pct"], 4),
             "fills": sum(w["fills"] for w in wallets.values()),
         },
     }
-    return out
 
 
 def data_quality(checks: StartChecks, opposite: EngineRun | None) -> dict:

@@ -18,10 +18,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from hedgekit.report.curves import (
+    MS_PER_YEAR,
+    buy_and_hold_costs,
+    buy_and_hold_curve,
+    cagr,
+    daily_volatility_of,
+    drawdown_durations,
+    drawdown_series,
+    hedge_curves,
+    hedge_metrics,
+    max_drawdown,
+    periods_per_year,
+    sharpe_ratio,
+    simple_returns,
+    sortino_ratio,
+    to_epoch_ms,
+)
 
 __all__ = [
     "MS_PER_YEAR",
@@ -29,187 +46,31 @@ __all__ = [
     "buy_and_hold_costs",
     "buy_and_hold_curve",
     "cagr",
+    "change_segments",
     "compute_metrics",
     "compute_run_metrics",
     "count_resets",
+    "daily_volatility_of",
     "drawdown_durations",
     "drawdown_series",
     "exposure",
+    "hedge_curves",
+    "hedge_metrics",
     "max_drawdown",
     "periods_per_year",
     "phase_segments",
     "round_trips",
+    "run_metrics",
     "sharpe_ratio",
     "simple_returns",
     "sortino_ratio",
     "time_in_phase",
     "to_epoch_ms",
+    "WalletSeries",
 ]
 
-MS_PER_YEAR = 365.25 * 86_400_000
 _FLAT = 1e-9  # |position| below this is flat (CSV positions are rounded well above it)
 _PURE_START = {"", "STARTING", "nan"}
-
-
-# --------------------------------------------------------------------------- drawdown
-
-
-def drawdown_series(equity: np.ndarray) -> np.ndarray:
-    """Fractional drawdown from the running peak at each point (0 = at a peak, 0.2 = 20 % below)."""
-    eq = np.asarray(equity, dtype=float)
-    if eq.size == 0:
-        return eq
-    peak = np.maximum.accumulate(eq)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dd = np.where(peak > 0, 1.0 - eq / peak, 0.0)
-    return dd
-
-
-def max_drawdown(equity: np.ndarray) -> float:
-    """Largest peak-to-trough fall as a fraction of the peak."""
-    dd = drawdown_series(equity)
-    return float(dd.max()) if dd.size else 0.0
-
-
-def drawdown_durations(equity: np.ndarray, times: np.ndarray | None = None) -> dict[str, float]:
-    """Durations of the deepest drawdown and of the longest one.
-
-    A drawdown lasts from its peak to the first point back at (or above) that peak, or to the
-    last point when it never recovered. ``times`` (epoch ms or any increasing numbers) default
-    to the point index, so durations are then in bars. Returns ``max_dd_duration`` (the episode
-    holding the deepest trough), ``max_dd_duration_bars``, ``longest_duration``,
-    ``longest_duration_bars`` and ``recovered`` (whether the deepest one recovered).
-    """
-    eq = np.asarray(equity, dtype=float)
-    n = eq.size
-    t = np.arange(n, dtype=float) if times is None else np.asarray(times, dtype=float)
-    out: dict[str, Any] = {"max_dd_duration": 0.0, "max_dd_duration_bars": 0, "longest_duration": 0.0,
-           "longest_duration_bars": 0, "recovered": True}
-    if n < 2:
-        return out
-    dd = drawdown_series(eq)
-    under = dd > 0
-    if not under.any():
-        return out
-    # Episodes: maximal runs of underwater points; each starts one point after its peak.
-    edges = np.diff(np.concatenate([[0], under.astype(np.int8), [0]]))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)  # first point after the run (== n if never recovered)
-    deepest = int(np.argmax(dd))
-    for s, e in zip(starts, ends, strict=True):
-        peak_i = int(s) - 1
-        end_i = min(int(e), n - 1)
-        dur, bars = float(t[end_i] - t[peak_i]), int(end_i - peak_i)
-        if dur > out["longest_duration"]:
-            out["longest_duration"], out["longest_duration_bars"] = dur, bars
-        if s <= deepest < e:
-            out["max_dd_duration"], out["max_dd_duration_bars"] = dur, bars
-            out["recovered"] = bool(e < n)
-    return out
-
-
-# --------------------------------------------------------------------------- returns
-
-
-def to_epoch_ms(values) -> np.ndarray:
-    """ISO-8601 strings, datetimes or a DatetimeIndex -> int64 epoch milliseconds (UTC)."""
-    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
-        return values.astype(np.int64)
-    ser = pd.Series(values) if not isinstance(values, pd.Series) else values
-    if ser.dtype.kind in "iu":
-        return ser.to_numpy(dtype=np.int64)
-    # Parse each distinct stamp once (wallets share their bars' stamps).
-    codes, uniques = pd.factorize(ser)
-    dt = pd.to_datetime(pd.Series(uniques), utc=True, format="ISO8601")
-    ms = dt.dt.tz_convert(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
-    return ms[codes] if ms.size else np.empty(len(ser), dtype=np.int64)
-
-
-def periods_per_year(times_ms: np.ndarray) -> float | None:
-    """365.25 days divided by the median positive step between timestamps (epoch ms)."""
-    t = np.asarray(times_ms, dtype=float)
-    if t.size < 2:
-        return None
-    steps = np.diff(t)
-    steps = steps[steps > 0]
-    if steps.size == 0:
-        return None
-    return MS_PER_YEAR / float(np.median(steps))
-
-
-def simple_returns(equity: np.ndarray) -> np.ndarray:
-    """Per-step simple returns ``e[i]/e[i-1] - 1``; a step from a non-positive equity counts 0."""
-    eq = np.asarray(equity, dtype=float)
-    if eq.size < 2:
-        return np.empty(0)
-    prev, cur = eq[:-1], eq[1:]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(prev > 0, cur / prev - 1.0, 0.0)
-    return np.where(np.isfinite(r), r, 0.0)
-
-
-def sharpe_ratio(returns: np.ndarray, periods: float | None = None) -> float | None:
-    """``mean / std(ddof=1)``, times ``sqrt(periods)`` when given; None if undefined."""
-    r = np.asarray(returns, dtype=float)
-    if r.size < 2:
-        return None
-    sd = float(np.std(r, ddof=1))
-    if not sd > 0:
-        return None
-    return float(np.mean(r)) / sd * (math.sqrt(periods) if periods else 1.0)
-
-
-def sortino_ratio(returns: np.ndarray, periods: float | None = None) -> float | None:
-    """``mean / sqrt(mean(min(r, 0)²))``, times ``sqrt(periods)``; None without a down step."""
-    r = np.asarray(returns, dtype=float)
-    if r.size < 1:
-        return None
-    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
-    if not downside > 0:
-        return None
-    return float(np.mean(r)) / downside * (math.sqrt(periods) if periods else 1.0)
-
-
-def cagr(start: float, end: float, years: float) -> float | None:
-    """Compound annual growth rate as a fraction; -1 when the equity is wiped out."""
-    if not years > 0 or not start > 0:
-        return None
-    if end <= 0:
-        return -1.0
-    with np.errstate(over="ignore"):
-        g = float(np.power(end / start, 1.0 / years)) - 1.0
-    return g if math.isfinite(g) else None
-
-
-def buy_and_hold_curve(prices: np.ndarray, start_equity: float, leverage: float = 1.0,
-                       first_price: float | None = None, *, maintenance_margin_rate: float = 0.0,
-                       taker_fee: float = 0.0) -> np.ndarray:
-    """Equity of a long of ``start_equity × leverage`` bought at ``first_price`` and held (no
-    fees, no rebalancing), liquidated as the simulated exchange does (cross margin): at the
-    first price where equity <= notional × ``maintenance_margin_rate``, the position is closed
-    there, the taker fee is taken from what is left, and the equity stays at that (never below
-    0: -100 % at worst, and no recovery afterwards). Prices are the bars' closes, so a wick
-    that touches the liquidation price and closes back above it does not liquidate here."""
-    p = np.asarray(prices, dtype=float)
-    if p.size == 0:
-        return p
-    p0 = float(first_price) if first_price else float(p[0])
-    qty = start_equity * leverage / p0
-    eq = start_equity + qty * (p - p0)
-    hit = np.flatnonzero(eq <= maintenance_margin_rate * qty * p) if leverage > 1 else np.empty(0, dtype=np.int64)
-    if len(hit):
-        i = int(hit[0])
-        left = max(float(eq[i]), 0.0)
-        eq[i:] = max(left - taker_fee * qty * p[i], 0.0)
-    return np.maximum(eq, 0.0)
-
-
-def buy_and_hold_costs(summary: dict | None) -> dict[str, float]:
-    """``buy_and_hold_curve``'s liquidation terms from a summary.json's venue config (zero when
-    absent: liquidation at the bankruptcy price, no fee)."""
-    venue = ((summary or {}).get("config") or {}).get("venue") or {}
-    return {"maintenance_margin_rate": float(venue.get("maintenance_margin_rate") or 0.0),
-            "taker_fee": float(venue.get("taker_fee") or 0.0)}
 
 
 # --------------------------------------------------------------------------- fills
@@ -306,25 +167,47 @@ def phase_segments(fills: pd.DataFrame, end_ms: int, start_ms: int | None = None
     for wallet, g in df.groupby("wallet", sort=False):
         ts = g["ts"].to_numpy(dtype=np.int64)
         ph = g["phase"].fillna("").astype(str).to_numpy()
-        if start_ms is not None and ts.size and ts[0] > start_ms:
-            rows.append((str(wallet), before_label, int(start_ms), int(ts[0])))
-        keep = np.ones(ts.size, dtype=bool)
-        keep[1:] = ph[1:] != ph[:-1]
-        starts, phases = ts[keep], ph[keep]
-        ends = np.append(starts[1:], max(int(end_ms), int(ts[-1]) if ts.size else 0))
-        rows.extend((str(wallet), str(p), int(s), int(e)) for p, s, e in zip(phases, starts, ends, strict=True))
+        rows += _segments(str(wallet), ts, ph, end_ms, start_ms, before_label)
     return pd.DataFrame(rows, columns=["wallet", "phase", "start_ms", "end_ms"])
+
+
+def change_segments(wallet: str, ts: np.ndarray, phases: np.ndarray, end_ms: int) -> pd.DataFrame:
+    """Phase timeline from a log of phase changes (time, phase after it), as ``phase_segments``
+    gives it from fills: each phase holds until the next change, the last until ``end_ms``."""
+    rows = _segments(wallet, np.asarray(ts, dtype=np.int64), np.asarray(phases, dtype=str), end_ms)
+    return pd.DataFrame(rows, columns=["wallet", "phase", "start_ms", "end_ms"])
+
+
+def _segments(wallet: str, ts: np.ndarray, ph: np.ndarray, end_ms: int, start_ms: int | None = None,
+              before_label: str = "") -> list[tuple[str, str, int, int]]:
+    rows: list[tuple[str, str, int, int]] = []
+    if start_ms is not None and ts.size and ts[0] > start_ms:
+        rows.append((wallet, before_label, int(start_ms), int(ts[0])))
+    if not ts.size:
+        return rows
+    keep = np.ones(ts.size, dtype=bool)
+    keep[1:] = ph[1:] != ph[:-1]
+    starts, phases = ts[keep], ph[keep]
+    ends = np.append(starts[1:], max(int(end_ms), int(ts[-1])))
+    rows.extend((wallet, str(p), int(s), int(e)) for p, s, e in zip(phases, starts, ends, strict=True))
+    return rows
 
 
 def time_in_phase(segments: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]]:
     """(hours, percent of the timeline) per phase, from ``phase_segments`` of one wallet."""
     if len(segments) == 0:
         return {}, {}
-    dur = (segments["end_ms"] - segments["start_ms"]).clip(lower=0)
-    by = dur.groupby(segments["phase"], sort=False).sum()
-    span = float(by.sum()) or 1.0
-    hours = {str(k): round(float(v) / 3_600_000, 3) for k, v in by.items()}
-    pct = {str(k): round(float(v) / span * 100.0, 3) for k, v in by.items()}
+    return _phase_time(zip(segments["phase"], segments["start_ms"], segments["end_ms"], strict=True))
+
+
+def _phase_time(rows) -> tuple[dict[str, float], dict[str, float]]:
+    """``time_in_phase`` of (phase, start_ms, end_ms) rows; phases in order of appearance."""
+    by: dict[str, int] = {}
+    for phase, start, end in rows:
+        by[str(phase)] = by.get(str(phase), 0) + max(int(end) - int(start), 0)
+    span = float(sum(by.values())) or 1.0
+    hours = {k: round(float(v) / 3_600_000, 3) for k, v in by.items()}
+    pct = {k: round(float(v) / span * 100.0, 3) for k, v in by.items()}
     return hours, pct
 
 
@@ -361,7 +244,7 @@ def _pct(x: float | None) -> float | None:
 
 
 def compute_metrics(
-    equity: pd.Series,
+    equity: pd.Series | np.ndarray,
     fills: pd.DataFrame | None = None,
     *,
     start_equity: float | None = None,
@@ -373,6 +256,9 @@ def compute_metrics(
     funding: float | None = None,
     end_ms: int | None = None,
     periods: float | None = None,
+    times_ms: np.ndarray | None = None,
+    phase_changes: tuple[np.ndarray, np.ndarray] | None = None,
+    full: bool = True,
 ) -> dict:
     """Statistics of one wallet (or of a sum of wallets).
 
@@ -381,60 +267,81 @@ def compute_metrics(
     front of the curve, one median step before its first point, so the first bar's costs count.
     ``prices`` (aligned with ``equity``) give the buy-and-hold comparison at ``leverage`` from
     ``first_price`` (default: the first price); ``positions`` give the exposure. ``periods``
-    overrides the periods per year taken from the index spacing.
+    overrides the periods per year taken from the index spacing; ``times_ms`` (epoch ms of each
+    point) the index. The time in phase is taken from ``phase_changes`` (times, phase after each
+    change: the engine's phase log) when given, else from the fills' ``phase`` column.
+    ``full=False``: the headline only (return, max drawdown, time in phase, buy and hold), what
+    summary.json keeps, without the ratios and round trips that cost time on a year of bars.
     """
     eq = np.asarray(equity, dtype=float)
-    times = to_epoch_ms(equity.index) if isinstance(equity, pd.Series) else np.arange(eq.size)
-    ppy = periods if periods is not None else periods_per_year(times)
+    if times_ms is not None:
+        times = np.asarray(times_ms, dtype=np.int64)
+    else:
+        times = to_epoch_ms(equity.index) if isinstance(equity, pd.Series) else np.arange(eq.size)
+    ppy = None
+    if full or end_ms is None:
+        ppy = periods if periods is not None else periods_per_year(times)
     step = MS_PER_YEAR / ppy if ppy else 0.0
     if start_equity is not None and eq.size:
         curve = np.concatenate([[float(start_equity)], eq])
-        ctimes = np.concatenate([[times[0] - step], times]).astype(float)
     else:
-        curve, ctimes = eq, times.astype(float)
+        curve = eq
     start = float(curve[0]) if curve.size else float("nan")
     end = float(curve[-1]) if curve.size else float("nan")
-    years = (ctimes[-1] - ctimes[0]) / MS_PER_YEAR if curve.size > 1 else 0.0
-    rets = simple_returns(curve)
     mdd = max_drawdown(curve)
-    durs = drawdown_durations(curve, ctimes)
-    g = cagr(start, end, years)
-    f = _wallet_fills(fills) if fills is not None else _wallet_fills(pd.DataFrame())
+    # The fills are read for the full set, and for the time in phase when there is no phase log.
+    need_fills = full or phase_changes is None
+    f = _wallet_fills(fills if fills is not None else pd.DataFrame()) if need_fills else None
 
     out: dict = {
         "start_equity": start,
         "end_equity": end,
         "return_pct": (end / start - 1.0) * 100.0 if start > 0 else None,
-        "cagr_pct": _pct(g),
-        "max_drawdown_pct": mdd * 100.0,
-        "max_drawdown_duration_hours": durs["max_dd_duration"] / 3_600_000 if ppy else None,
-        "max_drawdown_duration_bars": durs["max_dd_duration_bars"],
-        "max_drawdown_recovered": durs["recovered"],
-        "longest_drawdown_hours": durs["longest_duration"] / 3_600_000 if ppy else None,
-        "sharpe": sharpe_ratio(rets, ppy),
-        "sortino": sortino_ratio(rets, ppy),
-        "calmar": (g / mdd) if (g is not None and mdd > 0) else None,
-        "volatility_ann_pct": (float(np.std(rets, ddof=1)) * math.sqrt(ppy) * 100.0
-                               if ppy and rets.size > 1 else None),
-        "periods_per_year": ppy,
-        "bars": int(eq.size),
-        "years": years,
     }
-    out.update(_trip_stats(round_trips(f)))
-    pos = None if positions is None else np.asarray(positions, dtype=float)
-    out["exposure_pct"] = exposure(pos) * 100.0 if pos is not None else None
-    out["fills"] = int(len(f))
-    out["fills_by_kind"] = {str(k): int(v) for k, v in f["kind"].value_counts(sort=False).items()} if len(f) else {}
-    out["fees"] = float(f["fee"].astype(float).sum()) if len(f) else 0.0
-    out["realized_pnl"] = float(f.groupby("wallet")["realized_pnl"].last().astype(float).sum()) if len(f) else 0.0
-    out["funding"] = funding
-    out["resets"] = count_resets(f)
+    if full:
+        ctimes = (np.concatenate([[times[0] - step], times]) if curve.size > eq.size else times).astype(float)
+        years = (ctimes[-1] - ctimes[0]) / MS_PER_YEAR if curve.size > 1 else 0.0
+        rets = simple_returns(curve)
+        durs = drawdown_durations(curve, ctimes)
+        g = cagr(start, end, years)
+        out["cagr_pct"] = _pct(g)
+    out["max_drawdown_pct"] = mdd * 100.0
+    if full and f is not None:
+        out.update({
+            "max_drawdown_duration_hours": durs["max_dd_duration"] / 3_600_000 if ppy else None,
+            "max_drawdown_duration_bars": durs["max_dd_duration_bars"],
+            "max_drawdown_recovered": durs["recovered"],
+            "longest_drawdown_hours": durs["longest_duration"] / 3_600_000 if ppy else None,
+            "sharpe": sharpe_ratio(rets, ppy),
+            "sortino": sortino_ratio(rets, ppy),
+            "calmar": (g / mdd) if (g is not None and mdd > 0) else None,
+            "volatility_ann_pct": (float(np.std(rets, ddof=1)) * math.sqrt(ppy) * 100.0
+                                   if ppy and rets.size > 1 else None),
+            "periods_per_year": ppy,
+            "bars": int(eq.size),
+            "years": years,
+        })
+        out.update(_trip_stats(round_trips(f)))
+        pos = None if positions is None else np.asarray(positions, dtype=float)
+        out["exposure_pct"] = exposure(pos) * 100.0 if pos is not None else None
+        out["fills"] = int(len(f))
+        out["fills_by_kind"] = {str(k): int(v) for k, v in f["kind"].value_counts(sort=False).items()} if len(f) else {}
+        out["fees"] = float(f["fee"].astype(float).sum()) if len(f) else 0.0
+        out["realized_pnl"] = float(f.groupby("wallet")["realized_pnl"].last().astype(float).sum()) if len(f) else 0.0
+        out["funding"] = funding
+        out["resets"] = count_resets(f)
     last_ms = int(end_ms) if end_ms is not None else (int(times[-1] + step) if eq.size else 0)
     first_ms = int(times[0]) if eq.size else None
-    segs = phase_segments(f, last_ms, first_ms)
-    hours, pct = time_in_phase(segs)
+    if phase_changes is not None:
+        rows = _segments("", np.asarray(phase_changes[0], dtype=np.int64), np.asarray(phase_changes[1], dtype=str),
+                         last_ms)
+        hours, pct = _phase_time((p, s, e) for _, p, s, e in rows)
+    else:
+        hours, pct = time_in_phase(phase_segments(f if f is not None else _wallet_fills(pd.DataFrame()),
+                                                  last_ms, first_ms))
     out["time_in_phase_hours"], out["time_in_phase_pct"] = hours, pct
-    out["final_phase"] = str(f["phase"].iloc[-1]) if len(f) else None
+    if f is not None and full:
+        out["final_phase"] = str(f["phase"].iloc[-1]) if len(f) else None
     if prices is not None and eq.size:
         p = np.asarray(prices, dtype=float)
         p0 = first_price if first_price else float(p[0])
@@ -442,20 +349,87 @@ def compute_metrics(
                                 start, leverage, p0, **(bh_costs or {}))
         out["buy_and_hold_return_pct"] = (bh[-1] / start - 1.0) * 100.0 if start > 0 else None
         out["buy_and_hold_1x_return_pct"] = (p[-1] / p0 - 1.0) * 100.0
-        out["buy_and_hold_max_drawdown_pct"] = max_drawdown(bh) * 100.0
-        out["excess_return_pct"] = (None if out["return_pct"] is None
-                                    else out["return_pct"] - out["buy_and_hold_return_pct"])
+        if full:
+            out["buy_and_hold_max_drawdown_pct"] = max_drawdown(bh) * 100.0
+            out["excess_return_pct"] = (None if out["return_pct"] is None
+                                        else out["return_pct"] - out["buy_and_hold_return_pct"])
     else:
         for k in ("buy_and_hold_return_pct", "buy_and_hold_1x_return_pct",
-                  "buy_and_hold_max_drawdown_pct", "excess_return_pct"):
+                  "buy_and_hold_max_drawdown_pct", "excess_return_pct")[: 4 if full else 2]:
             out[k] = None
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class WalletSeries:
+    """One wallet's inputs to ``run_metrics``, aligned with the run's times."""
+
+    name: str
+    equity: np.ndarray
+    positions: np.ndarray
+    start_equity: float | None = None  # the allocation, put in front of the curve
+    leverage: float = 1.0
+    fills: pd.DataFrame | None = None  # the wallet's rows of fills.csv
+    funding: float | None = None
+    strategy: str | None = None
+    phase_changes: tuple[np.ndarray, np.ndarray] | None = None  # the engine's phase log, if known
+
+
+def run_metrics(times_ms: np.ndarray, prices: np.ndarray | None, wallets: list[WalletSeries], *,
+                first_price: float | None = None, bh_costs: dict[str, float] | None = None,
+                end_ms: int | None = None, full: bool = True) -> dict[str, dict]:
+    """The statistics of a run: ``{"wallets": {name: metrics}, "total": metrics}``, the total
+    being the sum of the wallets' equity. The one function behind summary.json (fed the engine's
+    curves, ``full=False``), report.html and the PNGs (fed the output folder's files)."""
+    out: dict[str, dict] = {}
+    for w in wallets:
+        m = compute_metrics(
+            w.equity, w.fills, start_equity=w.start_equity, positions=w.positions, prices=prices,
+            leverage=w.leverage, first_price=first_price, bh_costs=bh_costs, funding=w.funding, end_ms=end_ms,
+            times_ms=times_ms, phase_changes=w.phase_changes, full=full,
+        )
+        m["strategy"] = w.strategy
+        m["leverage"] = w.leverage
+        out[w.name] = m
+    if not out:
+        return {"wallets": {}, "total": {}}
+    # Total: the wallets' equity summed; buy and hold = each wallet's own buy and hold summed.
+    # NaN (before a wallet's first point) counts 0; wallets are added in order, as pandas does.
+    equity = np.zeros(len(times_ms))
+    for w in wallets:
+        equity += np.nan_to_num(np.asarray(w.equity, dtype=float), nan=0.0, posinf=np.inf, neginf=-np.inf)
+    fills = [w.fills for w in wallets if w.fills is not None and len(w.fills)]
+    total_start = sum(out[w.name]["start_equity"] for w in wallets)
+    t = compute_metrics(
+        equity, pd.concat(fills).sort_index() if fills else None,
+        start_equity=total_start, end_ms=end_ms, phase_changes=(np.empty(0, np.int64), np.empty(0, str)),
+        positions=np.nansum(np.abs(np.vstack([np.asarray(w.positions, dtype=float) for w in wallets])), axis=0)
+        if full else None,
+        times_ms=times_ms, full=full,
+    )
+    p = np.asarray(prices, dtype=float) if prices is not None else np.empty(0)
+    if p.size:
+        p0 = first_price or float(p[0])
+        if full:  # (summary.json weighs the wallets' own figures instead)
+            held = np.concatenate([[p0], p])
+            costs = bh_costs or {}
+            bh = np.sum([buy_and_hold_curve(held, out[w.name]["start_equity"], w.leverage, p0, **costs)
+                         for w in wallets], axis=0)
+            t["buy_and_hold_return_pct"] = (float(bh[-1]) / total_start - 1.0) * 100.0
+        t["buy_and_hold_1x_return_pct"] = (p[-1] / p0 - 1.0) * 100.0
+        if full:
+            t["buy_and_hold_max_drawdown_pct"] = max_drawdown(bh) * 100.0
+            t["excess_return_pct"] = t["return_pct"] - t["buy_and_hold_return_pct"]
+    fund = [w.funding for w in wallets if w.funding is not None]
+    t["funding"] = float(sum(fund)) if fund else None
+    t["time_in_phase_hours"], t["time_in_phase_pct"], t["final_phase"] = {}, {}, None
+    t["strategy"], t["leverage"] = None, None
+    return {"wallets": out, "total": t}
+
+
 def compute_run_metrics(equity: pd.DataFrame, fills: pd.DataFrame,
                         summary: dict | None = None) -> dict[str, dict]:
-    """``{"wallets": {name: metrics}, "total": metrics}`` for an output folder's frames (the
-    total is the sum of the wallets' equity; empty when there is no equity).
+    """``run_metrics`` of an output folder's frames (empty when there is no equity).
 
     ``equity`` has the columns of equity.csv (timestamp, wallet, equity, position, price),
     ``fills`` those of fills.csv; ``summary`` (summary.json) supplies each wallet's allocation,
@@ -472,7 +446,6 @@ def compute_run_metrics(equity: pd.DataFrame, fills: pd.DataFrame,
     names = list(s_wallets) + [w for w in pd.unique(eq["wallet"].astype(str)) if w not in s_wallets]
     fills = fills if fills is not None else pd.DataFrame(columns=["timestamp", "wallet"])
     fw = fills["wallet"].astype(str) if len(fills) else pd.Series([], dtype=str)
-    out: dict[str, dict] = {}
     idx = pd.Index(np.sort(eq["ts"].unique()))
     eq_wide = eq.pivot_table(index="ts", columns="wallet", values="equity", aggfunc="last").reindex(idx).ffill()
     pos_wide = eq.pivot_table(index="ts", columns="wallet", values="position", aggfunc="last").reindex(idx).ffill()
@@ -481,47 +454,17 @@ def compute_run_metrics(equity: pd.DataFrame, fills: pd.DataFrame,
     step = float(np.median(np.diff(idx))) if len(idx) > 1 else 0.0
     if len(idx):
         end_ms = int(idx[-1] + step)
-    starts, levs, bh_end = {}, {}, 0.0
+    wallets = []
     for name in names:
         if name not in eq_wide:
             continue
         sw = s_wallets.get(name, {})
-        start = sw.get("start_equity") or (cfg_wallets.get(name, {}) or {}).get("allocation")
-        lev = float((cfg_wallets.get(name, {}) or {}).get("leverage") or 1.0)
-        series = pd.Series(eq_wide[name].to_numpy(), index=pd.to_datetime(idx, unit="ms", utc=True))
-        m = compute_metrics(
-            series, fills[fw == name] if len(fills) else None,
-            start_equity=start, positions=pos_wide[name].fillna(0.0).to_numpy(),
-            prices=price.to_numpy(), leverage=lev, first_price=first_price,
-            bh_costs=buy_and_hold_costs(summary), funding=sw.get("funding"), end_ms=end_ms,
-        )
-        m["strategy"] = sw.get("strategy") or (cfg_wallets.get(name, {}) or {}).get("strategy")
-        m["leverage"] = lev
-        out[name] = m
-        starts[name], levs[name] = m["start_equity"], lev
-    if not out:
-        return {"wallets": {}, "total": {}}
-    # Total: the wallets' equity summed; buy and hold = each wallet's own buy and hold summed.
-    cols = list(out)
-    tot = pd.Series(eq_wide[cols].sum(axis=1).to_numpy(), index=pd.to_datetime(idx, unit="ms", utc=True))
-    total_start = sum(starts.values())
-    t = compute_metrics(
-        tot, fills[fw.isin(cols)] if len(fills) else None, start_equity=total_start,
-        positions=(pos_wide[cols].abs().fillna(0.0).sum(axis=1)).to_numpy(), end_ms=end_ms,
-    )
-    p = price.to_numpy()
-    if p.size:
-        p0 = first_price or float(p[0])
-        full = np.concatenate([[p0], p])
-        costs = buy_and_hold_costs(summary)
-        bh = np.sum([buy_and_hold_curve(full, starts[n], levs[n], p0, **costs) for n in cols], axis=0)
-        bh_end = float(bh[-1])
-        t["buy_and_hold_return_pct"] = (bh_end / total_start - 1.0) * 100.0
-        t["buy_and_hold_1x_return_pct"] = (p[-1] / p0 - 1.0) * 100.0
-        t["buy_and_hold_max_drawdown_pct"] = max_drawdown(bh) * 100.0
-        t["excess_return_pct"] = t["return_pct"] - t["buy_and_hold_return_pct"]
-    fund = [out[n]["funding"] for n in cols if out[n]["funding"] is not None]
-    t["funding"] = float(sum(fund)) if fund else None
-    t["time_in_phase_hours"], t["time_in_phase_pct"], t["final_phase"] = {}, {}, None
-    t["strategy"], t["leverage"] = None, None
-    return {"wallets": out, "total": t}
+        cw = cfg_wallets.get(name, {}) or {}
+        wallets.append(WalletSeries(
+            name, eq_wide[name].to_numpy(), pos_wide[name].fillna(0.0).to_numpy(),
+            start_equity=sw.get("start_equity") or cw.get("allocation"), leverage=float(cw.get("leverage") or 1.0),
+            fills=fills[fw == name] if len(fills) else None, funding=sw.get("funding"),
+            strategy=sw.get("strategy") or cw.get("strategy"),
+        ))
+    return run_metrics(idx.to_numpy(dtype=np.int64), price.to_numpy(), wallets, first_price=first_price,
+                       bh_costs=buy_and_hold_costs(summary), end_ms=end_ms)

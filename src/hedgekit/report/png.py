@@ -17,25 +17,22 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from hedgekit.report.html import (
-    BH_COLOR,
-    PRICE_COLOR,
-    TOTAL_COLOR,
-    RunOutput,
-    downsample_minmax,
-    fill_kinds,
-    kind_style,
-    load_output,
-    phase_color,
-    phase_order,
-    unit_levels,
-    wallet_colors,
-)
+from hedgekit.report.figures import downsample_minmax, fill_kinds, unit_levels
+from hedgekit.report.html import RunOutput, load_output
 from hedgekit.report.metrics import (
     buy_and_hold_costs,
     buy_and_hold_curve,
     drawdown_series,
     phase_segments,
+)
+from hedgekit.report.style import (
+    BH_COLOR,
+    PRICE_COLOR,
+    TOTAL_COLOR,
+    kind_style,
+    phase_color,
+    phase_order,
+    wallet_colors,
 )
 
 __all__ = ["write_pngs"]

@@ -23,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from hedgekit.core.errors import HedgekitError
-from hedgekit.report.html import _PLOTLY_CONFIG, _fig_json, page_head
+from hedgekit.report.page import _PLOTLY_CONFIG, _fig_json, page_head
 from hedgekit.sweep.results import backtest_command, read_results
 
 __all__ = ["SWEEP_CHART_IDS", "build_sweep_report", "pareto_mask"]
