@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -41,13 +42,58 @@ def _root(
 
     if log_level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
         _fail(HedgekitError(f"--log-level {log_level!r}: use DEBUG, INFO, WARNING or ERROR"))
-    setup_logging(log_level, log_dir=log_dir, json=log_json)
+    try:
+        setup_logging(log_level, log_dir=log_dir, json=log_json)
+    except OSError as err:
+        _fail(HedgekitError(f"--log-dir {log_dir}: cannot write log files there ({_os_reason(err, log_dir)}); "
+                            "give a writable folder with --log-dir"))
 
 
 def example_path(name: str) -> Path:
     from importlib.resources import files
 
     return Path(str(files("hedgekit") / "examples" / name))
+
+
+def _os_reason(err: OSError, path: Path) -> str:
+    """Why ``path`` cannot be written, in words (the errno name, and which part of it is a file)."""
+    reason = err.strerror or type(err).__name__
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            return f"{parent} is a file, not a folder"
+    return reason
+
+
+def _output_folder(path: Path, option: str) -> Path:
+    """Check an output folder before any work is done: it must be a folder this process can
+    write into (created if missing), not an existing file; a clear error otherwise."""
+    if path.exists() and not path.is_dir():
+        raise HedgekitError(f"{option} {path}: is an existing file, not a folder; give a folder path "
+                            "(it is created if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise HedgekitError(f"{option} {path}: cannot write there ({_os_reason(err, path)}); "
+                            "give a writable folder") from None
+    return path
+
+
+def _open_journal(db: str | None, *, readonly: bool = False):
+    """Journal.open with OS and database errors (a read-only folder, a path under a file) as
+    one line naming the journal."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from hedgekit.store.journal import Journal
+
+    try:
+        return Journal.open(db, readonly=readonly)
+    except (OSError, SQLAlchemyError) as err:
+        where = redact(str(db if db is not None else "state/hedgekit.db"))
+        reason = _os_reason(err, Path(where)) if isinstance(err, OSError) else type(err).__name__
+        raise HedgekitError(f"journal {where}: cannot open or create it ({reason}); "
+                            "give a writable path with --db") from None
 
 
 def _fail(err: Exception) -> None:
@@ -85,6 +131,7 @@ def backtest(
         cfg = load_config(cfg_path)
         if param:
             cfg = _set_params(cfg, param)
+        _output_folder(out_dir, "--out")  # before the run: a bad --out must not cost a backtest
         t0 = time.perf_counter()
         if not quiet:
             console.print(f"hedgekit backtest: [bold]{cfg_path}[/]")
@@ -117,6 +164,9 @@ def backtest(
         elapsed = time.perf_counter() - t0
     except (HedgekitError, ValueError, FileNotFoundError) as err:
         _fail(err)
+        return
+    except OSError as err:  # the folder became unwritable during the run (disk full, ...)
+        _fail(HedgekitError(f"--out {out_dir}: cannot write the results ({_os_reason(err, out_dir)})"))
         return
     if not quiet:
         _print_summary(result.summary)
@@ -163,6 +213,14 @@ def report(
         names = _write_reports(out_dir, html=True, png=png)
     except (ReportError, HedgekitError, FileNotFoundError) as err:
         _fail(err)
+        return
+    except OSError as err:
+        _fail(HedgekitError(f"{out_dir}: cannot write the report there ({_os_reason(err, out_dir)})"))
+        return
+    except (ValueError, TypeError, KeyError) as err:  # an edited file the checks at reading let through
+        _fail(HedgekitError(f"{out_dir}: cannot build the report from its files ({type(err).__name__}: "
+                            f"{str(err)[:200]}); were they edited? Rewrite the folder with "
+                            f"`hedgekit backtest --out {out_dir}`"))
         return
     console.print(f"wrote {out_dir}/ ({', '.join(names)})", highlight=False)
 
@@ -307,6 +365,7 @@ def run(
     cancel_on_exit: Annotated[bool, typer.Option("--cancel-on-exit", help="cancel working orders on exit")] = False,
     stale_after: Annotated[float, typer.Option("--stale-after", help="seconds without a price before pausing")] = 30.0,
     mainnet: Annotated[bool, typer.Option("--mainnet", help="read the real (mainnet) account instead of testnet")] = False,
+    account: Annotated[bool | None, typer.Option("--account/--no-account", help="RECOMMENDATION: read each wallet's real account (read-only, needs its API keys); default: only with --feed live")] = None,
 ) -> None:
     """Run the wallets of CONFIG in real time: PAPER (simulated fills) or RECOMMENDATION (prints actions).
 
@@ -319,7 +378,6 @@ def run(
     from hedgekit.config import load_config
     from hedgekit.engine.live import LiveEngine
     from hedgekit.engine.session import load_data
-    from hedgekit.store.journal import Journal
 
     try:
         cfg = load_config(config)
@@ -328,7 +386,9 @@ def run(
             raise HedgekitError("REAL mode is not available yet: use --mode paper or --mode recommendation")
         if chosen not in ("paper", "recommendation"):
             raise HedgekitError("--mode must be 'paper' or 'recommendation' (or set trading_mode in the config)")
-        journal = Journal.open(db)
+        if out_dir is not None:
+            _output_folder(out_dir, "--out")  # before the run, not after it
+        journal = _open_journal(db)
         funding = None
         if feed.startswith("replay:"):
             path = Path(feed.removeprefix("replay:")).resolve()
@@ -346,7 +406,7 @@ def run(
             printer=lambda line: out.print(line, highlight=False, soft_wrap=True),
             cancel_on_exit=cancel_on_exit,
         )
-        if chosen == "recommendation":
+        if chosen == "recommendation" and (account if account is not None else feed == "live"):
             _show_accounts(cfg, mainnet)  # before the lease: a prompt must not hold it idle
         engine.open(_now_ms())
         stream = _make_feed(cfg, feed, speed, engine.resume_after, stale_after)
@@ -462,10 +522,9 @@ def status(
     db: Annotated[str | None, typer.Option("--db", help="journal: SQLAlchemy URL or SQLite path")] = None,
 ) -> None:
     """Every wallet of the latest run: phase, unit, position, working orders, PnL, last price."""
-    from hedgekit.store.journal import Journal
 
     try:
-        journal = Journal.open(db, readonly=True)
+        journal = _open_journal(db, readonly=True)
         _print_status(journal)
         journal.close()
     except HedgekitError as err:
@@ -490,10 +549,9 @@ def flatten(
     engine (none, or its heartbeat is stale: killed), this command does it itself.
     """
     from hedgekit.engine.live import RequestPending, describe_lease, flatten_wallet, run_of_wallet
-    from hedgekit.store.journal import Journal
 
     try:
-        journal = Journal.open(db)
+        journal = _open_journal(db)
         run_of_wallet(journal, wallet)  # an unknown wallet fails before the question
         if not yes:
             typer.confirm(f"Cancel every order of wallet {wallet!r} and close its position at market?", abort=True)
