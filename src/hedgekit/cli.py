@@ -123,6 +123,7 @@ def backtest(
     """Backtest the wallets of CONFIG on history and write fills, orders, equity, a summary and report.html."""
     from hedgekit.config import load_config
     from hedgekit.engine.session import load_data, run_backtest
+    from hedgekit.preflight import check_inputs
 
     if engine_mode not in ("fast", "reference"):
         _fail(HedgekitError(f"--engine {engine_mode!r}: use 'fast' or 'reference'"))
@@ -141,6 +142,7 @@ def backtest(
             with console.status("loading and checking the data…"):
                 loaded = load_data(cfg, data, start, end)
         c = loaded.candles
+        check_inputs(cfg, c, funding_file=_funding_file(cfg))
         if not quiet:
             console.print(
                 f"data: {c.path} ({len(c):,} bars, sha256 {c.sha256[:12]}…), funding: {loaded.funding_source}",
@@ -172,6 +174,14 @@ def backtest(
         _print_summary(result.summary)
         _print_data_quality(result.summary)
         console.print(f"wrote {folder}/ ({', '.join(written)}) in {elapsed:.2f}s", highlight=False)
+
+
+def _funding_file(cfg) -> str | None:
+    """The funding file the run reads (its name is checked against the symbol), if any."""
+    from hedgekit.engine.session import resolve_data_path
+
+    f = cfg.venue.funding.file
+    return None if f is None or cfg.instrument.contract == "spot" else str(resolve_data_path(f, cfg.data.download_dir))
 
 
 def _set_params(cfg, texts: list[str]):
@@ -378,6 +388,7 @@ def run(
     from hedgekit.config import load_config
     from hedgekit.engine.live import LiveEngine
     from hedgekit.engine.session import load_data
+    from hedgekit.preflight import check_inputs
 
     try:
         cfg = load_config(config)
@@ -394,6 +405,7 @@ def run(
             path = Path(feed.removeprefix("replay:")).resolve()
             source = f"replay:{path}"
             loaded = load_data(cfg, str(path))
+            check_inputs(cfg, loaded.candles, funding_file=_funding_file(cfg))
             funding = loaded.funding
         elif feed == "live":
             source = f"live:{cfg.venue.name}:{cfg.instrument.symbol}"

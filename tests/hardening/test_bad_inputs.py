@@ -7,11 +7,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from loguru import logger
 from typer.testing import CliRunner
 
 from hedgekit.cli import app, example_path
 from hedgekit.config import ConfigError, load_config, parse_config, repeated_names
 from tests.engine.test_live import slice_csv
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs():
+    """The CLI points loguru at the runner's stderr, closed after each invoke."""
+    yield
+    logger.remove()
 
 
 def config(tmp_path: Path, edit=None, name: str = "cfg.yaml") -> Path:
@@ -123,3 +131,117 @@ def test_twenty_thousand_wallets_validate_and_a_repeat_is_named():
     assert len(parse_config({"wallets": wallets}).wallets) == 20_000
     with pytest.raises(ConfigError, match="wallet names must be unique; repeated: w19999"):
         parse_config({"wallets": [*wallets, {**wallet, "name": "w19999"}]})
+
+
+# -- the config against its data (hedgekit.preflight) ----------------------------------------------
+
+
+def unit(mode: str, value: float):
+    def edit(d):
+        for w in d["wallets"]:
+            w["unit"] = {"mode": mode, "value": value}
+
+    return edit
+
+
+def test_a_fixed_unit_above_the_price_is_refused(tmp_path):
+    out = " ".join(refused(backtest(tmp_path, config(tmp_path, unit("fixed", 1e12)))).split())
+    assert ("wallets[0] (long).unit (fixed, 1e+12) is not below the price at the start of the data (95,505): "
+            "one step down would reach zero") in out
+
+
+@pytest.mark.parametrize(("mode", "value", "ticks"), [("fixed", 0.1, "1"), ("percent", 1e-6, "0.955")])
+def test_a_unit_at_one_tick_is_refused(tmp_path, mode, value, ticks):
+    out = " ".join(refused(backtest(tmp_path, config(tmp_path, unit(mode, value)))).split())
+    assert f"wallets[0] (long).unit ({mode}, {value:g}" in out
+    assert f"is {ticks} tick(s) of 0.1: levels are rounded to the tick" in out and "use at least 2 ticks (0.2)" in out
+
+
+def test_a_unit_implying_too_many_steps_is_refused_with_the_count_and_the_limit(tmp_path, monkeypatch):
+    # 0.3 USD (3 ticks) over half a day of BTC 1m: about 100,000 unit steps; the limit is lowered.
+    monkeypatch.setenv("HEDGEKIT_MAX_UNIT_STEPS", "50000")  # default 100,000
+    out = " ".join(refused(backtest(tmp_path, config(tmp_path, unit("fixed", 0.3)))).split())
+    assert "wallets[0] (long).unit (fixed, 0.3) implies about 101,496 unit steps over the 720 bars" in out
+    assert "above the limit of 50,000" in out and "use a unit of at least 0.609" in out
+
+
+def test_millions_of_unit_steps_are_refused_by_default(tmp_path):
+    from hedgekit.engine.session import load_data
+    from hedgekit.preflight import MAX_UNIT_STEPS, check_inputs
+
+    cfg = load_config(config(tmp_path, unit("fixed", 0.3)))
+    candles = load_data(cfg).candles  # the bundled month of BTC 1m
+    with pytest.raises(ConfigError, match=rf"about 8,808,636 unit steps over the 43,199 bars.*limit of {MAX_UNIT_STEPS:,}"):
+        check_inputs(cfg, candles)
+
+
+def test_a_bar_wider_than_the_per_move_limit_is_refused():
+    """SYNTHETIC bars: one of them spans 3,000 USD, 15,000 levels of a 0.2 unit."""
+    import numpy as np
+
+    from hedgekit.feeds.history import Candles
+    from hedgekit.preflight import check_inputs
+
+    ts = np.arange(3) * 60_000
+    close = np.array([100_000.0, 100_000.0, 100_000.0])
+    candles = Candles(ts, close, close + [0, 3_000, 0], close, close, np.ones(3))
+    cfg = parse_config({"wallets": [{"name": "w", "strategy": "long_wallet", "allocation": 10_000,
+                                     "unit": {"mode": "fixed", "value": 0.2}}]})
+    with pytest.raises(ConfigError, match="alone crosses 15,000 unit levels, above the limit of 10,000 per move"):
+        check_inputs(cfg, candles)
+
+
+def test_an_allocation_that_cannot_split_into_four_lots_is_refused_before_the_engine(tmp_path):
+    # min_notional 5: N = 200 USD passes it, but buys 0.0021 BTC, not 4 lots of 0.001.
+    def edit(d):
+        d["instrument"]["min_notional"] = 5
+        d["wallets"][0]["allocation"] = 100
+
+    out = " ".join(refused(backtest(tmp_path, config(tmp_path, edit))).split())
+    assert ("wallets[0] (long).allocation=100: N = allocation × leverage = 200 USD buys 0.00209412 at the first "
+            "price 95,505, which cannot be split into the 4 sells of at least one lot (0.001) each; use an "
+            "allocation of at least 192 (at leverage 2)") in out
+
+
+def test_a_file_named_for_another_pair_than_the_config_symbol_is_refused(tmp_path):
+    """The bars are BTC's; the freqtrade name says ETH: the name is what the user meant to give."""
+    import pandas as pd
+
+    frame = pd.read_csv(slice_csv(tmp_path, 0.5))
+    frame["date"] = pd.to_datetime(frame.pop("timestamp"), unit="ms", utc=True)
+    path = tmp_path / "ETH_USDT_USDT-1m-futures.feather"
+    frame[["date", "open", "high", "low", "close", "volume"]].to_feather(path)
+    out = " ".join(refused(backtest(tmp_path, config(tmp_path), data=path)).split())
+    assert f"{path}: the file holds ETH/USDT:USDT (its name says so), but instrument.symbol is BTCUSDT" in out
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "BTC/USDT:USDT", "btc_usdt"])
+def test_the_symbol_check_accepts_every_spelling_of_the_same_pair(symbol):
+    from hedgekit.feeds.datadir import check_symbol
+
+    check_symbol(symbol, "data/binance/futures/BTC_USDT_USDT-1m-futures.feather")
+    check_symbol(symbol, "data/binance/BTC_USDT-1m.feather")
+    check_symbol(symbol, "my_history.csv")  # the name says nothing: nothing to compare
+
+
+@pytest.mark.parametrize("example", ["long_wallet", "hedge_wallet", "dual_wallet", "grid_hedge"])
+def test_the_bundled_examples_pass_the_checks_on_their_data(example):
+    from hedgekit.engine.session import load_data
+    from hedgekit.preflight import check_inputs
+
+    cfg = load_config(example_path(f"{example}.yaml"))
+    check_inputs(cfg, load_data(cfg).candles)
+
+
+GOLDEN_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "typhonun_DcaTpStrategy"
+
+
+@pytest.mark.skipif(not GOLDEN_DATA.is_dir(), reason="../shared/data is not beside the repo")
+def test_the_golden_cases_pass_the_checks():
+    from hedgekit.preflight import check_inputs
+    from tests.engine.test_golden import CASES, _config, _loaded
+
+    for example, data in CASES:
+        cfg = _config(example, data)
+        loaded = _loaded(cfg, data)
+        check_inputs(cfg, loaded.candles)

@@ -14,12 +14,20 @@ import shutil
 from pathlib import Path
 
 import pytest
+from loguru import logger
 from typer.testing import CliRunner
 
 from hedgekit.cli import app
 from tests.engine.test_live import busy_config, slice_csv
 
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs():
+    """The CLI points loguru at the runner's stderr, closed after each invoke."""
+    yield
+    logger.remove()
 
 
 def invoke(tmp_path: Path, *args: str, log_dir: Path | None = None):
