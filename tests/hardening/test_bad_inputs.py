@@ -245,3 +245,53 @@ def test_the_golden_cases_pass_the_checks():
         cfg = _config(example, data)
         loaded = _loaded(cfg, data)
         check_inputs(cfg, loaded.candles)
+
+
+# -- size-bounded loading --------------------------------------------------------------------------
+
+
+def test_zero_bytes_are_refused_from_the_first_block_without_reading_the_file(tmp_path):
+    import tracemalloc
+
+    from hedgekit.feeds.history import DataError, load_candles
+
+    zeros = tmp_path / "zeros.csv"
+    zeros.write_bytes(bytes(8_000_000))  # stands in for the 1 GB
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as err:
+            load_candles(zeros)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert f"{zeros}: binary data in a text file (a NUL byte at offset 0, in the first 65,536 bytes)" in str(err.value)
+    assert peak < 1_000_000, f"read {peak:,} bytes to refuse it"
+
+
+def test_zero_bytes_through_the_cli_are_one_line(tmp_path):
+    zeros = tmp_path / "zeros.csv"
+    zeros.write_bytes(bytes(100_000))
+    out = " ".join(refused(backtest(tmp_path, config(tmp_path), data=zeros)).split())
+    assert "binary data in a text file" in out and "no data rows" not in out
+
+
+def test_a_file_above_the_size_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    data = slice_csv(tmp_path, 0.5)
+    monkeypatch.setenv("HEDGEKIT_MAX_DATA_MB", "0.01")  # 10 kB: the half-day CSV is ~50 kB
+    size = data.stat().st_size / 1e3
+    out = " ".join(refused(backtest(tmp_path, config(tmp_path), data=data)).split())
+    assert f"{data}: the file is {size:,.1f} kB, above the 10.0 kB limit for a data file" in out
+    assert "HEDGEKIT_MAX_DATA_MB" in out
+
+
+def test_a_gzip_that_unzips_beyond_the_limit_is_refused_without_unzipping_it_all(tmp_path, monkeypatch):
+    import gzip
+
+    from hedgekit.feeds.history import DataError, load_candles
+
+    monkeypatch.setenv("HEDGEKIT_MAX_DATA_MB", "1")
+    bomb = tmp_path / "bars.csv.gz"
+    bomb.write_bytes(gzip.compress(b"timestamp,open,high,low,close,volume\n" + b"1,1,1,1,1,1\n" * 1_000_000))
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(DataError, match=r"unzipped, the file is more than 1\.0 MB, above the 1\.0 MB limit"):
+        load_candles(bomb)
