@@ -64,12 +64,18 @@ def _os_reason(err: OSError, path: Path) -> str:
     return reason
 
 
-def _output_folder(path: Path, option: str) -> Path:
+def _output_folder(path: Path, option: str) -> Path | None:
     """Check an output folder before any work is done: it must be a folder this process can
-    write into (created if missing), not an existing file; a clear error otherwise."""
+    write into (created if missing), not an existing file; a clear error otherwise. Returns the
+    outermost folder created here, which a failed command removes again (``_drop_if_empty``)."""
     if path.exists() and not path.is_dir():
         raise HedgekitError(f"{option} {path}: is an existing file, not a folder; give a folder path "
                             "(it is created if missing)")
+    created = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        created = folder  # the outermost folder this command creates
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
@@ -77,7 +83,19 @@ def _output_folder(path: Path, option: str) -> Path:
     except OSError as err:
         raise HedgekitError(f"{option} {path}: cannot write there ({_os_reason(err, path)}); "
                             "give a writable folder") from None
-    return path
+    return created
+
+
+def _drop_if_empty(path: Path | None, created: Path | None) -> None:
+    if path is None or created is None:
+        return
+    for folder in (path, *path.parents):
+        try:
+            folder.rmdir()  # only an empty folder goes
+        except OSError:
+            return
+        if folder == created:
+            return
 
 
 def _open_journal(db: str | None, *, readonly: bool = False):
@@ -91,7 +109,8 @@ def _open_journal(db: str | None, *, readonly: bool = False):
         return Journal.open(db, readonly=readonly)
     except (OSError, SQLAlchemyError) as err:
         where = redact(str(db if db is not None else "state/hedgekit.db"))
-        reason = _os_reason(err, Path(where)) if isinstance(err, OSError) else type(err).__name__
+        orig = getattr(err, "orig", None) or err  # the driver's own words ("unable to open database file")
+        reason = _os_reason(err, Path(where)) if isinstance(err, OSError) else str(orig).splitlines()[0][:200]
         raise HedgekitError(f"journal {where}: cannot open or create it ({reason}); "
                             "give a writable path with --db") from None
 
@@ -128,11 +147,12 @@ def backtest(
     if engine_mode not in ("fast", "reference"):
         _fail(HedgekitError(f"--engine {engine_mode!r}: use 'fast' or 'reference'"))
     cfg_path = config if config is not None else example_path(DEFAULT_EXAMPLE)
+    created: Path | None = None
     try:
         cfg = load_config(cfg_path)
         if param:
             cfg = _set_params(cfg, param)
-        _output_folder(out_dir, "--out")  # before the run: a bad --out must not cost a backtest
+        created = _output_folder(out_dir, "--out")  # before the run: a bad --out must not cost a backtest
         t0 = time.perf_counter()
         if not quiet:
             console.print(f"hedgekit backtest: [bold]{cfg_path}[/]")
@@ -165,6 +185,7 @@ def backtest(
         written += _write_reports(folder, html=html, png=png)
         elapsed = time.perf_counter() - t0
     except (HedgekitError, ValueError, FileNotFoundError) as err:
+        _drop_if_empty(out_dir, created)
         _fail(err)
         return
     except OSError as err:  # the folder became unwritable during the run (disk full, ...)
@@ -390,6 +411,7 @@ def run(
     from hedgekit.engine.session import load_data
     from hedgekit.preflight import check_inputs
 
+    created: Path | None = None
     try:
         cfg = load_config(config)
         chosen = (mode or (cfg.trading_mode or "")).lower()
@@ -398,7 +420,7 @@ def run(
         if chosen not in ("paper", "recommendation"):
             raise HedgekitError("--mode must be 'paper' or 'recommendation' (or set trading_mode in the config)")
         if out_dir is not None:
-            _output_folder(out_dir, "--out")  # before the run, not after it
+            created = _output_folder(out_dir, "--out")  # before the run, not after it
         journal = _open_journal(db)
         funding = None
         if feed.startswith("replay:"):
@@ -437,6 +459,7 @@ def run(
                               "run the same command again")
             raise typer.Exit(128 + engine.stop_signal)
     except (HedgekitError, ValueError, FileNotFoundError) as err:
+        _drop_if_empty(out_dir, created)
         _fail(err)
 
 

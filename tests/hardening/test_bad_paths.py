@@ -214,3 +214,12 @@ def test_recommendation_on_a_replay_never_contacts_the_exchange(tmp_path, case, 
                  "--db", str(tmp_path / "j.db"))
     assert res.exit_code == 0, res.output
     assert "ACCOUNT" not in res.output and "run 1" in res.output
+
+
+def test_a_refused_backtest_leaves_no_empty_output_folder_behind(tmp_path, case):
+    cfg, _, _ = case
+    zeros = tmp_path / "zeros.csv"
+    zeros.write_bytes(bytes(1000))
+    out = tmp_path / "new" / "out"
+    one_error(invoke(tmp_path, "backtest", str(cfg), "--data", str(zeros), "--out", str(out), "-q"))
+    assert not out.exists() and not out.parent.exists()
