@@ -107,8 +107,8 @@ def _unit_checks(name: str, w, cfg: BacktestConfig, c: Candles, limit: int) -> N
         need = unit * steps / limit
         raise ConfigError(
             f"{what} implies about {steps:,.0f} unit steps over the {len(c):,} bars of the data, above the "
-            f"limit of {limit:,} (each step places and cancels orders: the run would take hours and grow "
-            f"without bound); use a unit of at least {_fmt(need)} ({need / p0:.3%} of the first price), "
+            f"limit of {limit:,} (each step places and cancels orders and keeps their records: such a run "
+            f"takes minutes to hours and gigabytes of memory); use a unit of at least {_fmt(need)} ({need / p0:.3%} of the first price), "
             "less data, or raise the limit with HEDGEKIT_MAX_UNIT_STEPS"
         )
     span = float(c.high.max() - c.low.min())
