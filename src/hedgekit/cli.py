@@ -329,6 +329,7 @@ def download(
     from hedgekit.feeds.datadir import quirks_for
     from hedgekit.feeds.download import Downloader, list_timeframes
 
+    created: Path | None = None
     try:
         if list_tf is not None:
             q = quirks_for(list_tf)
@@ -338,6 +339,7 @@ def download(
             return
         if exchange is None or symbol is None:
             raise HedgekitError("download needs --exchange and --symbol (or --list-timeframes EXCHANGE)")
+        created = _output_folder(folder, "--dir")  # before any request: a bad folder must not cost a download
         loader = Downloader(exchange, symbol, folder)
         show = not quiet and console.is_terminal
         with Progress(
@@ -353,7 +355,11 @@ def download(
 
             result = loader.download(timeframe, start, end, funding=funding, mark=mark, progress=progress)
     except (HedgekitError, ValueError) as err:
+        _drop_if_empty(folder, created)
         _fail(err)
+        return
+    except OSError as err:  # the folder became unwritable meanwhile (disk full, ...)
+        _fail(HedgekitError(f"--dir {folder}: cannot write the data ({_os_reason(err, Path(err.filename or folder))})"))
         return
     _print_download(result)
 

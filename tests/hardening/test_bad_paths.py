@@ -223,3 +223,16 @@ def test_a_refused_backtest_leaves_no_empty_output_folder_behind(tmp_path, case)
     out = tmp_path / "new" / "out"
     one_error(invoke(tmp_path, "backtest", str(cfg), "--data", str(zeros), "--out", str(out), "-q"))
     assert not out.exists() and not out.parent.exists()
+
+
+def test_download_into_an_unwritable_folder_fails_before_any_request(tmp_path, case, monkeypatch):
+    import hedgekit.feeds.download as download
+
+    def no_request(*_a, **_k):
+        raise AssertionError("the download started before its folder was checked")
+
+    monkeypatch.setattr(download, "Downloader", no_request)
+    _, _, afile = case
+    line = one_error(invoke(tmp_path, "download", "--exchange", "binanceusdm", "--symbol", "BTC/USDT:USDT",
+                            "--dir", str(afile / "data"), "-q"))
+    assert f"--dir {afile / 'data'}: cannot write there ({afile} is a file, not a folder)" in line
