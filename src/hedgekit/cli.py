@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -41,13 +42,77 @@ def _root(
 
     if log_level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
         _fail(HedgekitError(f"--log-level {log_level!r}: use DEBUG, INFO, WARNING or ERROR"))
-    setup_logging(log_level, log_dir=log_dir, json=log_json)
+    try:
+        setup_logging(log_level, log_dir=log_dir, json=log_json)
+    except OSError as err:
+        _fail(HedgekitError(f"--log-dir {log_dir}: cannot write log files there ({_os_reason(err, log_dir)}); "
+                            "give a writable folder with --log-dir"))
 
 
 def example_path(name: str) -> Path:
     from importlib.resources import files
 
     return Path(str(files("hedgekit") / "examples" / name))
+
+
+def _os_reason(err: OSError, path: Path) -> str:
+    """Why ``path`` cannot be written, in words (the errno name, and which part of it is a file)."""
+    reason = err.strerror or type(err).__name__
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            return f"{parent} is a file, not a folder"
+    return reason
+
+
+def _output_folder(path: Path, option: str) -> Path | None:
+    """Check an output folder before any work is done: it must be a folder this process can
+    write into (created if missing), not an existing file; a clear error otherwise. Returns the
+    outermost folder created here, which a failed command removes again (``_drop_if_empty``)."""
+    if path.exists() and not path.is_dir():
+        raise HedgekitError(f"{option} {path}: is an existing file, not a folder; give a folder path "
+                            "(it is created if missing)")
+    created = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        created = folder  # the outermost folder this command creates
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise HedgekitError(f"{option} {path}: cannot write there ({_os_reason(err, path)}); "
+                            "give a writable folder") from None
+    return created
+
+
+def _drop_if_empty(path: Path | None, created: Path | None) -> None:
+    if path is None or created is None:
+        return
+    for folder in (path, *path.parents):
+        try:
+            folder.rmdir()  # only an empty folder goes
+        except OSError:
+            return
+        if folder == created:
+            return
+
+
+def _open_journal(db: str | None, *, readonly: bool = False):
+    """Journal.open with OS and database errors (a read-only folder, a path under a file) as
+    one line naming the journal."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from hedgekit.store.journal import Journal
+
+    try:
+        return Journal.open(db, readonly=readonly)
+    except (OSError, SQLAlchemyError) as err:
+        where = redact(str(db if db is not None else "state/hedgekit.db"))
+        orig = getattr(err, "orig", None) or err  # the driver's own words ("unable to open database file")
+        reason = _os_reason(err, Path(where)) if isinstance(err, OSError) else str(orig).splitlines()[0][:200]
+        raise HedgekitError(f"journal {where}: cannot open or create it ({reason}); "
+                            "give a writable path with --db") from None
 
 
 def _fail(err: Exception) -> None:
@@ -77,14 +142,17 @@ def backtest(
     """Backtest the wallets of CONFIG on history and write fills, orders, equity, a summary and report.html."""
     from hedgekit.config import load_config
     from hedgekit.engine.session import load_data, run_backtest
+    from hedgekit.preflight import check_inputs
 
     if engine_mode not in ("fast", "reference"):
         _fail(HedgekitError(f"--engine {engine_mode!r}: use 'fast' or 'reference'"))
     cfg_path = config if config is not None else example_path(DEFAULT_EXAMPLE)
+    created: Path | None = None
     try:
         cfg = load_config(cfg_path)
         if param:
             cfg = _set_params(cfg, param)
+        created = _output_folder(out_dir, "--out")  # before the run: a bad --out must not cost a backtest
         t0 = time.perf_counter()
         if not quiet:
             console.print(f"hedgekit backtest: [bold]{cfg_path}[/]")
@@ -94,6 +162,7 @@ def backtest(
             with console.status("loading and checking the data…"):
                 loaded = load_data(cfg, data, start, end)
         c = loaded.candles
+        check_inputs(cfg, c, funding_file=_funding_file(cfg))
         if not quiet:
             console.print(
                 f"data: {c.path} ({len(c):,} bars, sha256 {c.sha256[:12]}…), funding: {loaded.funding_source}",
@@ -116,12 +185,24 @@ def backtest(
         written += _write_reports(folder, html=html, png=png)
         elapsed = time.perf_counter() - t0
     except (HedgekitError, ValueError, FileNotFoundError) as err:
+        _drop_if_empty(out_dir, created)
         _fail(err)
+        return
+    except OSError as err:  # the folder became unwritable during the run (disk full, ...)
+        _fail(HedgekitError(f"--out {out_dir}: cannot write the results ({_os_reason(err, out_dir)})"))
         return
     if not quiet:
         _print_summary(result.summary)
         _print_data_quality(result.summary)
         console.print(f"wrote {folder}/ ({', '.join(written)}) in {elapsed:.2f}s", highlight=False)
+
+
+def _funding_file(cfg) -> str | None:
+    """The funding file the run reads (its name is checked against the symbol), if any."""
+    from hedgekit.engine.session import resolve_data_path
+
+    f = cfg.venue.funding.file
+    return None if f is None or cfg.instrument.contract == "spot" else str(resolve_data_path(f, cfg.data.download_dir))
 
 
 def _set_params(cfg, texts: list[str]):
@@ -163,6 +244,14 @@ def report(
         names = _write_reports(out_dir, html=True, png=png)
     except (ReportError, HedgekitError, FileNotFoundError) as err:
         _fail(err)
+        return
+    except OSError as err:
+        _fail(HedgekitError(f"{out_dir}: cannot write the report there ({_os_reason(err, out_dir)})"))
+        return
+    except (ValueError, TypeError, KeyError) as err:  # an edited file the checks at reading let through
+        _fail(HedgekitError(f"{out_dir}: cannot build the report from its files ({type(err).__name__}: "
+                            f"{str(err)[:200]}); were they edited? Rewrite the folder with "
+                            f"`hedgekit backtest --out {out_dir}`"))
         return
     console.print(f"wrote {out_dir}/ ({', '.join(names)})", highlight=False)
 
@@ -240,6 +329,7 @@ def download(
     from hedgekit.feeds.datadir import quirks_for
     from hedgekit.feeds.download import Downloader, list_timeframes
 
+    created: Path | None = None
     try:
         if list_tf is not None:
             q = quirks_for(list_tf)
@@ -249,6 +339,7 @@ def download(
             return
         if exchange is None or symbol is None:
             raise HedgekitError("download needs --exchange and --symbol (or --list-timeframes EXCHANGE)")
+        created = _output_folder(folder, "--dir")  # before any request: a bad folder must not cost a download
         loader = Downloader(exchange, symbol, folder)
         show = not quiet and console.is_terminal
         with Progress(
@@ -264,7 +355,11 @@ def download(
 
             result = loader.download(timeframe, start, end, funding=funding, mark=mark, progress=progress)
     except (HedgekitError, ValueError) as err:
+        _drop_if_empty(folder, created)
         _fail(err)
+        return
+    except OSError as err:  # the folder became unwritable meanwhile (disk full, ...)
+        _fail(HedgekitError(f"--dir {folder}: cannot write the data ({_os_reason(err, Path(err.filename or folder))})"))
         return
     _print_download(result)
 
@@ -307,6 +402,7 @@ def run(
     cancel_on_exit: Annotated[bool, typer.Option("--cancel-on-exit", help="cancel working orders on exit")] = False,
     stale_after: Annotated[float, typer.Option("--stale-after", help="seconds without a price before pausing")] = 30.0,
     mainnet: Annotated[bool, typer.Option("--mainnet", help="read the real (mainnet) account instead of testnet")] = False,
+    account: Annotated[bool | None, typer.Option("--account/--no-account", help="RECOMMENDATION: read each wallet's real account (read-only, needs its API keys); default: only with --feed live")] = None,
 ) -> None:
     """Run the wallets of CONFIG in real time: PAPER (simulated fills) or RECOMMENDATION (prints actions).
 
@@ -319,8 +415,9 @@ def run(
     from hedgekit.config import load_config
     from hedgekit.engine.live import LiveEngine
     from hedgekit.engine.session import load_data
-    from hedgekit.store.journal import Journal
+    from hedgekit.preflight import check_inputs
 
+    created: Path | None = None
     try:
         cfg = load_config(config)
         chosen = (mode or (cfg.trading_mode or "")).lower()
@@ -328,12 +425,15 @@ def run(
             raise HedgekitError("REAL mode is not available yet: use --mode paper or --mode recommendation")
         if chosen not in ("paper", "recommendation"):
             raise HedgekitError("--mode must be 'paper' or 'recommendation' (or set trading_mode in the config)")
-        journal = Journal.open(db)
+        if out_dir is not None:
+            created = _output_folder(out_dir, "--out")  # before the run, not after it
+        journal = _open_journal(db)
         funding = None
         if feed.startswith("replay:"):
             path = Path(feed.removeprefix("replay:")).resolve()
             source = f"replay:{path}"
             loaded = load_data(cfg, str(path))
+            check_inputs(cfg, loaded.candles, funding_file=_funding_file(cfg))
             funding = loaded.funding
         elif feed == "live":
             source = f"live:{cfg.venue.name}:{cfg.instrument.symbol}"
@@ -346,7 +446,7 @@ def run(
             printer=lambda line: out.print(line, highlight=False, soft_wrap=True),
             cancel_on_exit=cancel_on_exit,
         )
-        if chosen == "recommendation":
+        if chosen == "recommendation" and (account if account is not None else feed == "live"):
             _show_accounts(cfg, mainnet)  # before the lease: a prompt must not hold it idle
         engine.open(_now_ms())
         stream = _make_feed(cfg, feed, speed, engine.resume_after, stale_after)
@@ -365,6 +465,7 @@ def run(
                               "run the same command again")
             raise typer.Exit(128 + engine.stop_signal)
     except (HedgekitError, ValueError, FileNotFoundError) as err:
+        _drop_if_empty(out_dir, created)
         _fail(err)
 
 
@@ -462,10 +563,9 @@ def status(
     db: Annotated[str | None, typer.Option("--db", help="journal: SQLAlchemy URL or SQLite path")] = None,
 ) -> None:
     """Every wallet of the latest run: phase, unit, position, working orders, PnL, last price."""
-    from hedgekit.store.journal import Journal
 
     try:
-        journal = Journal.open(db, readonly=True)
+        journal = _open_journal(db, readonly=True)
         _print_status(journal)
         journal.close()
     except HedgekitError as err:
@@ -490,10 +590,9 @@ def flatten(
     engine (none, or its heartbeat is stale: killed), this command does it itself.
     """
     from hedgekit.engine.live import RequestPending, describe_lease, flatten_wallet, run_of_wallet
-    from hedgekit.store.journal import Journal
 
     try:
-        journal = Journal.open(db)
+        journal = _open_journal(db)
         run_of_wallet(journal, wallet)  # an unknown wallet fails before the question
         if not yes:
             typer.confirm(f"Cancel every order of wallet {wallet!r} and close its position at market?", abort=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
@@ -25,6 +26,7 @@ from pydantic import (
 
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.instrument import ContractType, Instrument
+from hedgekit.core.unit_wallet import WINDOW
 from hedgekit.core.units import UnitMode, UnitSpec
 
 # The grid hedge's `grid` and `risk` sections are the strategy's own settings models.
@@ -37,6 +39,32 @@ class ConfigError(HedgekitError):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, data: Any) -> Any:
+        """YAML reads `true`/`yes`/`on` as booleans, which pydantic would take as the number
+        1 (`leverage: true` -> 1.0): a boolean is accepted only where a boolean is meant.
+        (A model-level check: pydantic allows no field-level `before` check on a wallet's
+        `strategy`, the field that tells the wallet kinds apart.)"""
+        if not isinstance(data, dict):
+            return data
+        for key, value in data.items():
+            if not (value is True or value is False or (
+                    type(value) in (list, tuple) and any(v is True or v is False for v in value))):
+                continue
+            field = cls.model_fields.get(key) if isinstance(key, str) else None
+            if field is not None and not _takes_bool(field.annotation):
+                shown = str(value).lower() if isinstance(value, bool) else repr(value)
+                raise ValueError(f"{key}={shown}: expected a number or text, not a boolean "
+                                 "(YAML reads true/false/yes/no/on/off as booleans)")
+        return data
+
+
+def _takes_bool(annotation: Any) -> bool:
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_takes_bool(a) for a in get_args(annotation))
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -221,11 +249,11 @@ class BacktestConfig(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> BacktestConfig:
-        names = [w.name for w in self.wallets]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = repeated_names([w.name for w in self.wallets])
         if dupes:
             raise ValueError(f"wallet names must be unique; repeated: {', '.join(dupes)}")
         for i, w in enumerate(self.wallets):
+            _size_checks(i, w, self.instrument)
             if w.leverage > self.venue.max_leverage:
                 raise ValueError(
                     f"wallets[{i}].leverage={w.leverage:g} is above venue.max_leverage="
@@ -248,6 +276,38 @@ class BacktestConfig(_Model):
             taker_fee=self.venue.taker_fee,
             funding_interval_hours=self.venue.funding.interval_hours,
         )
+
+
+def repeated_names(names: list[str]) -> list[str]:
+    """Names that occur more than once, sorted (one pass: 20k wallets validate at once)."""
+    return sorted(n for n, k in Counter(names).items() if k > 1)
+
+
+# Above this a USD amount is no account's: float sums of fills and fees lose cents near 1e13,
+# and 1e300 overflows to inf in the first notional. Refused, not clipped.
+MAX_USD = 1e12
+
+
+def _size_checks(i: int, w: Any, instrument: InstrumentConfig) -> None:
+    """Amounts in range, and enough for the orders the wallet must place (SPEC §4a): a unit
+    wallet splits its position N = allocation × leverage into WINDOW sells, each of which
+    must meet the instrument's minimum notional (the lot is checked against the data's price
+    before a run, see hedgekit.preflight)."""
+    name = f"wallets[{i}] ({w.name})"
+    for field in ("allocation", "spot_quantity", "max_short_notional"):
+        value = vars(w).get(field)  # not getattr: a model's missing attribute is slow to miss
+        if value is not None and value > MAX_USD:
+            raise ValueError(f"{name}.{field}={value:g} is above {MAX_USD:g}, more than any account holds "
+                             "(and beyond the precision of the sums); use a real amount")
+    if isinstance(w, UNIT_WALLETS) and instrument.min_notional > 0:
+        n = w.allocation * w.leverage
+        if n / WINDOW < instrument.min_notional:
+            need = WINDOW * instrument.min_notional / w.leverage
+            raise ValueError(
+                f"{name}.allocation={w.allocation:g}: N = allocation × leverage = {n:g} USD is split into "
+                f"{WINDOW} orders of {n / WINDOW:g} USD, below instrument.min_notional={instrument.min_notional:g}; "
+                f"use an allocation of at least {need:g} (at leverage {w.leverage:g})"
+            )
 
 
 def _spot_checks(i: int, w: Any) -> None:
@@ -385,15 +445,56 @@ def parse_config(data: Any, source: str = "<config>") -> BacktestConfig:
         raise ConfigError(text) from None
 
 
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (plain YAML keeps the last one
+    silently, so the first setting would be ignored without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults`: keys given beside it override the merged ones
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line)
+            except TypeError:
+                continue  # an unhashable key: the base class reports it
+            if first != key_node.start_mark.line:
+                raise _DuplicateKey(f"line {key_node.start_mark.line + 1}: duplicate key `{key}` (first given on "
+                                    f"line {first + 1}); YAML would keep only the last one: remove one of them")
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(path: Path) -> Any:
+    """The YAML document of a config file; ConfigError naming the file for a file that cannot
+    be read, is not UTF-8 text, is not YAML or repeats a key."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config ({err.strerror or err})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: byte 0x{raw[err.start]:02x} is not UTF-8 text; "
+                          "save the config as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+
+
 def load_config(path: str | Path) -> BacktestConfig:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML: {err}") from None
-    cfg = parse_config(data, str(p))
+    cfg = parse_config(load_yaml(p), str(p))
     return _resolve_paths(cfg, p.parent)
 
 

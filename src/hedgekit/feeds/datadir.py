@@ -32,10 +32,12 @@ __all__ = [
     "MarketRef",
     "SeriesKind",
     "VenueQuirks",
+    "check_symbol",
     "data_file",
     "is_contract",
     "iso",
     "missing_span",
+    "pair_of_file",
     "parse_market_ref",
     "quirks_for",
     "resolve_market_ref",
@@ -230,3 +232,39 @@ def missing_span(value: str, root: str | Path, start: Any, end: Any,
 
 def iso(ms: int) -> str:
     return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# freqtrade names a pair's files BASE_QUOTE[_SETTLE]-TIMEFRAME[-KIND].EXT (BTC_USDT_USDT-1m-futures.feather).
+_PAIR_FILE = re.compile(
+    r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)(?:_(?P<settle>[A-Za-z0-9]+))?"
+    r"-\d+[smhdwM](?:-(?:futures|spot|mark|funding_rate|index|premiumIndex|trades))?"
+    r"\.(?:feather|parquet|json|jsongz|json\.gz|csv|csv\.gz)$"
+)
+
+
+def pair_of_file(path: str | Path) -> str | None:
+    """The ccxt pair a freqtrade-named data file holds (``BTC/USDT:USDT``), or None when the
+    name does not say."""
+    match = _PAIR_FILE.match(Path(path).name)
+    if match is None:
+        return None
+    pair = f"{match['base']}/{match['quote']}"
+    return f"{pair}:{match['settle']}" if match["settle"] else pair
+
+
+def _base_quote(symbol: str) -> str:
+    """BTC/USDT:USDT, BTC_USDT, btcusdt -> BTCUSDT (the settle currency is not part of the pair)."""
+    return re.sub(r"[^A-Z0-9]", "", symbol.split(":")[0].upper())
+
+
+def check_symbol(symbol: str, path: str | Path) -> None:
+    """A DataError naming both when ``path``'s freqtrade name says it holds another pair than
+    the config's ``instrument.symbol`` (an ETH file under a BTC config runs, with BTC's tick,
+    lot and fees, and means nothing)."""
+    pair = pair_of_file(path)
+    if pair is not None and _base_quote(pair) != _base_quote(symbol):
+        raise DataError(
+            Path(path), f"the file holds {pair} (its name says so), but instrument.symbol is {symbol}",
+            hint=f"set instrument.symbol: {_base_quote(pair)} (and its tick_size, lot_size, min_notional) "
+            "or give the file of " + symbol,
+        )

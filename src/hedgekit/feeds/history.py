@@ -42,6 +42,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -64,6 +65,7 @@ __all__ = [
     "Candles",
     "DataError",
     "FundingSeries",
+    "MAX_DATA_MB",
     "SpikeFix",
     "TimeLike",
     "Trades",
@@ -71,6 +73,7 @@ __all__ = [
     "load_candles",
     "load_funding",
     "load_trades",
+    "max_data_bytes",
     "to_epoch_ms",
 ]
 
@@ -379,6 +382,7 @@ _FUNDING_ALIASES: dict[str, tuple[str, ...]] = {
 _OPTIONAL = {"side"}
 _TEXT_EXTS = (".csv", ".txt", ".tsv")
 _HFT_LINE = re.compile(rb"\s*\d{15,20} \{")
+_JSON_START = re.compile(rb"\s*[\[{]")
 _ISO_DURATION = re.compile(r"P(?:(\d+)D)?T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?")
 _SUPPORTED = (
     "CSV/TSV (.csv, .txt, .tsv, optionally .gz), Parquet (.parquet), Feather/Arrow (.feather), "
@@ -422,10 +426,66 @@ class _Source:
         return DataError(self.path, problem, hint=hint)
 
 
+# Loading reads the whole file and parses it in memory, which for text (CSV, JSON) takes up to
+# about 8x the file's size: above this many megabytes (of data, after gunzip) a file is refused
+# before it is read, with the way out in the message. HEDGEKIT_MAX_DATA_MB changes it.
+MAX_DATA_MB = 512.0
+_SNIFF = 65_536  # bytes looked at before the rest of a file is read
+_BINARY_MAGIC = (b"ARROW1", b"FEA1", b"PAR1")
+_BINARY_EXTS = (".feather", ".arrow", ".parquet", ".pq")
+
+
+def max_data_bytes() -> int:
+    """The size limit of a data file in bytes (``HEDGEKIT_MAX_DATA_MB``, default ``MAX_DATA_MB``)."""
+    text = os.environ.get("HEDGEKIT_MAX_DATA_MB", "").strip()
+    try:
+        mb = float(text) if text else MAX_DATA_MB
+    except ValueError:
+        raise ParameterError("HEDGEKIT_MAX_DATA_MB", text, "must be a number of megabytes") from None
+    return int(mb * 1_000_000)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 1e6 else f"{n / 1e3:,.1f} kB"
+
+
+def _too_big(p: Path, size: int, limit: int, what: str = "the file is") -> DataError:
+    return DataError(
+        p, f"{what} {_size(size)}, above the {_size(limit)} limit for a data file "
+        "(it is read whole, and text takes about 8x its size in memory)",
+        hint="keep only the period you need, convert it to Parquet or Feather (smaller, and read "
+        "column by column), or raise the limit with HEDGEKIT_MAX_DATA_MB",
+    )
+
+
+def _refuse_binary_junk(p: Path, head: bytes, name: str) -> None:
+    """A text format (CSV, JSON, feed lines) never holds NUL bytes: a file that does is damaged
+    or not what its name says, and is refused before it is parsed (1 GB of zeros would
+    otherwise be read as one huge CSV field)."""
+    if head[:6].startswith(_BINARY_MAGIC) or name.endswith(_BINARY_EXTS):
+        return
+    at = head.find(b"\x00")
+    if at >= 0:
+        raise DataError(
+            p, f"binary data in a text file (a NUL byte at offset {at:,}, in the first "
+            f"{min(len(head), _SNIFF):,} bytes)",
+            hint="the file is damaged or not what its name says; CSV and JSON must be UTF-8 text",
+        )
+
+
 def _read_bytes(path: str | Path) -> tuple[Path, bytes]:
     p = Path(path).expanduser()
+    limit = max_data_bytes()
     try:
-        return p, p.read_bytes()
+        with p.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > limit:
+                raise _too_big(p, size, limit)
+            head = fh.read(_SNIFF)
+            if head[:2] != b"\x1f\x8b":
+                _refuse_binary_junk(p, head, p.name.lower())
+            fh.seek(0)
+            return p, fh.read()  # one buffer: head + rest would hold the file twice
     except FileNotFoundError:
         raise DataError(p, "file not found", hint="check the path") from None
     except IsADirectoryError:
@@ -434,25 +494,36 @@ def _read_bytes(path: str | Path) -> tuple[Path, bytes]:
         raise DataError(p, f"cannot read the file ({exc.strerror})") from exc
 
 
+def _gunzip(p: Path, data: bytes, name: str) -> bytes:
+    """The gzip file's contents, read no further than the size limit allows."""
+    limit = max_data_bytes()
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
+            _refuse_binary_junk(p, gz.read(_SNIFF), name)
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
+            out = gz.read(limit + 1)
+    except (OSError, EOFError) as exc:
+        raise DataError(p, f"broken gzip file ({exc})", hint="download it again") from exc
+    if len(out) > limit:
+        raise _too_big(p, len(out), limit, "unzipped, the file is more than")
+    return out
+
+
 def _open(path: str | Path, kind: str) -> _Source:
     """Read ``path`` and return its rows as a frame; ``kind`` is candles, trades or funding."""
     p, data = _read_bytes(path)
     sha = hashlib.sha256(data).hexdigest()
     name = p.name.lower()
     if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise DataError(p, f"broken gzip file ({exc})", hint="download it again") from exc
         name = name.removesuffix(".gz").removesuffix(".gzip")
+        data = _gunzip(p, data, name)
     if not data or data.isspace():
         raise DataError(p, "the file is empty", hint="check that the download completed")
     if data[:6] == b"ARROW1" or data[:4] == b"FEA1" or name.endswith((".feather", ".arrow")):
         return _from_binary(p, sha, data, name, kind, "feather")
     if data[:4] == b"PAR1" or name.endswith((".parquet", ".pq")):
         return _from_binary(p, sha, data, name, kind, "parquet")
-    head = data.lstrip()[:1]
-    if head in (b"{", b"["):
+    if _JSON_START.match(data):  # a match, not data.lstrip(): that would copy the whole file
         return _from_json(p, sha, data, name, kind)
     if _HFT_LINE.match(data):
         return _from_hft_feed(p, sha, data, kind)

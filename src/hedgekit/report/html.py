@@ -13,6 +13,7 @@ id="<chart id>-data">`` and drawn by a few lines of script at the end of the pag
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,17 +102,71 @@ class RunOutput:
         return [w for w in self.wallets if w in has]
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+# Columns that must hold numbers (blank allowed): a hand-edited file is checked cell by cell, so
+# the error names the row and column instead of failing deep inside pandas.
+_NUMERIC = {
+    "fills.csv": ("qty", "price", "fee", "position", "realized_pnl"),
+    "equity.csv": ("equity", "position", "price", "hedge_ratio", "spot_value", "hedged_value"),
+    "orders.csv": ("qty", "trigger_price"),
+    "cycles.csv": ("cycle", "start_price", "end_price", "fills", "long_legs", "short_legs", "reentry_gap",
+                   "realized_pnl", "fees", "funding", "net_pnl"),
+}
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ReportError(f"{path}: cannot read it ({err.strerror or err})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ReportError(f"{path}: line {line}: byte 0x{raw[err.start]:02x} is not UTF-8 text; the file was "
+                          "edited or saved in another encoding: save it as UTF-8 or rewrite the folder "
+                          f"with `hedgekit backtest --out {path.parent}`") from None
+
+
+def _read_csv(path: Path, required: tuple[str, ...], dtype: dict[str, type] | None = None) -> pd.DataFrame:
     if not path.is_file():
         raise ReportError(f"{path}: file not found; write the folder first with "
                           f"`hedgekit backtest --out {path.parent}`")
-    df = pd.read_csv(path, dtype={"wallet": str, "order_id": str, "kind": str, "phase": str})
+    text = _read_text(path)
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=dtype or {"wallet": str, "order_id": str, "kind": str, "phase": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise ReportError(f"{path}: not a readable CSV ({reason})") from None
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ReportError(f"{path}: missing column(s) {', '.join(missing)}; "
                           f"found {', '.join(map(str, df.columns))}")
-    df["ts"] = to_epoch_ms(df["timestamp"]) if len(df) else np.empty(0, dtype=np.int64)
+    for col in _NUMERIC.get(path.name, ()):
+        if col in df.columns and df[col].dtype.kind not in "iuf":
+            values = pd.to_numeric(df[col], errors="coerce")
+            _first_bad(path, df, col, values.isna() & df[col].notna(), "is not a number")
+            df[col] = values
+    if "timestamp" in df.columns:
+        df["ts"] = _timestamps(path, df)
     return df
+
+
+def _first_bad(path: Path, df: pd.DataFrame, col: str, bad: pd.Series, problem: str) -> None:
+    if bad.any():
+        i = int(np.argmax(bad.to_numpy()))
+        raise ReportError(f"{path}: data row {i + 1} (line {i + 2}), column {col}: {str(df[col].iloc[i])[:40]!r} "
+                          f"{problem}; fix the cell or rewrite the folder with `hedgekit backtest --out {path.parent}`")
+
+
+def _timestamps(path: Path, df: pd.DataFrame) -> np.ndarray:
+    if not len(df):
+        return np.empty(0, dtype=np.int64)
+    try:
+        return to_epoch_ms(df["timestamp"])
+    except (ValueError, TypeError, OverflowError):
+        parsed = pd.to_datetime(df["timestamp"].astype(str), utc=True, format="ISO8601", errors="coerce")
+        _first_bad(path, df, "timestamp", pd.Series(parsed.isna().to_numpy()), "is not an ISO-8601 time")
+        raise ReportError(f"{path}: column timestamp: cannot read the times as ISO-8601") from None
 
 
 def load_output(out_dir: str | Path) -> RunOutput:
@@ -122,9 +177,11 @@ def load_output(out_dir: str | Path) -> RunOutput:
         raise ReportError(f"{spath}: file not found; write the folder first with "
                           f"`hedgekit backtest --out {folder}`")
     try:
-        summary = json.loads(spath.read_text())
+        summary = json.loads(_read_text(spath))
     except json.JSONDecodeError as err:
         raise ReportError(f"{spath}: not valid JSON ({err})") from None
+    if not isinstance(summary, dict):
+        raise ReportError(f"{spath}: expected a JSON object of the run's summary, found {type(summary).__name__}")
     fills = _read_csv(folder / "fills.csv", ("timestamp", "wallet", "kind", "side", "qty", "price",
                                              "fee", "unit", "phase", "position", "realized_pnl"))
     equity = _read_csv(folder / "equity.csv", ("timestamp", "wallet", "equity", "position", "price"))
@@ -156,11 +213,8 @@ def _load_cycles(folder: Path, fills: pd.DataFrame, summary: dict) -> tuple[pd.D
     gets the same table recomputed from fills.csv, with the funding per cycle unknown (NaN)."""
     path = folder / "cycles.csv"
     if path.is_file():
-        df = pd.read_csv(path, dtype={"wallet": str, "strategy": str, "phases": str, "ended_by": str})
-        missing = [c for c in CYCLE_COLUMNS if c not in df.columns]
-        if missing:
-            raise ReportError(f"{path}: missing column(s) {', '.join(missing)}; "
-                              f"rewrite the folder with `hedgekit backtest --out {folder}`")
+        df = _read_csv(path, tuple(CYCLE_COLUMNS),
+                       {"wallet": str, "strategy": str, "phases": str, "ended_by": str})
         return df, "cycles.csv"
     return run_cycles(fills, None, summary), "fills.csv"
 
