@@ -112,12 +112,12 @@ def test_a_new_journal_where_no_file_can_be_created(tmp_path, case):
 def test_a_new_journal_on_a_read_only_filesystem(tmp_path, case, monkeypatch):
     """EROFS (a read-only mount) cannot be set up without privileges: the journal's file
     creation fails as it would there."""
-    import hedgekit.store.journal as journal
+    import hedgekit.store.backends as backends
 
     def read_only_fs(path):
         raise OSError(30, "Read-only file system", str(path))
 
-    monkeypatch.setattr(journal, "_create_sqlite_file", read_only_fs)
+    monkeypatch.setattr(backends, "_create_sqlite_file", read_only_fs)
     cfg, data, _ = case
     db = tmp_path / "ro" / "j.db"
     line = one_error(invoke(tmp_path, "run", str(cfg), "--mode", "paper", "--feed", f"replay:{data}", "--db", str(db)))
