@@ -363,13 +363,4 @@ def _fast(bars, wallets, walkers, fund_ts, fund_rate, fi, stats, progress, oppos
         progress(n)
 
 
-def phase_durations(phases: list, end_ts: int) -> dict[str, int]:
-    """Milliseconds spent in each phase, from the runner's phase log."""
-    out: dict[str, int] = {}
-    for cur, nxt in zip(phases, [*phases[1:], None], strict=False):
-        stop = nxt.ts if nxt is not None else end_ts
-        out[str(cur.phase)] = out.get(str(cur.phase), 0) + max(stop - cur.ts, 0)
-    return out
-
-
-__all__ = ["Bars", "EngineRun", "Funding", "Phase", "WalletRun", "phase_durations", "run"]
+__all__ = ["Bars", "EngineRun", "Funding", "Phase", "WalletRun", "run"]

@@ -2,7 +2,9 @@
 
 Crash safety is "checkpoint + deterministic replay":
 
-* every order intent is committed to the journal before the order reaches the venue;
+* every order intent is committed to the journal before the order reaches the venue (a PAPER
+  replay, whose venue nobody else sees, queues intents and batches and commits them in groups
+  at a bounded rate: a crash loses only the queued group, which the resume replays);
 * after each market input (a bar or a price) that changed anything, one transaction writes the
   order events, fills, phase changes, the wallet's status, a snapshot of its runner (strategy,
   simulated account, unit tracker, timers) and the input cursor;
