@@ -19,7 +19,7 @@ import yaml
 from hedgekit.cli import example_path
 from hedgekit.config import BacktestConfig, load_config
 from hedgekit.core.errors import HedgekitError
-from hedgekit.engine.live import LiveEngine
+from hedgekit.engine.live import EngineHooks, LiveEngine, flatten_wallet
 from hedgekit.engine.real import (
     VENUE_URLS_ENV,
     MainnetRefused,
@@ -174,3 +174,117 @@ def test_credentials_come_from_the_environment_per_wallet():
         credentials("hedge", "hyperliquid", env)
     creds = credentials("long", "binanceusdm", env | {"HEDGEKIT_LONG_API_SECRET": "s" * 20})
     assert creds.api_key == "k" * 20 and "k" * 20 not in repr(creds)
+
+
+# -- crashes --------------------------------------------------------------------------------------
+class Crash(BaseException):
+    """The process dies here (nothing after this point is written)."""
+
+
+class CrashAt(EngineHooks):
+    """Kills the engine at its ``intent``-th order intent (committed, not yet sent) or after
+    its ``inputs``-th input: no shutdown, no checkpoint, the engine object is abandoned."""
+
+    def __init__(self, engine: LiveEngine, *, intent: int | None = None, inputs: int | None = None) -> None:
+        self.engine, self.intent, self.inputs = engine, intent, inputs
+
+    def _die(self) -> None:
+        self.engine._journal_failed = True  # as a killed process: nothing more is written
+        raise Crash
+
+    def after_intent(self, intents: int) -> None:
+        if intents == self.intent:
+            self._die()
+
+    def after_input(self, inputs: int) -> None:
+        if inputs == self.inputs:
+            self._die()
+
+
+async def market_feed(points: list[PricePoint], stubs: dict[str, BinanceUsdmStub], after: int,
+                      moved: list[int]) -> AsyncIterator[PricePoint]:  # fmt: skip
+    """As ``stub_feed``, but the market never moves back: after a restart the prices the
+    engine had not committed are reported again, the exchange stays where it is."""
+    for pt in points:
+        if pt.seq <= after:
+            continue
+        if pt.seq > moved[0]:
+            for stub in stubs.values():
+                stub.move_to(pt.price)
+            moved[0] = pt.seq
+        yield pt
+
+
+@pytest.mark.parametrize("crashes", [
+    [{"intent": 3}, {"inputs": 40}, {"intent": 4}],  # before the venue saw an order; between inputs
+    [{"intent": 9}, {"intent": 2}, {"inputs": 120}],  # the order before the crash answered, unjournaled
+], ids=["a", "b"])  # fmt: skip
+def test_a_real_run_killed_and_resumed_loses_no_fill_and_doubles_no_order(tmp_path, stubs, crashes):
+    cfg = busy_config(tmp_path)
+    points = price_points(100)
+    journal = Journal.open(tmp_path / "real.db")
+    moved = [-1]
+    died = 0
+    for crash in [*crashes, None]:
+        engine = real_engine(cfg, journal)
+        if crash is not None:
+            engine.hooks = CrashAt(engine, **crash)
+        try:
+            asyncio.run(engine.run(market_feed(points, stubs, engine.resume_after, moved)))
+        except Crash:
+            died += 1
+    assert died == len(crashes)
+    run_id = engine.run_id
+    for w, stub in stubs.items():
+        trades = sorted(str(t["id"]) for t in stub.trades)
+        journaled = sorted(f.fill_id for f in journal.fills(run_id, w))
+        assert journaled == trades, w  # every fill at the venue journaled once: none lost, none twice
+        ids = [o.client_id for o in [*stub.orders.values(), *stub.algos.values()]]
+        assert len(ids) == len(set(ids)), w  # never a second order for one client id
+        status = next(s for s in journal.wallet_status(run_id) if s.wallet == w)
+        assert status.position == pytest.approx(stub.position), w
+        if stub.position:
+            closing = "SELL" if stub.position > 0 else "BUY"
+            stops = [o for o in stub.algos.values() if o.open and o.side == closing]
+            assert sum(o.qty for o in stops) >= abs(stub.position) - 1e-9, (w, stub.position, stops)
+    assert len(stubs["long"].trades) + len(stubs["hedge"].trades) >= 10
+
+
+def test_reconciliation_cancels_our_orphans_reports_foreign_orders_and_halts_on_a_position_changed_by_hand(
+    tmp_path, stubs,
+):
+    cfg = busy_config(tmp_path)
+    points = price_points(100)
+    journal = Journal.open(tmp_path / "real.db")
+    engine = real_engine(cfg, journal)
+    asyncio.run(engine.run(stub_feed(points[:30], stubs, engine.resume_after)))
+    long = stubs["long"]
+    long.add_order("hk-long-9-m7-sl-99", "SELL", 0.01, trigger=round(long.price - 2000, 1), reduce_only=True)
+    long.add_order("web_order_1", "BUY", 0.01, price=round(long.price - 3000, 1))
+    stubs["hedge"].trade_by_hand("SELL", 0.005)
+    again = real_engine(cfg, journal)  # reconciliation runs on attach
+    assert [o.client_id for o in long.orders_with("hk-long-9-m7-sl-99") if o.open] == []  # orphan cancelled
+    assert [o.client_id for o in long.orders_with("web_order_1") if o.open] == ["web_order_1"]  # foreign: left
+    by_name = {w.name: w for w in again.wallets}
+    assert by_name["long"].halted is None
+    assert "position mismatch" in (by_name["hedge"].halted or "") and "difference -0.005" in by_name["hedge"].halted
+    again.release_lease()
+    adopted = real_engine(cfg, journal, adopt=True)
+    assert all(w.halted is None for w in adopted.wallets)
+    adopted.release_lease()
+
+
+def test_flatten_in_real_closes_at_the_venue_and_cancels_every_order(tmp_path, stubs):
+    cfg = busy_config(tmp_path)
+    points = price_points(100)
+    journal = Journal.open(tmp_path / "real.db")
+    engine = real_engine(cfg, journal)
+    asyncio.run(engine.run(stub_feed(points[:30], stubs, engine.resume_after)))
+    hedge = stubs["hedge"]
+    assert hedge.position != 0 and hedge.open_client_ids()
+    msg = flatten_wallet(journal, "hedge", 0)
+    assert msg.startswith("flattened hedge:") and "venue position now 0" in msg
+    assert hedge.position == 0 and hedge.open_client_ids() == []
+    status = next(s for s in journal.wallet_status(engine.run_id) if s.wallet == "hedge")
+    assert status.position == 0
+    assert stubs["long"].open_client_ids()  # the other wallet is untouched
