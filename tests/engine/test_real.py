@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from loguru import logger
+from typer.testing import CliRunner
 
-from hedgekit.cli import example_path
+from hedgekit.cli import app, example_path
 from hedgekit.config import BacktestConfig, load_config
 from hedgekit.core.errors import HedgekitError
 from hedgekit.engine.live import EngineHooks, LiveEngine, flatten_wallet
@@ -29,6 +31,7 @@ from hedgekit.engine.real import (
 )
 from hedgekit.feeds.base import PricePoint
 from hedgekit.feeds.history import BUNDLED_BTC_1M, bundled_path, load_candles
+from hedgekit.logs import mark_mainnet, setup_logging
 from hedgekit.store.journal import Journal
 from tests.venues.stubs.binance_usdm import API_KEY, SECRET, BinanceUsdmStub
 
@@ -288,3 +291,75 @@ def test_flatten_in_real_closes_at_the_venue_and_cancels_every_order(tmp_path, s
     status = next(s for s in journal.wallet_status(engine.run_id) if s.wallet == "hedge")
     assert status.position == 0
     assert stubs["long"].open_client_ids()  # the other wallet is untouched
+
+
+# -- the command line ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("network", "flags", "message"), [
+    ("mainnet", [], "venue.network: mainnet, which trades real money: pass --mainnet"),
+    ("testnet", ["--mainnet"], "--mainnet was given but"),
+    ("mainnet", ["--mainnet"], "stdin is not a terminal: pass --yes-mainnet"),
+])  # fmt: skip
+def test_run_real_refuses_mainnet_without_every_switch(tmp_path, network, flags, message):
+    busy_config(tmp_path, network=network)
+    db = tmp_path / "j.db"
+    res = CliRunner().invoke(app, ["--log-dir", str(tmp_path / "logs"), "run", str(tmp_path / "busy.yaml"),
+                                   "--mode", "real", "--db", str(db), *flags])  # fmt: skip
+    assert res.exit_code != 0
+    assert message in " ".join(res.output.split())
+    assert not db.exists()  # refused before anything was opened or sent
+
+
+def test_a_mainnet_run_says_so_on_every_log_line_and_in_status(tmp_path, stubs):
+    cfg = busy_config(tmp_path, network="mainnet")
+    db = tmp_path / "real.db"
+    journal = Journal.open(db)
+    lines: list[str] = []
+    setup_logging("INFO", log_dir=None, console=False)
+    sink = logger.add(lambda m: lines.append(str(m)), format="{message}")
+    mark_mainnet()
+    try:
+        engine = LiveEngine(
+            cfg, mode="real", journal=journal, source="replay:stub-path", printer=lambda _l: None, network="mainnet",
+            venue_factory=lambda wallet: make_venue(cfg, wallet, network="mainnet", sleep=lambda _s: None),
+        )
+        engine.open(0)
+        asyncio.run(engine.run(stub_feed(price_points(3), stubs, engine.resume_after)))
+    finally:
+        mark_mainnet(False)
+        logger.remove(sink)
+    journal.close()
+    assert len(lines) > 5 and all(line.startswith("*** MAINNET *** ") for line in lines)
+    res = CliRunner().invoke(app, ["--log-dir", str(tmp_path / "logs"), "status", "--db", str(db)])
+    assert res.exit_code == 0, res.output
+    assert "*** MAINNET: these wallets trade REAL MONEY ***" in res.output and "real MAINNET" in res.output
+    assert API_KEY not in res.output and all(API_KEY not in line and SECRET not in line for line in lines)
+
+
+def test_paper_and_real_on_the_hyperliquid_stub_give_the_same_fills(tmp_path, monkeypatch):
+    """Hyperliquid prices have at most 5 significant figures (1 USD at BTC's price): the
+    instrument's tick is 1 so PAPER's levels are the venue's."""
+    hl = pytest.importorskip("tests.venues.stubs.hyperliquid")
+    cfg = busy_config(tmp_path, name="hyperliquid")
+    cfg = cfg.model_copy(update={"instrument": cfg.instrument.model_copy(update={"symbol": "BTCUSDC", "tick_size": 1.0})})
+    points = price_points(100)
+    pj = Journal.open(tmp_path / "paper.db")
+    paper = LiveEngine(cfg, mode="paper", journal=pj, source="replay:stub-path", printer=lambda _l: None)
+    paper.open(0)
+    asyncio.run(paper.run(paper_feed(points)))
+    stubs = {w: hl.start_stub(points[0].price, usdc=100_000.0) for w in WALLETS}
+    try:
+        monkeypatch.setenv(VENUE_URLS_ENV, json.dumps({w: {"public": s.url, "private": s.url} for w, s in stubs.items()}))
+        for w in WALLETS:
+            monkeypatch.setenv(f"HEDGEKIT_{w.upper()}_AGENT_KEY", hl.AGENT_KEY)
+            monkeypatch.setenv(f"HEDGEKIT_{w.upper()}_WALLET_ADDRESS", hl.MAIN_ADDRESS)
+        rj = Journal.open(tmp_path / "real.db")
+        real = real_engine(cfg, rj)
+        asyncio.run(real.run(stub_feed(points, stubs, real.resume_after)))  # type: ignore[arg-type]
+        want, got = fills_of(pj, paper.run_id), fills_of(rj, real.run_id)
+        assert sum(len(v) for v in want.values()) >= 6, want
+        assert got == want
+        for s in stubs.values():
+            assert "approveBuilderFee" not in s.action_types() and "setReferrer" not in s.action_types()
+    finally:
+        for s in stubs.values():
+            s.stop()
