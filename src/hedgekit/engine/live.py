@@ -673,6 +673,8 @@ class LiveEngine:
                 if w.paused:
                     w.paused = False
                     w.gap_next = True  # prices moved while we were blind
+                    if w.real is not None and w.halted is None:
+                        self.reconcile(w)  # SPEC §7: after every reconnect
             logger.info("feed live: strategies resumed")
 
     def process(self, item: Bar | PricePoint) -> None:
