@@ -90,6 +90,7 @@ from hedgekit.store.journal import (
     WalletStatus,
 )
 from hedgekit.venues.base import ExchangePort
+from hedgekit.venues.ccxt_venue import VenueUnavailable
 from hedgekit.venues.recommend import RecommendationSink
 from hedgekit.venues.sim import SimExchange
 
@@ -221,6 +222,7 @@ class LiveWallet:
     guard: DrawdownGuard | None = None
     # REAL: why reconciliation stopped this wallet (it then trades nothing; its stops stay).
     halted: str | None = None
+    unreconciled: bool = False  # REAL: the venue failed mid-input; reconcile first
 
     @property
     def sim(self) -> SimExchange | RealVenue:
@@ -799,15 +801,29 @@ class LiveEngine:
 
     def _process_real(self, w: LiveWallet, venue: RealVenue, item: Bar | PricePoint) -> None:
         """One input in REAL: the exchange filled (or not) on its own; its fills are delivered,
-        then due timers, then the unit steps the price crossed; then the checkpoint."""
+        then due timers, then the unit steps the price crossed; then the checkpoint.
+
+        The venue out of reach past the adapter's retries (``VenueUnavailable``) leaves the
+        input half done: the wallet is reconciled before its next input (§7), which sends what
+        never arrived, cancels what should have been cancelled and applies the fills."""
         r = w.runner
         ts = item.ts
         price = item.close if isinstance(item, Bar) else item.price
         venue.note_price(price)
-        self._deliver_fills(w, venue.poll(ts), ts)
-        if r.next_timer is not None:
-            r.fire_timers(ts)
-        r.price_moved(price, ts)
+        try:
+            if w.unreconciled:
+                self.reconcile(w)
+                w.unreconciled = False
+                if w.halted is not None:
+                    return
+            self._deliver_fills(w, venue.poll(ts), ts)
+            if r.next_timer is not None:
+                r.fire_timers(ts)
+            r.price_moved(price, ts)
+        except VenueUnavailable as err:
+            w.unreconciled = True
+            logger.error(f"{w.name}: {err}; reconciling before the next input")
+            return
         if w.guard is not None:
             w.guard.check(r, venue, ts, price)
         w.last_ts = ts
@@ -849,8 +865,10 @@ class LiveEngine:
             self._deliver_fills(w, venue.poll(ts), ts)
             at_venue = venue.venue_open_orders()
             diff = diff_orders(r.strategy.desired_orders(), at_venue, r.strategy.instrument.lot_size)
-            missing = [s for s in diff.missing if venue.get_order(s.client_id) is None
-                       or venue.recovered.get(s.client_id) is not None]  # fmt: skip
+            # Missing and never accepted by the venue (unknown, or sent without an answer); a
+            # known order that left the venue was reported by the poll (filled or cancelled).
+            missing = [s for s in diff.missing if (o := venue.get_order(s.client_id)) is None
+                       or o.status is OrderStatus.NEW]  # fmt: skip
             if missing:
                 notes.append(f"placed {len(missing)} missing order(s): {', '.join(s.client_id for s in missing)}")
                 r.execute([Place(s) for s in missing], ts)

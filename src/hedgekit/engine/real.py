@@ -23,7 +23,7 @@ from hedgekit.config import BacktestConfig
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.events import OrderFilled, VenueEvent
 from hedgekit.core.instrument import Instrument
-from hedgekit.core.orders import Order, OrderSpec, OrderTrigger, OrderType
+from hedgekit.core.orders import Order, OrderSpec, OrderStatus, OrderTrigger, OrderType
 from hedgekit.core.position import Position
 from hedgekit.core.records import FillRecord
 from hedgekit.venues.ccxt_profile import Network, VenueCredentials, VenueProfile
@@ -219,6 +219,11 @@ class RealVenue(CcxtVenue):
         that ``recover`` found at the venue is not sent again (its fills come through ``poll``)."""
         if self.recovered.pop(spec.client_id, None) is not None:
             return []
+        previous = self._orders.get(spec.client_id)
+        if previous is not None and previous.status is OrderStatus.NEW:
+            # Sent before, never answered (the venue was unavailable): look it up first.
+            del self._orders[spec.client_id]
+            return self.resume(spec, ts)
         return super().submit(spec, ts)
 
     def recover(self, pending: list[OrderSpec], ts: int) -> list[str]:
