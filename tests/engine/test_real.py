@@ -230,7 +230,8 @@ async def market_feed(points: list[PricePoint], stubs: dict[str, BinanceUsdmStub
 @pytest.mark.parametrize("crashes", [
     [{"intent": 3}, {"inputs": 40}, {"intent": 4}],  # before the venue saw an order; between inputs
     [{"intent": 9}, {"intent": 2}, {"inputs": 120}],  # the order before the crash answered, unjournaled
-], ids=["a", "b"])  # fmt: skip
+    [{"intent": 5}, {"inputs": 10}, {"intent": 1}, {"inputs": 90}, {"intent": 6}, {"inputs": 1}],
+], ids=["a", "b", "c"])  # fmt: skip
 def test_a_real_run_killed_and_resumed_loses_no_fill_and_doubles_no_order(tmp_path, stubs, crashes):
     cfg = busy_config(tmp_path)
     points = price_points(100)
