@@ -415,3 +415,41 @@ def test_the_venue_unreachable_mid_input_is_reconciled_at_the_next_one(tmp_path,
     assert len([e for e in errors if "reconciling before the next input" in e]) >= 2, errors
     assert_safe(journal, engine.run_id, stubs)
     assert len(stubs["long"].trades) >= 5
+
+
+def test_paper_and_real_on_the_hyperliquid_stub_give_the_same_fills_for_the_grid_hedge(tmp_path, monkeypatch):
+    """The grid hedge's resting limit orders (grid rungs) and its timers, PAPER vs REAL."""
+    hl = pytest.importorskip("tests.venues.stubs.hyperliquid")
+    data = yaml.safe_load(example_path("grid_hedge.yaml").read_text())
+    data["symbol"] = "BTCUSDC"
+    data["instrument"].update({"tick_size": 1.0, "min_notional": 5})
+    data["venue"].pop("funding", None)
+    data["venue"].update({"name": "hyperliquid", "trigger_order": "fifo"})
+    data["grid"].update({"volatility": 0.004, "rebalance_interval_seconds": 600})  # a narrow grid: it trades
+    data.pop("data", None)
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(data))
+    cfg = load_config(tmp_path / "grid.yaml")
+    wallet = cfg.wallets[0].name
+    points = price_points(100)
+    pj = Journal.open(tmp_path / "paper.db")
+    paper = LiveEngine(cfg, mode="paper", journal=pj, source="replay:stub-path", printer=lambda _l: None)
+    paper.open(0)
+    asyncio.run(paper.run(paper_feed(points)))
+    stub = hl.start_stub(points[0].price, usdc=1_000_000.0)
+    try:
+        monkeypatch.setenv(VENUE_URLS_ENV, json.dumps({"*": {"public": stub.url, "private": stub.url}}))
+        monkeypatch.setenv(f"HEDGEKIT_{wallet.upper()}_AGENT_KEY", hl.AGENT_KEY)
+        monkeypatch.setenv(f"HEDGEKIT_{wallet.upper()}_WALLET_ADDRESS", hl.MAIN_ADDRESS)
+        rj = Journal.open(tmp_path / "real.db")
+        real = real_engine(cfg, rj)
+        asyncio.run(real.run(stub_feed(points, {wallet: stub}, real.resume_after)))  # type: ignore[dict-item]
+
+        def fills(j: Journal, run_id: int) -> list[tuple[str, str, float, int | None]]:
+            orders = {o.client_id: o for o in j.orders(run_id, wallet)}
+            return [(f.kind, str(f.side), f.qty, orders[f.client_id].unit) for f in j.fills(run_id, wallet)]
+
+        want = fills(pj, paper.run_id)
+        assert len(want) >= 3 and {k for k, *_ in want} >= {"grid_buy", "grid_sell"}
+        assert fills(rj, real.run_id) == want
+    finally:
+        stub.stop()

@@ -809,21 +809,25 @@ class LiveEngine:
         r = w.runner
         ts = item.ts
         price = item.close if isinstance(item, Bar) else item.price
-        venue.note_price(price)
         try:
             if w.unreconciled:
                 self.reconcile(w)
                 w.unreconciled = False
                 if w.halted is not None:
                     return
-            self._deliver_fills(w, venue.poll(ts), ts)
+            # Timers due by now fire first, at the last input's price (as PAPER fires them
+            # before it walks to this input); then the venue's fills, then the unit steps.
             if r.next_timer is not None:
                 r.fire_timers(ts)
+            venue.note_price(price)
+            self._deliver_fills(w, venue.poll(ts), ts)
             r.price_moved(price, ts)
         except VenueUnavailable as err:
             w.unreconciled = True
             logger.error(f"{w.name}: {err}; reconciling before the next input")
             return
+        finally:
+            venue.note_price(price)  # a fill's own price is not where the market is now
         if w.guard is not None:
             w.guard.check(r, venue, ts, price)
         w.last_ts = ts
