@@ -453,3 +453,22 @@ def test_paper_and_real_on_the_hyperliquid_stub_give_the_same_fills_for_the_grid
         assert fills(rj, real.run_id) == want
     finally:
         stub.stop()
+
+
+def test_hedgekit_run_mode_real_trades_on_the_stubs_from_the_command_line(tmp_path, stubs):
+    """The CLI wiring: credentials and URLs from the environment, testnet, a short replay (the
+    stubs' market stays at the first price; the replayed bars move less than a unit)."""
+    busy_config(tmp_path)
+    c = load_candles(bundled_path(BUNDLED_BTC_1M))
+    csv = tmp_path / "three.csv"
+    csv.write_text("timestamp,open,high,low,close,volume\n" + "".join(
+        f"{c.ts[i]},{c.open[i]},{c.high[i]},{c.low[i]},{c.close[i]},{c.volume[i]}\n" for i in range(3)))  # fmt: skip
+    db = tmp_path / "j.db"
+    res = CliRunner().invoke(app, ["--log-dir", str(tmp_path / "logs"), "run", str(tmp_path / "busy.yaml"),
+                                   "--mode", "real", "--feed", f"replay:{csv}", "--db", str(db)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    for stub in stubs.values():
+        assert stub.position > 0 and len(stub.open_client_ids()) >= 4  # bought, stops working
+    assert "real" in res.output and "MAINNET" not in res.output
+    logs = "".join(p.read_text() for p in (tmp_path / "logs").iterdir())
+    assert "hk-long-0-x-mb-1" in logs and API_KEY not in logs and SECRET not in logs
