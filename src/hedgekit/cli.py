@@ -401,10 +401,13 @@ def run(
     out_dir: Annotated[Path | None, typer.Option("--out", help="also export fills.csv/orders.csv here at the end")] = None,
     cancel_on_exit: Annotated[bool, typer.Option("--cancel-on-exit", help="cancel working orders on exit")] = False,
     stale_after: Annotated[float, typer.Option("--stale-after", help="seconds without a price before pausing")] = 30.0,
-    mainnet: Annotated[bool, typer.Option("--mainnet", help="read the real (mainnet) account instead of testnet")] = False,
+    mainnet: Annotated[bool, typer.Option("--mainnet", help="REAL: trade on mainnet (needs venue.network: mainnet too); RECOMMENDATION: read the mainnet account")] = False,
+    yes_mainnet: Annotated[bool, typer.Option("--yes-mainnet", help="REAL on mainnet with stdin not a terminal: confirm without typing")] = False,
+    adopt: Annotated[bool, typer.Option("--adopt", help="REAL: take the venue's position as the wallet's when it disagrees with the journal")] = False,
     account: Annotated[bool | None, typer.Option("--account/--no-account", help="RECOMMENDATION: read each wallet's real account (read-only, needs its API keys); default: only with --feed live")] = None,
 ) -> None:
-    """Run the wallets of CONFIG in real time: PAPER (simulated fills) or RECOMMENDATION (prints actions).
+    """Run the wallets of CONFIG in real time: PAPER (simulated fills), RECOMMENDATION (prints
+    actions) or REAL (trades through ccxt; testnet unless venue.network: mainnet and --mainnet).
 
     The process holds the run's lease in the journal while it runs (heartbeat every few
     seconds): a second `run` of the same run is refused, and `hedgekit flatten` from another
@@ -421,10 +424,21 @@ def run(
     try:
         cfg = load_config(config)
         chosen = (mode or (cfg.trading_mode or "")).lower()
+        if chosen not in ("paper", "recommendation", "real"):
+            raise HedgekitError("--mode must be 'paper', 'recommendation' or 'real' (or set trading_mode in the config)")
+        real_kwargs: dict = {}
+        network = "testnet"
         if chosen == "real":
-            raise HedgekitError("REAL mode is not available yet: use --mode paper or --mode recommendation")
-        if chosen not in ("paper", "recommendation"):
-            raise HedgekitError("--mode must be 'paper' or 'recommendation' (or set trading_mode in the config)")
+            from hedgekit.engine.real import check_network, make_venue
+            from hedgekit.logs import mark_mainnet
+
+            network = check_network(cfg, str(config), mainnet_flag=mainnet, yes_mainnet=yes_mainnet,
+                                    stdin_tty=sys.stdin.isatty(), ask=lambda q: str(typer.prompt(q)))  # fmt: skip
+            if network == "mainnet":
+                mark_mainnet()
+                console.print("[bold red]*** MAINNET: REAL MONEY ***[/]")
+            real_kwargs = {"network": network, "adopt": adopt,
+                           "venue_factory": lambda wallet: make_venue(cfg, wallet, network=network)}  # fmt: skip
         if out_dir is not None:
             created = _output_folder(out_dir, "--out")  # before the run, not after it
         journal = _open_journal(db)
@@ -444,12 +458,12 @@ def run(
         engine = LiveEngine(
             cfg, mode=chosen, journal=journal, source=source, funding=funding,  # type: ignore[arg-type]
             printer=lambda line: out.print(line, highlight=False, soft_wrap=True),
-            cancel_on_exit=cancel_on_exit,
+            cancel_on_exit=cancel_on_exit, **real_kwargs,
         )
         if chosen == "recommendation" and (account if account is not None else feed == "live"):
             _show_accounts(cfg, mainnet)  # before the lease: a prompt must not hold it idle
         engine.open(_now_ms())
-        stream = _make_feed(cfg, feed, speed, engine.resume_after, stale_after)
+        stream = _make_feed(cfg, feed, speed, engine.resume_after, stale_after, sandbox=network != "mainnet")
         asyncio.run(engine.run(stream))
         if (feed.startswith("replay:") or feed == "stdin") and not engine.stopped_early:
             journal.finish_run(engine.run_id, _now_ms())
@@ -495,7 +509,7 @@ def _show_accounts(cfg, mainnet: bool) -> None:
     asyncio.run(read_all())
 
 
-def _make_feed(cfg, feed: str, speed: str, resume_after: int, stale_after: float):
+def _make_feed(cfg, feed: str, speed: str, resume_after: int, stale_after: float, sandbox: bool = True):
     if feed.startswith("replay:"):
         from hedgekit.feeds.replay import ReplayFeed, parse_speed
 
@@ -508,7 +522,7 @@ def _make_feed(cfg, feed: str, speed: str, resume_after: int, stale_after: float
         return StreamFeed(sys.stdin, resume_after_seq=resume_after)
     from hedgekit.feeds.live import CcxtFeed
 
-    return CcxtFeed(exchange_id=cfg.venue.name, symbol=_ccxt_symbol(cfg.instrument.symbol), sandbox=True, stale_after=stale_after)
+    return CcxtFeed(exchange_id=cfg.venue.name, symbol=_ccxt_symbol(cfg.instrument.symbol), sandbox=sandbox, stale_after=stale_after)
 
 
 def _ccxt_symbol(symbol: str) -> str:
@@ -527,6 +541,8 @@ def _print_status(journal, run_id: int | None = None) -> None:
         out.print("no wallets in this journal yet")
         return
     now = _now_ms()
+    if any("MAINNET" in s.mode for s in rows):
+        out.print("[bold red]*** MAINNET: these wallets trade REAL MONEY ***[/]")
     table = Table(title=f"run {rows[0].run_id} ({rows[0].mode})")
     for col in ("wallet", "strategy", "phase", "unit", "anchor", "position", "realized", "unrealized", "equity", "orders", "last price", "age"):
         table.add_column(col, justify="left" if col in ("wallet", "strategy", "phase") else "right")

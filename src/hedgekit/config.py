@@ -183,7 +183,11 @@ class FundingConfig(_Model):
 
 
 class VenueConfig(_Model):
-    name: str = Field(default="binanceusdm", description="ccxt exchange id (live feeds)")
+    name: str = Field(default="binanceusdm", description="ccxt exchange id (live feeds; REAL: binanceusdm or hyperliquid)")
+    network: Literal["testnet", "mainnet"] = Field(
+        default="testnet",
+        description="REAL mode: testnet (default) or mainnet; mainnet also needs `--mainnet` and a typed confirmation",
+    )
     # Binance USD-M base tier: 0.02 % maker, 0.05 % taker.
     maker_fee: Annotated[float, Field(ge=-0.01, le=0.01, description="limit fills")] = 0.0002
     taker_fee: Annotated[float, Field(ge=-0.01, le=0.01, description="market and stop fills")] = 0.0005

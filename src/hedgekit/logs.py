@@ -105,8 +105,17 @@ def redact(text: str, environ: dict[str, str] | None = None) -> str:
     return _SECRET_PAIR.sub(lambda m: m.group(1) + MASK, text)
 
 
+_banner = ""  # prefixed to every line: "MAINNET" in a mainnet run (mark_mainnet)
+
+
+def mark_mainnet(on: bool = True) -> None:
+    """Every log line of this process says MAINNET loudly (a REAL run on mainnet)."""
+    global _banner
+    _banner = "*** MAINNET *** " if on else ""
+
+
 def _patch(record: Record) -> None:
-    record["message"] = redact(record["message"])
+    record["message"] = _banner + redact(record["message"])
     exc = record.get("exception")
     if exc is not None and exc.value is not None:
         text = str(exc.value)

@@ -21,11 +21,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import numpy as np
 
+from hedgekit.core.position import Position
 from hedgekit.engine.runner import WalletRunner
-from hedgekit.venues.sim import SimExchange
+
+
+class GuardedAccount(Protocol):
+    """What the guard reads: the simulated account, or a REAL venue's book."""
+
+    position: Position
+
+    def equity(self, price: float) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +100,7 @@ class DrawdownGuard:
         if max_equity > self.peak:
             self.peak = max_equity
 
-    def check(self, runner: WalletRunner, venue: SimExchange, ts: int, price: float) -> bool:
+    def check(self, runner: WalletRunner, venue: GuardedAccount, ts: int, price: float) -> bool:
         """At a bar close (or tick) at ``price``: True when the wallet was stopped here.
         ``venue``: the simulated account behind the runner's port (its equity at ``price``)."""
         if self.done:

@@ -66,6 +66,8 @@ from hedgekit.config import BacktestConfig, GridHedgeConfig
 from hedgekit.core.atr import AtrTracker
 from hedgekit.core.commands import Command, Place
 from hedgekit.core.errors import HedgekitError
+from hedgekit.core.events import OrderFilled, VenueEvent
+from hedgekit.core.orders import OrderSpec, OrderStatus, diff_orders
 from hedgekit.core.snapshot import SnapshotError, check_header, decode, encode, snapshot_header
 from hedgekit.core.strategy import Strategy
 from hedgekit.core.volatility import DAY_MS
@@ -83,6 +85,7 @@ from hedgekit.engine.lease import (  # noqa: F401 - re-exported for the CLI and 
     lease_timeout_s,
     wall_ms,
 )
+from hedgekit.engine.real import RealVenue
 from hedgekit.engine.runner import WalletRunner
 from hedgekit.engine.session import Warmup, build_strategy, drawdown_limits, sim_config, warmup_of
 from hedgekit.engine.walker import MarketWalker
@@ -101,10 +104,11 @@ from hedgekit.store.journal import (
     WalletStatus,
 )
 from hedgekit.venues.base import ExchangePort
+from hedgekit.venues.ccxt_venue import VenueUnavailable
 from hedgekit.venues.recommend import RecommendationSink
 from hedgekit.venues.sim import SimExchange
 
-Mode = Literal["paper", "recommendation"]
+Mode = Literal["paper", "recommendation", "real"]
 
 
 class EngineHooks:
@@ -138,7 +142,7 @@ class LiveWallet:
     index: int  # position in cfg.wallets
     strategy_name: str
     runner: WalletRunner
-    walker: MarketWalker
+    walker: MarketWalker | None  # None in REAL: the exchange moves its own market
     cursor: int = -1  # seq of the last input fully processed and committed
     seen: int = -1  # seq of the last input processed (committed or, if quiet, not yet)
     started: bool = False
@@ -158,11 +162,24 @@ class LiveWallet:
     history: WarmupPrices | None = None
     # risk.max_drawdown_pct, checked after every input (in the snapshot).
     guard: DrawdownGuard | None = None
+    # REAL: why reconciliation stopped this wallet (it then trades nothing; its stops stay).
+    halted: str | None = None
+    unreconciled: bool = False  # REAL: the venue failed mid-input; reconcile first
 
     @property
-    def sim(self) -> SimExchange:
-        """The simulated account behind the port (what the status and the journal read)."""
+    def sim(self) -> SimExchange | RealVenue:
+        """The account behind the port (what the status and the journal read): the simulated
+        one, or in REAL the ccxt venue's book."""
+        if self.walker is None:
+            venue = self.runner.venue
+            assert isinstance(venue, RealVenue)
+            return venue
         return self.walker.venue
+
+    @property
+    def real(self) -> RealVenue | None:
+        venue = self.runner.venue
+        return venue if isinstance(venue, RealVenue) else None
 
 
 @dataclass
@@ -191,11 +208,22 @@ class Snapshot:
     # False: flattened during its warm-up, so it never traded and never will in this run.
     started: bool = True
     guard: DrawdownGuard | None = None  # absent from snapshots written before it existed
+    # REAL: the venue's plain-data state (RealVenue.engine_state); the runner's venue, a live
+    # ccxt client, is not stored (None in the snapshot) and is re-attached on resume.
+    venue_state: dict | None = None
 
 
 def dump_snapshot(snap: Snapshot) -> bytes:
     """A checkpoint as JSON bytes, headed by the versions it was written with."""
-    doc = snapshot_header(snap.runner.strategy) | {"state": encode(snap)}
+    runner = snap.runner
+    venue = runner.venue
+    if isinstance(venue, RealVenue):
+        snap.venue_state = venue.engine_state()
+        runner.venue = None  # type: ignore[assignment]
+    try:
+        doc = snapshot_header(runner.strategy) | {"state": encode(snap)}
+    finally:
+        runner.venue = venue
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -231,7 +259,15 @@ class LiveEngine:
         funding: bt.Funding | None = None,
         printer: Callable[[str], None] | None = None,
         cancel_on_exit: bool = False,
+        venue_factory: Callable[[str], RealVenue] | None = None,
+        network: str = "testnet",
+        adopt: bool = False,
     ) -> None:
+        if mode == "real" and venue_factory is None:
+            raise HedgekitError("REAL mode needs a venue for each wallet (engine.real.make_venue)")
+        self.venue_factory = venue_factory  # REAL: wallet name -> its (unprepared) venue
+        self.network = network
+        self.adopt = adopt  # REAL: take the venue's position when it disagrees with the journal
         self.cfg = cfg
         self.mode = mode
         self.journal = journal
@@ -371,6 +407,9 @@ class LiveEngine:
             # Still warming up: an emergency stop must keep it from ever opening.
             r.strategy.stop("flatten")
             return f"flattened {w.name}: it had not traded yet and now never will in this run"
+        real = w.real
+        if real is not None:
+            return self._flatten_real(w, real, ts)
         cancelled = len(r.strategy.working)
         v = w.sim
         qty = v.position.qty
@@ -381,6 +420,31 @@ class LiveEngine:
             closed = f"; closed {qty:+g} at market ({v.last_price:,.2f})"
         self._print_recommendations(w)
         return f"flattened {w.name}: cancelled {cancelled} order(s){closed}; position now {v.position.qty:g}"
+
+    def _flatten_real(self, w: LiveWallet, venue: RealVenue, ts: int) -> str:
+        """REAL flatten: close the venue's position (not ours: it is the one at risk) at market,
+        reduce-only, verified against the venue's position (retried twice); only once it is
+        flat are our remaining orders cancelled (SPEC §4a: never stops off with a position)."""
+        r = w.runner
+        inst = r.strategy.instrument
+        cancelled = len(r.strategy.working)
+        qty = venue.account().position
+        r.execute(r.strategy.flatten("flatten", qty), ts)
+        left = venue.account().position
+        for _ in range(2):
+            if inst.is_zero_qty(left):
+                break
+            self._deliver_fills(w, venue.poll(ts), ts)
+            r.execute(r.strategy.close_position(left), ts)
+            left = venue.account().position
+        if not inst.is_zero_qty(left):
+            return (f"flatten {w.name}: the venue still shows a position of {left:+g} after three reduce-only "
+                    "closes; its protective stops stay working. Close it by hand")  # fmt: skip
+        for o in venue.venue_open_orders():
+            self._deliver_fills(w, venue.cancel(o.client_id, ts), ts)
+        self._deliver_fills(w, venue.poll(ts), ts)
+        closed = "" if inst.is_zero_qty(qty) else f"; closed {qty:+g} at market ({venue.last_price or 0:,.2f})"
+        return f"flattened {w.name}: cancelled {cancelled} order(s){closed}; venue position now {left:g}"
 
     def attach(self, run_id: int, *, resumed: bool = True) -> None:
         """Restore every wallet of ``run_id`` from its last checkpoint (fresh when none)."""
@@ -398,8 +462,10 @@ class LiveEngine:
                 except SnapshotError as e:
                     raise SnapshotError(f"run {run_id}, wallet {wc.name}: {e}") from None
                 runner = snap.runner
+                if self.mode == "real":
+                    runner.venue = self._real_venue(wc.name, wc.leverage, getattr(snap, "venue_state", None))
                 wallet = LiveWallet(
-                    wc.name, i, strategy.name, runner, _walker_of(runner), cursor=cursor, seen=cursor, started=snap.started,
+                    wc.name, i, strategy.name, runner, self._walker(runner), cursor=cursor, seen=cursor, started=snap.started,
                     funding_index=snap.funding_index, last_ts=snap.last_ts,
                     bars=runner.atr if isinstance(runner.atr, AtrTracker) else None, guard=snap.guard,
                 )
@@ -410,12 +476,18 @@ class LiveEngine:
                 if strategy.wants_atr or self.warmup.bars:
                     # Without ATR units it only counts the warm-up bars (any period will do).
                     bars = AtrTracker(strategy.atr_period if strategy.wants_atr else 2)
-                sim = SimExchange(instrument, sim_config(self.cfg, wc, i, 1.0))
-                runner = WalletRunner(strategy, self._port(sim, strategy), atr=bars)
+                port: ExchangePort
+                if self.mode == "real":
+                    port = self._real_venue(wc.name, wc.leverage, None)
+                else:
+                    port = self._port(SimExchange(instrument, sim_config(self.cfg, wc, i, 1.0)), strategy)
+                runner = WalletRunner(strategy, port, atr=bars)
                 history = WarmupPrices() if self.warmup and strategy.wants_history else None
-                wallet = LiveWallet(wc.name, i, strategy.name, runner, _walker_of(runner), bars=bars, history=history)
+                wallet = LiveWallet(wc.name, i, strategy.name, runner, self._walker(runner), bars=bars, history=history)
             runner.on_command = self._command_hook(wallet)
             self.wallets.append(wallet)
+            if self.mode == "real":
+                self.reconcile(wallet)
         what = "resumed" if resumed else "started"
         logger.info(
             f"run {run_id} {what}: mode={self.mode} wallets={[w.name for w in self.wallets]} "
@@ -549,6 +621,8 @@ class LiveEngine:
                 if w.paused:
                     w.paused = False
                     w.gap_next = True  # prices moved while we were blind
+                    if w.real is not None and w.halted is None:
+                        self.reconcile(w)  # SPEC §7: after every reconnect
             logger.info("feed live: strategies resumed")
 
     def process(self, item: Bar | PricePoint) -> None:
@@ -559,6 +633,8 @@ class LiveEngine:
             self._process_wallet(w, item)
 
     def _process_wallet(self, w: LiveWallet, item: Bar | PricePoint) -> None:
+        if w.halted is not None:
+            return
         r = w.runner
         ts = item.ts
         if w.bars is not None:
@@ -575,17 +651,23 @@ class LiveEngine:
                 w.seen = item.seq  # warm-up: the backtest does not trade these bars either
                 return
             self._start(w, item)
+        real = w.real
+        if real is not None:
+            self._process_real(w, real, item)
+            return
+        walker = w.walker
+        assert walker is not None
         self._apply_funding(w, ts)
         if isinstance(item, Bar):
             bars = bt.Bars(
                 np.array([item.ts]), np.array([item.open]), np.array([item.high]),
                 np.array([item.low]), np.array([item.close]),
             )
-            bt.walk_bar([w.walker], 0, bars)
+            bt.walk_bar([walker], 0, bars)
         else:
             if r.next_timer is not None:
                 r.fire_timers(ts)
-            w.walker.advance(item.price, ts, gap=item.gap or w.gap_next)
+            walker.advance(item.price, ts, gap=item.gap or w.gap_next)
             w.gap_next = False
         if w.guard is not None:  # at the bar's close, or at each price of a tick feed
             w.guard.check(r, w.sim, ts, item.close if isinstance(item, Bar) else item.price)
@@ -611,6 +693,10 @@ class LiveEngine:
         price = item.open if isinstance(item, Bar) else item.price
         r = w.runner
         wc = self.cfg.wallets[w.index]
+        real = w.real
+        if real is not None:
+            self._start_real(w, real, item.ts, price)
+            return
         sim = SimExchange(r.strategy.instrument, sim_config(self.cfg, wc, w.index, price))
         r.venue = self._port(sim, r.strategy)
         w.walker = MarketWalker(r, sim)
@@ -629,6 +715,149 @@ class LiveEngine:
             # As in the backtest: payments strictly after the start.
             w.funding_index = int(np.searchsorted(self.funding.ts, item.ts, side="right"))
 
+    # -- REAL -------------------------------------------------------------------------------------
+    def _walker(self, runner: WalletRunner) -> MarketWalker | None:
+        return None if self.mode == "real" else _walker_of(runner)
+
+    def _real_venue(self, wallet: str, leverage: float, state: dict | None) -> RealVenue:
+        """The wallet's ccxt venue, prepared (markets, account checks, leverage), with the
+        state of the last checkpoint restored."""
+        assert self.venue_factory is not None
+        venue = self.venue_factory(wallet)
+        venue.prepare(leverage=leverage)
+        if state is not None:
+            venue.restore_engine_state(state)
+        return venue
+
+    def _start_real(self, w: LiveWallet, venue: RealVenue, ts: int, price: float) -> None:
+        r = w.runner
+        venue.note_price(price)
+        venue.start_cash = venue.account().cash
+        if r.strategy.wants_history and w.history is not None:
+            r.strategy.seed_history(*w.history.arrays())
+            w.history = None
+        line = r.strategy.describe(price)
+        if line:
+            logger.info(line)
+        r.start(ts, price)
+        w.started = True
+        limit = drawdown_limits(self.cfg).get(w.name)
+        if limit is not None:
+            w.guard = DrawdownGuard(limit, venue.equity(price))
+
+    def _process_real(self, w: LiveWallet, venue: RealVenue, item: Bar | PricePoint) -> None:
+        """One input in REAL: the exchange filled (or not) on its own; its fills are delivered,
+        then due timers, then the unit steps the price crossed; then the checkpoint.
+
+        The venue out of reach past the adapter's retries (``VenueUnavailable``) leaves the
+        input half done: the wallet is reconciled before its next input (§7), which sends what
+        never arrived, cancels what should have been cancelled and applies the fills."""
+        r = w.runner
+        ts = item.ts
+        price = item.close if isinstance(item, Bar) else item.price
+        try:
+            if w.unreconciled:
+                self.reconcile(w)
+                w.unreconciled = False
+                if w.halted is not None:
+                    return
+            # Timers due by now fire first, at the last input's price (as PAPER fires them
+            # before it walks to this input); then the venue's fills, then the unit steps.
+            if r.next_timer is not None:
+                r.fire_timers(ts)
+            venue.note_price(price)
+            self._deliver_fills(w, venue.poll(ts), ts)
+            r.price_moved(price, ts)
+        except VenueUnavailable as err:
+            w.unreconciled = True
+            logger.error(f"{w.name}: {err}; reconciling before the next input")
+            return
+        finally:
+            venue.note_price(price)  # a fill's own price is not where the market is now
+        if w.guard is not None:
+            w.guard.check(r, venue, ts, price)
+        w.last_ts = ts
+        w.seen = item.seq
+        self._checkpoint(w, item.seq, ts, force=False)
+
+    def _deliver_fills(self, w: LiveWallet, events: list[VenueEvent], ts: int) -> None:
+        """The venue's events in its order; before a stop's fill, the unit steps up to its
+        trigger (the price passed them first), as the simulated market delivers them."""
+        r = w.runner
+        for ev in events:
+            if isinstance(ev, OrderFilled):
+                spec = r.strategy.known_order(ev.client_id)
+                if spec is not None and spec.price is not None:
+                    steps = r.unit_steps(spec.price, ts)
+                    if steps:
+                        r.deliver(steps, ts)
+            r.deliver([ev], ts)
+
+    def reconcile(self, w: LiveWallet) -> list[str]:
+        """SPEC §7, at start and after a reconnect: intents never answered are looked up (never
+        sent twice), missed fills are applied in order, the strategy's desired orders are
+        diffed against the venue's (missing placed, our orphans cancelled, foreign ones left
+        and reported), and the venue's position is checked against the journal's. A position
+        that disagrees halts the wallet (``halted``) unless ``adopt``. Returns what it did."""
+        venue = w.real
+        assert venue is not None
+        r = w.runner
+        ts = w.last_ts if self.data_time else max(wall_ms(), w.last_ts)
+        notes: list[str] = []
+        pending = [
+            OrderSpec(o.client_id, w.name, o.kind, o.side, o.order_type, o.qty, o.trigger, o.reduce_only, o.unit)
+            for o in self.journal.orders(self.run_id, w.name, working_only=True)
+            if o.status is OrderStatus.NEW and venue.get_order(o.client_id) is None
+        ]
+        for cid in venue.recover(pending, ts):
+            notes.append(f"order {cid} (journaled before a stop, unanswered) is at the venue: kept, not sent again")
+        if w.started:
+            self._deliver_fills(w, venue.poll(ts), ts)
+            at_venue = venue.venue_open_orders()
+            diff = diff_orders(r.strategy.desired_orders(), at_venue, r.strategy.instrument.lot_size)
+            # Missing and never accepted by the venue (unknown, or sent without an answer); a
+            # known order that left the venue was reported by the poll (filled or cancelled).
+            missing = [s for s in diff.missing if (o := venue.get_order(s.client_id)) is None
+                       or o.status is OrderStatus.NEW]  # fmt: skip
+            if missing:
+                notes.append(f"placed {len(missing)} missing order(s): {', '.join(s.client_id for s in missing)}")
+                r.execute([Place(s) for s in missing], ts)
+            for o in diff.unexpected:
+                notes.append(f"cancelled orphan {o.client_id} ({o.spec.kind} {o.spec.side} {o.spec.qty:g})")
+                self._deliver_fills(w, venue.cancel(o.client_id, ts), ts)
+            for spec, o in diff.different:
+                notes.append(f"order {spec.client_id} differs at the venue ({o.spec.qty:g} @ {o.spec.price}) "
+                             f"from the journal ({spec.qty:g} @ {spec.price})")  # fmt: skip
+        else:
+            # Not started: the strategy's start re-issues the orders a crash interrupted (the
+            # recovered ones, same client ids); any other order of ours is an orphan.
+            for o in venue.venue_open_orders():
+                if o.client_id.startswith(f"hk-{w.name}-") and o.client_id not in venue.recovered:
+                    notes.append(f"cancelled orphan {o.client_id} (left from an earlier run)")
+                    venue.cancel(o.client_id, ts)
+        for f in venue.foreign_orders():
+            notes.append(f"foreign order {f.venue_id} ({f.side} {f.type} {f.qty:g}) left alone")
+        acct = venue.account()
+        ours = venue.position.qty
+        inst = r.strategy.instrument
+        if not w.started and venue.recovered:
+            pass  # its interrupted start is resumed: the recovered orders' fills come through poll
+        elif not inst.is_zero_qty(acct.position - ours):
+            diff_text = (f"the venue's position is {acct.position:+g} @ {acct.avg_price:,.2f}, the journal's "
+                         f"{ours:+g} @ {venue.position.avg_price:,.2f} (difference {acct.position - ours:+g})")  # fmt: skip
+            if self.adopt:
+                venue.position.qty, venue.position.avg_price = acct.position, acct.avg_price
+                notes.append(f"ADOPTED: {diff_text}")
+            else:
+                w.halted = f"position mismatch: {diff_text}"
+                notes.append(f"HALTED: {diff_text}; its orders stay as they are. Find out why (a trade by "
+                             "hand?), then run again with --adopt to take the venue's position")  # fmt: skip
+        for n in notes:
+            (logger.error if n.startswith("HALTED") else logger.warning)(f"{w.name}: reconciliation: {n}")
+        if w.started or notes:
+            self._checkpoint(w, max(w.seen, w.cursor), ts, force=w.started)
+        return notes
+
     def _warmup_left(self, w: LiveWallet) -> str:
         left = []
         if self.warmup.bars:
@@ -645,6 +874,7 @@ class LiveEngine:
             return
         # Same rule as the backtest: every payment due at or before this input, before it.
         while w.funding_index < len(f.ts) and f.ts[w.funding_index] <= ts:
+            assert w.walker is not None
             w.walker.apply_funding(float(f.rate[w.funding_index]), int(f.ts[w.funding_index]))
             w.funding_index += 1
 
@@ -716,16 +946,17 @@ class LiveEngine:
 
     def status_of(self, w: LiveWallet, ts: int) -> WalletStatus:
         s, v = w.runner.strategy, w.sim
+        mode = self.mode if self.network != "mainnet" else f"{self.mode} MAINNET"
         price = v.last_price or 0.0
         grid = s.grid
         return WalletStatus(
-            run_id=self.run_id, wallet=w.name, strategy=w.strategy_name, mode=self.mode,
+            run_id=self.run_id, wallet=w.name, strategy=w.strategy_name, mode=mode,
             phase=str(s.phase), unit=s.unit if grid is not None else None,
             anchor=grid.anchor if grid is not None else None,
             position=v.position.qty, avg_price=v.position.avg_price,
             realized_pnl=v.realized_pnl, unrealized_pnl=v.position.unrealized(price),
             fees=v.fees_paid, funding=v.funding_paid, equity=v.equity(price),
-            last_price=price, last_price_ts=ts, updated_ts=ts, paused=w.paused,
+            last_price=price, last_price_ts=ts, updated_ts=ts, paused=w.paused or w.halted is not None,
         )
 
     def shutdown(self) -> None:
@@ -769,7 +1000,13 @@ def serve_requests_directly(journal: Journal, run_id: int, *, printer: Callable[
     (RunBusy when a live process holds it: that one serves them)."""
     run = next(r for r in journal.runs() if r.run_id == run_id)
     cfg = BacktestConfig.model_validate_json(run.config_json)
-    engine = LiveEngine(cfg, mode=run.mode, journal=journal, source=run.source, printer=printer)  # type: ignore[arg-type]
+    real: dict = {}
+    if run.mode == "real":
+        from hedgekit.engine.real import make_venue
+
+        network = cfg.venue.network  # an emergency stop trades where the run traded
+        real = {"network": network, "venue_factory": lambda wallet: make_venue(cfg, wallet, network=network)}
+    engine = LiveEngine(cfg, mode=run.mode, journal=journal, source=run.source, printer=printer, **real)  # type: ignore[arg-type]
     engine.take_lease(run_id, purpose="flatten")
     try:
         engine.attach(run_id)
