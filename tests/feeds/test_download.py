@@ -307,6 +307,27 @@ def test_gaps_in_the_venues_history_are_reported_with_their_spans(stub, tmp_path
     assert result.series[0].gaps == ((hole - MINUTE, 90),)
 
 
+def test_the_gaps_are_logged_once_for_the_finished_file_not_for_its_temporary_copy(stub, tmp_path):
+    """The loader warns from its own modules (history, formats, validation): the check of the
+    temporary file before the rename is silent, the finished file is reported once."""
+    from loguru import logger
+
+    rows = stub.candles.rows
+    hole = pd.Timestamp("2025-05-21T10:00", tz="UTC").value // 10**6
+    stub.candles = Series(rows[(rows[:, 0] < hole) | (rows[:, 0] >= hole + 90 * MINUTE)], MINUTE)
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="WARNING", format="{name}: {message}")
+    try:
+        result = downloader(stub, tmp_path).download("1m", *DAYS, funding=False, mark=False)
+    finally:
+        logger.remove(sink)
+
+    assert result.series[0].gaps == ((hole - MINUTE, 90),)
+    gap_notes = [line for line in lines if "gap(s)" in line]
+    path = data_file(tmp_path, "binanceusdm", PERP, "1m")
+    assert len(gap_notes) == 1 and f"{path}: 1 gap(s), 90 missing 1m bar(s)" in gap_notes[0], lines
+
+
 def test_bad_data_from_the_venue_is_refused_and_the_file_left_as_it_was(stub, tmp_path):
     dl = downloader(stub, tmp_path)
     dl.download("1m", "2025-05-20", "2025-05-21", funding=False, mark=False)

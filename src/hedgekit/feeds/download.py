@@ -109,6 +109,8 @@ class DownloadResult:
         return sum(s.requests for s in self.series)
 
 
+# The loader logs from these modules (loguru disables a module and those under it, not siblings).
+_LOADER_MODULES = ("hedgekit.feeds.history", "hedgekit.feeds.formats", "hedgekit.feeds.validation")
 _LONGEST_WAIT_S = 300.0  # a longer Retry-After is a ban: stop and say so, do not hang
 
 # (kind, done steps, total steps) while a series downloads
@@ -511,7 +513,8 @@ def _atomic_write(path: Path, rows: np.ndarray, kind: SeriesKind, owner: Downloa
     try:
         _frame(rows).to_feather(tmp, compression="lz4")
         # The loader's notes (gaps) are logged once, for the finished file, not per write.
-        logger.disable("hedgekit.feeds.history")
+        for module in _LOADER_MODULES:
+            logger.disable(module)
         try:
             owner._check(tmp, kind)
         except DataError as err:
@@ -520,7 +523,8 @@ def _atomic_write(path: Path, rows: np.ndarray, kind: SeriesKind, owner: Downloa
                 f"checks, {path} is left as it was: {err}"
             ) from err
         finally:
-            logger.enable("hedgekit.feeds.history")
+            for module in _LOADER_MODULES:
+                logger.enable(module)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
