@@ -62,6 +62,7 @@ from typing import Literal
 import numpy as np
 from loguru import logger
 
+from hedgekit.alerts import Alerts
 from hedgekit.config import BacktestConfig, GridHedgeConfig
 from hedgekit.core.atr import AtrTracker
 from hedgekit.core.commands import Command, Place
@@ -274,6 +275,10 @@ class LiveEngine:
         self.source = source
         self.funding = funding
         self.printer = printer or print
+        # Alerts (cfg.alerts, apprise URLs) for what a trader must hear about: in REAL, and on a
+        # live feed; a replay would send one line per simulated fill, so it sends none.
+        self.alerts = Alerts(cfg.alerts if mode == "real" or not source.startswith(("replay:", "stdin")) else [],
+                             label="MAINNET" if network == "mainnet" else mode.upper())  # fmt: skip
         self.cancel_on_exit = cancel_on_exit
         self.config_json = cfg.model_dump_json()
         # Replays and piped streams run on the data's clock (a flatten is stamped with the
@@ -577,11 +582,16 @@ class LiveEngine:
                 self.items += 1
                 self.hooks.after_input(self.items)
             clean = True
-        except LeaseLost:
+        except LeaseLost as err:
             self._lease_lost = True
+            self.alerts.error(f"run {self.run_id}", err)
             raise
-        except JournalError:
+        except JournalError as err:
             self._journal_failed = True
+            self.alerts.error(f"run {self.run_id}", err)
+            raise
+        except Exception as err:
+            self.alerts.error(f"run {self.run_id}", err)
             raise
         finally:
             for pending in (next_item, tick):
@@ -610,6 +620,7 @@ class LiveEngine:
                         self.release_lease()
                 else:
                     self.release_lease()
+                self.alerts.close(timeout=5.0)
 
     def _on_status(self, change: FeedStatusChange) -> None:
         if change.status is FeedStatus.STALE:
@@ -624,6 +635,7 @@ class LiveEngine:
                     if w.real is not None and w.halted is None:
                         self.reconcile(w)  # SPEC §7: after every reconnect
             logger.info("feed live: strategies resumed")
+            self.alerts.reconnect("price feed")
 
     def process(self, item: Bar | PricePoint) -> None:
         """Hand one input to every wallet (each wallet is its own single writer)."""
@@ -669,8 +681,9 @@ class LiveEngine:
                 r.fire_timers(ts)
             walker.advance(item.price, ts, gap=item.gap or w.gap_next)
             w.gap_next = False
-        if w.guard is not None:  # at the bar's close, or at each price of a tick feed
-            w.guard.check(r, w.sim, ts, item.close if isinstance(item, Bar) else item.price)
+        # At the bar's close, or at each price of a tick feed.
+        if w.guard is not None and w.guard.check(r, w.sim, ts, item.close if isinstance(item, Bar) else item.price):
+            self._guard_alert(w)
         self._print_recommendations(w)
         w.last_ts = ts
         w.seen = item.seq
@@ -771,11 +784,12 @@ class LiveEngine:
         except VenueUnavailable as err:
             w.unreconciled = True
             logger.error(f"{w.name}: {err}; reconciling before the next input")
+            self.alerts.error(w.name, f"{err}; reconciling before the next input")
             return
         finally:
             venue.note_price(price)  # a fill's own price is not where the market is now
-        if w.guard is not None:
-            w.guard.check(r, venue, ts, price)
+        if w.guard is not None and w.guard.check(r, venue, ts, price):
+            self._guard_alert(w)
         w.last_ts = ts
         w.seen = item.seq
         self._checkpoint(w, item.seq, ts, force=False)
@@ -854,6 +868,8 @@ class LiveEngine:
                              "hand?), then run again with --adopt to take the venue's position")  # fmt: skip
         for n in notes:
             (logger.error if n.startswith("HALTED") else logger.warning)(f"{w.name}: reconciliation: {n}")
+        if notes:
+            self.alerts.reconciliation(w.name, "; ".join(notes))
         if w.started or notes:
             self._checkpoint(w, max(w.seen, w.cursor), ts, force=w.started)
         return notes
@@ -943,6 +959,18 @@ class LiveEngine:
         for f in fills:
             logger.info(fill_line(w.name, f.order_id, str(f.kind), str(f.side), f.qty, f.price, f.fee,
                                   f.position_after, fill_phases.get(f.fill_id, "")))
+        if self.alerts.enabled:
+            for e in events:
+                if e.event == "rejected":
+                    self.alerts.refusal(w.name, f"{e.kind} {e.side} {e.qty:g} ({e.order_id})", e.reason)
+            for f in fills:
+                self.alerts.fill(w.name, str(f.kind), str(f.side), f.qty, f.price, f.position_after)
+
+    def _guard_alert(self, w: LiveWallet) -> None:
+        stop = w.guard.stop if w.guard is not None else None
+        if stop is not None:
+            self.alerts.guard_trip(w.name, "risk.max_drawdown_pct",
+                                   f"equity {stop.equity:,.2f} is {stop.drawdown:.2%} below its peak {stop.peak:,.2f}")  # fmt: skip
 
     def status_of(self, w: LiveWallet, ts: int) -> WalletStatus:
         s, v = w.runner.strategy, w.sim
