@@ -533,7 +533,8 @@ def flatten(
     when the engine next looks, or by the next `run`/`flatten` of the run. With no running
     engine (none, or its heartbeat is stale: killed), this command does it itself.
     """
-    from hedgekit.engine.live import RequestPending, describe_lease, flatten_wallet, run_of_wallet
+    from hedgekit.engine.lease import describe_lease
+    from hedgekit.engine.requests import RequestPending, flatten_wallet, run_of_wallet
 
     try:
         journal = _open_journal(db)

@@ -188,7 +188,8 @@ def test_flatten_during_the_warm_up_keeps_the_wallet_from_ever_trading(tmp_path)
     opened) is not "nothing to flatten": the wallet stays out for the rest of the run, also
     after a restart, while the other wallet trades as usual."""
     from hedgekit.config import load_config
-    from hedgekit.engine.live import LiveEngine, flatten_wallet
+    from hedgekit.engine.live import LiveEngine
+    from hedgekit.engine.requests import flatten_wallet
     from hedgekit.engine.session import load_data
     from hedgekit.feeds.replay import ReplayFeed
 

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from hedgekit.cli import app, example_path
 from hedgekit.config import BacktestConfig, load_config
 from hedgekit.core.errors import HedgekitError
-from hedgekit.engine.live import EngineHooks, LiveEngine, flatten_wallet
+from hedgekit.engine.live import EngineHooks, LiveEngine
 from hedgekit.engine.real import (
     VENUE_URLS_ENV,
     MainnetRefused,
@@ -29,6 +29,7 @@ from hedgekit.engine.real import (
     credentials,
     make_venue,
 )
+from hedgekit.engine.requests import flatten_wallet
 from hedgekit.feeds.base import PricePoint
 from hedgekit.feeds.history import BUNDLED_BTC_1M, bundled_path, load_candles
 from hedgekit.logs import mark_mainnet, setup_logging

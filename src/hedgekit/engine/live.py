@@ -48,15 +48,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import socket
 import time
 import uuid
-from array import array
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -67,9 +64,7 @@ from hedgekit.config import BacktestConfig, GridHedgeConfig
 from hedgekit.core.atr import AtrTracker
 from hedgekit.core.commands import Command, Place
 from hedgekit.core.errors import HedgekitError
-from hedgekit.core.events import OrderFilled, VenueEvent
-from hedgekit.core.orders import OrderSpec, OrderStatus, diff_orders
-from hedgekit.core.snapshot import SnapshotError, check_header, decode, encode, snapshot_header
+from hedgekit.core.snapshot import SnapshotError
 from hedgekit.core.strategy import Strategy
 from hedgekit.core.volatility import DAY_MS
 from hedgekit.engine import backtest as bt
@@ -86,6 +81,17 @@ from hedgekit.engine.lease import (  # noqa: F401 - re-exported for the CLI and 
     lease_timeout_s,
     wall_ms,
 )
+from hedgekit.engine.live_real import RealWallets
+from hedgekit.engine.live_state import (  # noqa: F401 - re-exported for tests
+    EngineHooks,
+    LiveWallet,
+    Snapshot,
+    WarmupPrices,
+    dump_snapshot,
+    load_snapshot,
+    port_for,
+    walker_of,
+)
 from hedgekit.engine.real import RealVenue
 from hedgekit.engine.runner import WalletRunner
 from hedgekit.engine.session import Warmup, build_strategy, drawdown_limits, sim_config, warmup_of
@@ -98,156 +104,18 @@ from hedgekit.store.journal import (
     Checkpoint,
     Journal,
     JournalError,
-    Lease,
     LeaseLost,
     RequestOutcome,
     RequestRow,
     WalletStatus,
 )
 from hedgekit.venues.base import ExchangePort
-from hedgekit.venues.ccxt_venue import VenueUnavailable
-from hedgekit.venues.recommend import RecommendationSink
 from hedgekit.venues.sim import SimExchange
 
 Mode = Literal["paper", "recommendation", "real"]
 
 
-class EngineHooks:
-    """The moments between two durable steps where a crash is most telling. The engine calls
-    these and they do nothing; crash tests inject a subclass that kills the process there
-    (``LiveEngine.hooks``), so production code reads no test switch."""
-
-    def after_intent(self, intents: int) -> None:
-        """An order intent (the ``intents``-th of this process) was committed; the venue has
-        not seen the order yet."""
-
-    def after_input(self, inputs: int) -> None:
-        """The ``inputs``-th input of this process was processed (and committed if it changed
-        anything)."""
-
-    def in_request(self, kind: str) -> None:
-        """A request (``flatten``) was carried out in memory; its batch is not committed."""
-
-@dataclass
-class LiveWallet:
-    """One wallet: its runner (the state) and where it stands in the input stream.
-
-    Everything but ``walker``/``paused``/``gap_next``/``recommendations`` is in the snapshot
-    (``bars`` through the runner when it is the strategy's ATR; otherwise it only serves
-    before start). The runner talks to the exchange port: the simulated exchange in PAPER, a
-    ``RecommendationSink`` in front of it in RECOMMENDATION; ``walker`` walks the simulated
-    market behind either.
-    """
-
-    name: str
-    index: int  # position in cfg.wallets
-    strategy_name: str
-    runner: WalletRunner
-    walker: MarketWalker | None  # None in REAL: the exchange moves its own market
-    cursor: int = -1  # seq of the last input fully processed and committed
-    seen: int = -1  # seq of the last input processed (committed or, if quiet, not yet)
-    started: bool = False
-    funding_index: int = 0  # next funding payment to apply
-    last_ts: int = 0
-    paused: bool = False
-    gap_next: bool = False  # the next price jumped (after a stale period)
-    recommendations: list[str] = field(default_factory=list)
-    # The bars seen so far, for the warm-up and the ATR (the runner's ATR source when the
-    # strategy wants one, so it is in the snapshot). None: no warm-up and no ATR.
-    bars: AtrTracker | None = None
-    # Times of the first and the last input seen while warming up (the days count from the first).
-    first_ts: int | None = None
-    warm_ts: int = 0
-    # (ts, close) of the inputs of the warm-up, for a grid hedge's seed_history (None: not
-    # a grid hedge, or no warm-up). Memory only: see the module's docstring.
-    history: WarmupPrices | None = None
-    # risk.max_drawdown_pct, checked after every input (in the snapshot).
-    guard: DrawdownGuard | None = None
-    # REAL: why reconciliation stopped this wallet (it then trades nothing; its stops stay).
-    halted: str | None = None
-    unreconciled: bool = False  # REAL: the venue failed mid-input; reconcile first
-
-    @property
-    def sim(self) -> SimExchange | RealVenue:
-        """The account behind the port (what the status and the journal read): the simulated
-        one, or in REAL the ccxt venue's book."""
-        if self.walker is None:
-            venue = self.runner.venue
-            assert isinstance(venue, RealVenue)
-            return venue
-        return self.walker.venue
-
-    @property
-    def real(self) -> RealVenue | None:
-        venue = self.runner.venue
-        return venue if isinstance(venue, RealVenue) else None
-
-
-@dataclass
-class WarmupPrices:
-    """The warm-up inputs a wallet saw, not traded: what the backtest seeds a grid with."""
-
-    ts: array = field(default_factory=lambda: array("q"))
-    close: array = field(default_factory=lambda: array("d"))
-
-    def add(self, ts: int, close: float) -> None:
-        self.ts.append(int(ts))
-        self.close.append(float(close))
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.array(self.ts, dtype=np.int64), np.array(self.close, dtype=float)
-
-
-@dataclass
-class Snapshot:
-    """What a checkpoint stores (versioned JSON, see ``dump_snapshot``): the runner and the
-    engine's per-wallet counters."""
-
-    runner: WalletRunner
-    funding_index: int
-    last_ts: int
-    # False: flattened during its warm-up, so it never traded and never will in this run.
-    started: bool = True
-    guard: DrawdownGuard | None = None  # absent from snapshots written before it existed
-    # REAL: the venue's plain-data state (RealVenue.engine_state); the runner's venue, a live
-    # ccxt client, is not stored (None in the snapshot) and is re-attached on resume.
-    venue_state: dict | None = None
-
-
-def dump_snapshot(snap: Snapshot) -> bytes:
-    """A checkpoint as JSON bytes, headed by the versions it was written with."""
-    runner = snap.runner
-    venue = runner.venue
-    if isinstance(venue, RealVenue):
-        snap.venue_state = venue.engine_state()
-        runner.venue = None  # type: ignore[assignment]
-    try:
-        doc = snapshot_header(runner.strategy) | {"state": encode(snap)}
-    finally:
-        runner.venue = venue
-    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
-
-
-def load_snapshot(blob: bytes, strategy: type[Strategy]) -> Snapshot:
-    """The checkpoint ``dump_snapshot`` wrote; another version or strategy is refused."""
-    if blob[:1] == b"\x80":
-        raise SnapshotError(
-            "the checkpoint is a pickle written by an earlier hedgekit (pickled checkpoints "
-            "are no longer read: they can run code and do not survive an upgrade); finish or "
-            "flatten that run with the hedgekit that started it, or start a new run"
-        )
-    try:
-        doc = json.loads(blob)
-    except ValueError as e:
-        raise SnapshotError(f"the checkpoint is not valid JSON ({e})") from None
-    check_header(doc, strategy)
-    snap = decode(doc["state"])
-    if not isinstance(snap, Snapshot):
-        raise SnapshotError(f"the checkpoint holds a {type(snap).__name__}, not a wallet snapshot")
-    return snap
-
-
-class LiveEngine:
+class LiveEngine(RealWallets):
     hooks = EngineHooks()  # crash tests replace it (see EngineHooks)
 
     def __init__(
@@ -426,31 +294,6 @@ class LiveEngine:
         self._print_recommendations(w)
         return f"flattened {w.name}: cancelled {cancelled} order(s){closed}; position now {v.position.qty:g}"
 
-    def _flatten_real(self, w: LiveWallet, venue: RealVenue, ts: int) -> str:
-        """REAL flatten: close the venue's position (not ours: it is the one at risk) at market,
-        reduce-only, verified against the venue's position (retried twice); only once it is
-        flat are our remaining orders cancelled (SPEC §4a: never stops off with a position)."""
-        r = w.runner
-        inst = r.strategy.instrument
-        cancelled = len(r.strategy.working)
-        qty = venue.account().position
-        r.execute(r.strategy.flatten("flatten", qty), ts)
-        left = venue.account().position
-        for _ in range(2):
-            if inst.is_zero_qty(left):
-                break
-            self._deliver_fills(w, venue.poll(ts), ts)
-            r.execute(r.strategy.close_position(left), ts)
-            left = venue.account().position
-        if not inst.is_zero_qty(left):
-            return (f"flatten {w.name}: the venue still shows a position of {left:+g} after three reduce-only "
-                    "closes; its protective stops stay working. Close it by hand")  # fmt: skip
-        for o in venue.venue_open_orders():
-            self._deliver_fills(w, venue.cancel(o.client_id, ts), ts)
-        self._deliver_fills(w, venue.poll(ts), ts)
-        closed = "" if inst.is_zero_qty(qty) else f"; closed {qty:+g} at market ({venue.last_price or 0:,.2f})"
-        return f"flattened {w.name}: cancelled {cancelled} order(s){closed}; venue position now {left:g}"
-
     def attach(self, run_id: int, *, resumed: bool = True) -> None:
         """Restore every wallet of ``run_id`` from its last checkpoint (fresh when none)."""
         j = self.journal
@@ -485,7 +328,7 @@ class LiveEngine:
                 if self.mode == "real":
                     port = self._real_venue(wc.name, wc.leverage, None)
                 else:
-                    port = self._port(SimExchange(instrument, sim_config(self.cfg, wc, i, 1.0)), strategy)
+                    port = port_for(self.mode, SimExchange(instrument, sim_config(self.cfg, wc, i, 1.0)), strategy)
                 runner = WalletRunner(strategy, port, atr=bars)
                 history = WarmupPrices() if self.warmup and strategy.wants_history else None
                 wallet = LiveWallet(wc.name, i, strategy.name, runner, self._walker(runner), bars=bars, history=history)
@@ -518,16 +361,9 @@ class LiveEngine:
 
         return hook
 
-    def _port(self, sim: SimExchange, strategy: Strategy) -> ExchangePort:
-        """What the runner sends orders to: the simulator (PAPER) or the sink before it."""
-        return RecommendationSink(sim, strategy) if self.mode == "recommendation" else sim
-
     def _print_recommendations(self, w: LiveWallet) -> None:
-        port = w.runner.venue
-        if isinstance(port, RecommendationSink):
-            for line in port.drain():
-                w.recommendations.append(line)
-                self.printer(line)
+        for line in w.take_recommendations():
+            self.printer(line)
 
     # -- the loop -----------------------------------------------------------------------------
     def stop(self, signum: int | None = None) -> None:
@@ -711,7 +547,7 @@ class LiveEngine:
             self._start_real(w, real, item.ts, price)
             return
         sim = SimExchange(r.strategy.instrument, sim_config(self.cfg, wc, w.index, price))
-        r.venue = self._port(sim, r.strategy)
+        r.venue = port_for(self.mode, sim, r.strategy)
         w.walker = MarketWalker(r, sim)
         if r.strategy.wants_history and w.history is not None:
             r.strategy.seed_history(*w.history.arrays())  # as the backtest: the warm-up's bars
@@ -730,149 +566,7 @@ class LiveEngine:
 
     # -- REAL -------------------------------------------------------------------------------------
     def _walker(self, runner: WalletRunner) -> MarketWalker | None:
-        return None if self.mode == "real" else _walker_of(runner)
-
-    def _real_venue(self, wallet: str, leverage: float, state: dict | None) -> RealVenue:
-        """The wallet's ccxt venue, prepared (markets, account checks, leverage), with the
-        state of the last checkpoint restored."""
-        assert self.venue_factory is not None
-        venue = self.venue_factory(wallet)
-        venue.prepare(leverage=leverage)
-        if state is not None:
-            venue.restore_engine_state(state)
-        return venue
-
-    def _start_real(self, w: LiveWallet, venue: RealVenue, ts: int, price: float) -> None:
-        r = w.runner
-        venue.note_price(price)
-        venue.start_cash = venue.account().cash
-        if r.strategy.wants_history and w.history is not None:
-            r.strategy.seed_history(*w.history.arrays())
-            w.history = None
-        line = r.strategy.describe(price)
-        if line:
-            logger.info(line)
-        r.start(ts, price)
-        w.started = True
-        limit = drawdown_limits(self.cfg).get(w.name)
-        if limit is not None:
-            w.guard = DrawdownGuard(limit, venue.equity(price))
-
-    def _process_real(self, w: LiveWallet, venue: RealVenue, item: Bar | PricePoint) -> None:
-        """One input in REAL: the exchange filled (or not) on its own; its fills are delivered,
-        then due timers, then the unit steps the price crossed; then the checkpoint.
-
-        The venue out of reach past the adapter's retries (``VenueUnavailable``) leaves the
-        input half done: the wallet is reconciled before its next input (§7), which sends what
-        never arrived, cancels what should have been cancelled and applies the fills."""
-        r = w.runner
-        ts = item.ts
-        price = item.close if isinstance(item, Bar) else item.price
-        try:
-            if w.unreconciled:
-                self.reconcile(w)
-                w.unreconciled = False
-                if w.halted is not None:
-                    return
-            # Timers due by now fire first, at the last input's price (as PAPER fires them
-            # before it walks to this input); then the venue's fills, then the unit steps.
-            if r.next_timer is not None:
-                r.fire_timers(ts)
-            venue.note_price(price)
-            self._deliver_fills(w, venue.poll(ts), ts)
-            r.price_moved(price, ts)
-        except VenueUnavailable as err:
-            w.unreconciled = True
-            logger.error(f"{w.name}: {err}; reconciling before the next input")
-            self.alerts.error(w.name, f"{err}; reconciling before the next input")
-            return
-        finally:
-            venue.note_price(price)  # a fill's own price is not where the market is now
-        if w.guard is not None and w.guard.check(r, venue, ts, price):
-            self._guard_alert(w)
-        w.last_ts = ts
-        w.seen = item.seq
-        self._checkpoint(w, item.seq, ts, force=False)
-
-    def _deliver_fills(self, w: LiveWallet, events: list[VenueEvent], ts: int) -> None:
-        """The venue's events in its order; before a stop's fill, the unit steps up to its
-        trigger (the price passed them first), as the simulated market delivers them."""
-        r = w.runner
-        for ev in events:
-            if isinstance(ev, OrderFilled):
-                spec = r.strategy.known_order(ev.client_id)
-                if spec is not None and spec.price is not None:
-                    steps = r.unit_steps(spec.price, ts)
-                    if steps:
-                        r.deliver(steps, ts)
-            r.deliver([ev], ts)
-
-    def reconcile(self, w: LiveWallet) -> list[str]:
-        """SPEC §7, at start and after a reconnect: intents never answered are looked up (never
-        sent twice), missed fills are applied in order, the strategy's desired orders are
-        diffed against the venue's (missing placed, our orphans cancelled, foreign ones left
-        and reported), and the venue's position is checked against the journal's. A position
-        that disagrees halts the wallet (``halted``) unless ``adopt``. Returns what it did."""
-        venue = w.real
-        assert venue is not None
-        r = w.runner
-        ts = w.last_ts if self.data_time else max(wall_ms(), w.last_ts)
-        notes: list[str] = []
-        pending = [
-            OrderSpec(o.client_id, w.name, o.kind, o.side, o.order_type, o.qty, o.trigger, o.reduce_only, o.unit)
-            for o in self.journal.orders(self.run_id, w.name, working_only=True)
-            if o.status is OrderStatus.NEW and venue.get_order(o.client_id) is None
-        ]
-        for cid in venue.recover(pending, ts):
-            notes.append(f"order {cid} (journaled before a stop, unanswered) is at the venue: kept, not sent again")
-        if w.started:
-            self._deliver_fills(w, venue.poll(ts), ts)
-            at_venue = venue.venue_open_orders()
-            diff = diff_orders(r.strategy.desired_orders(), at_venue, r.strategy.instrument.lot_size)
-            # Missing and never accepted by the venue (unknown, or sent without an answer); a
-            # known order that left the venue was reported by the poll (filled or cancelled).
-            missing = [s for s in diff.missing if (o := venue.get_order(s.client_id)) is None
-                       or o.status is OrderStatus.NEW]  # fmt: skip
-            if missing:
-                notes.append(f"placed {len(missing)} missing order(s): {', '.join(s.client_id for s in missing)}")
-                r.execute([Place(s) for s in missing], ts)
-            for o in diff.unexpected:
-                notes.append(f"cancelled orphan {o.client_id} ({o.spec.kind} {o.spec.side} {o.spec.qty:g})")
-                self._deliver_fills(w, venue.cancel(o.client_id, ts), ts)
-            for spec, o in diff.different:
-                notes.append(f"order {spec.client_id} differs at the venue ({o.spec.qty:g} @ {o.spec.price}) "
-                             f"from the journal ({spec.qty:g} @ {spec.price})")  # fmt: skip
-        else:
-            # Not started: the strategy's start re-issues the orders a crash interrupted (the
-            # recovered ones, same client ids); any other order of ours is an orphan.
-            for o in venue.venue_open_orders():
-                if o.client_id.startswith(f"hk-{w.name}-") and o.client_id not in venue.recovered:
-                    notes.append(f"cancelled orphan {o.client_id} (left from an earlier run)")
-                    venue.cancel(o.client_id, ts)
-        for f in venue.foreign_orders():
-            notes.append(f"foreign order {f.venue_id} ({f.side} {f.type} {f.qty:g}) left alone")
-        acct = venue.account()
-        ours = venue.position.qty
-        inst = r.strategy.instrument
-        if not w.started and venue.recovered:
-            pass  # its interrupted start is resumed: the recovered orders' fills come through poll
-        elif not inst.is_zero_qty(acct.position - ours):
-            diff_text = (f"the venue's position is {acct.position:+g} @ {acct.avg_price:,.2f}, the journal's "
-                         f"{ours:+g} @ {venue.position.avg_price:,.2f} (difference {acct.position - ours:+g})")  # fmt: skip
-            if self.adopt:
-                venue.position.qty, venue.position.avg_price = acct.position, acct.avg_price
-                notes.append(f"ADOPTED: {diff_text}")
-            else:
-                w.halted = f"position mismatch: {diff_text}"
-                notes.append(f"HALTED: {diff_text}; its orders stay as they are. Find out why (a trade by "
-                             "hand?), then run again with --adopt to take the venue's position")  # fmt: skip
-        for n in notes:
-            (logger.error if n.startswith("HALTED") else logger.warning)(f"{w.name}: reconciliation: {n}")
-        if notes:
-            self.alerts.reconciliation(w.name, "; ".join(notes))
-        if w.started or notes:
-            self._checkpoint(w, max(w.seen, w.cursor), ts, force=w.started)
-        return notes
+        return None if self.mode == "real" else walker_of(runner)
 
     def _warmup_left(self, w: LiveWallet) -> str:
         left = []
@@ -1001,103 +695,3 @@ class LiveEngine:
                 w.runner.execute(w.runner.strategy.stop("cancel on exit"), ts)
                 self._print_recommendations(w)
             self._checkpoint(w, max(w.seen, w.cursor), ts, force=True)
-
-
-def _walker_of(runner: WalletRunner) -> MarketWalker:
-    """The walker of the simulated exchange behind ``runner``'s port (PAPER, RECOMMENDATION)."""
-    port = runner.venue
-    sim = port.sim if isinstance(port, RecommendationSink) else port
-    if not isinstance(sim, SimExchange):
-        raise TypeError(f"the live engine walks a simulated exchange, not {type(sim).__name__}")
-    return MarketWalker(runner, sim)
-
-
-def run_of_wallet(journal: Journal, wallet: str) -> int:
-    """The latest run that has ``wallet``; HedgekitError naming the known wallets otherwise."""
-    registered = journal.wallets()
-    runs = [run_id for run_id, name in registered if name == wallet]
-    if not runs:
-        latest = registered[0][0] if registered else None
-        known = ", ".join(sorted(name for run_id, name in registered if run_id == latest)) or "none"
-        raise HedgekitError(f"no wallet {wallet!r} in the journal's latest run (wallets: {known})")
-    return runs[0]
-
-
-def serve_requests_directly(journal: Journal, run_id: int, *, printer: Callable[[str], None] | None = None) -> None:
-    """Carry out the run's pending requests in this process, holding the run's lease meanwhile
-    (RunBusy when a live process holds it: that one serves them)."""
-    run = next(r for r in journal.runs() if r.run_id == run_id)
-    cfg = BacktestConfig.model_validate_json(run.config_json)
-    real: dict = {}
-    if run.mode == "real":
-        from hedgekit.engine.real import make_venue
-
-        network = cfg.venue.network  # an emergency stop trades where the run traded
-        real = {"network": network, "venue_factory": lambda wallet: make_venue(cfg, wallet, network=network)}
-    engine = LiveEngine(cfg, mode=run.mode, journal=journal, source=run.source, printer=printer, **real)  # type: ignore[arg-type]
-    engine.take_lease(run_id, purpose="flatten")
-    try:
-        engine.attach(run_id)
-        engine.serve_requests()
-    finally:
-        engine.release_lease()
-
-
-class RequestPending(HedgekitError):
-    """The run's holder did not carry out a request in time; it stays pending."""
-
-
-def flatten_wallet(
-    journal: Journal, wallet: str, now_ms: int, *, wait_s: float = 30.0,
-    on_wait: Callable[[Lease], None] | None = None, printer: Callable[[str], None] | None = None,
-    finished_ok: bool = False,
-) -> str:
-    """Cancel every order of ``wallet`` (latest run that has it) and close its position at
-    market, reduce-only; the strategy stays stopped, so a resumed run does not re-open it.
-
-    Queues a flatten request. While a live engine holds the run, that engine carries it out
-    (``on_wait(lease)`` is called while waiting, about every 0.2 s); otherwise this process
-    takes the lease and does it. Returns the result line; HedgekitError when it failed, and
-    RequestPending when the live holder did not answer within ``wait_s`` (the request stays
-    pending: the holder, or whoever next holds the run, carries it out). A finished run is
-    refused unless ``finished_ok``: nothing trades it any more, and its last price is old."""
-    run_id = run_of_wallet(journal, wallet)
-    run = next(r for r in journal.runs() if r.run_id == run_id)
-    if run.ended_ts is not None and not finished_ok:
-        status = next((s for s in journal.wallet_status(run_id) if s.wallet == wallet), None)
-        price = ""
-        if status is not None and status.last_price is not None and status.last_price_ts is not None:
-            age_h = (now_ms - status.last_price_ts) / 3_600_000
-            price = f"; its last price, {status.last_price:,.2f}, is {age_h:,.1f} hours old"
-        raise HedgekitError(
-            f"run {run_id} of wallet {wallet!r} is finished (mode {run.mode}, {run.source}){price}. "
-            "Flattening it would book a close at that price in a run nothing trades any more; "
-            "pass --finished to do it anyway"
-        )
-    request_id = journal.add_request(run_id, wallet, "flatten", now_ms)
-    deadline = time.monotonic() + wait_s
-    while True:
-        req = journal.request(request_id)
-        assert req is not None
-        if req.status == REQUEST_DONE:
-            return req.result or ""
-        if req.status == REQUEST_FAILED:
-            raise HedgekitError(f"flatten {wallet}: {req.result}")
-        lease = journal.lease(run_id)
-        now = wall_ms()
-        if lease is None or lease_is_dead(lease, now):
-            with contextlib.suppress(RunBusy):  # taken meanwhile: wait for the new holder
-                serve_requests_directly(journal, run_id, printer=printer)
-            continue
-        if time.monotonic() >= deadline:
-            raise RequestPending(
-                f"the engine holding run {run_id}, {describe_lease(lease, now)}, did not carry out "
-                f"flatten request #{request_id} of wallet {wallet!r} within {wait_s:g} s. The "
-                "request stays pending: that engine carries it out when it next looks (every "
-                f"{REQUEST_POLL_S:g} s between inputs), or the next `hedgekit run`/`flatten` of "
-                "this run does; `hedgekit status` lists it"
-            )
-        if on_wait is not None:
-            on_wait(lease)
-        time.sleep(0.2)
-
