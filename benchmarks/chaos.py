@@ -83,6 +83,7 @@ class Cell:
     fault: str
     runs: int = 0
     fills: int = 0  # fills the strategies heard (context: the faults met real trading)
+    faults: int = 0  # faults injected: requests failed or answers lost, steps down, restarts...
     lost_fills: int = 0
     duplicate_orders: int = 0
     unprotected_s: int = 0
@@ -122,6 +123,7 @@ class BinanceHarness:
 
     def __init__(self, price: float) -> None:
         self.stub = bn.BinanceUsdmStub(price=price).start()
+        self.armed = 0  # faults injected
 
     def venue(self, wallet: str) -> CcxtVenue:
         profile = BinanceUsdmProfile()
@@ -168,17 +170,30 @@ class BinanceHarness:
     def fault(self, kind: str, rng: random.Random) -> None:
         """Arm ``kind`` for the next request(s); called before every step of the path."""
         s = self.stub
-        if kind == "dropped answer" and rng.random() < 0.3:
+        if s.drop_placed or s._fail or s.partial_next is not None or rng.random() >= 0.3:
+            return  # one armed at a time: they wait for the next order, not the next poll
+        if kind == "dropped answer":
             s.drop_placed, s.drop_mode = 1, "close"
-        elif kind == "5xx after acting" and rng.random() < 0.3:
+        elif kind == "5xx after acting":
             s.drop_placed, s.drop_mode = 1, "502"
-        elif kind == "429" and rng.random() < 0.3:
+        elif kind == "429":
             s.fail_next(1, 429)
-        elif kind == "partial fills" and rng.random() < 0.3:
+        elif kind == "partial fills":
             s.partial_next = 0.5
+        else:
+            return
+        self.armed += 1
 
     def set_chaos(self, seed: int, p: float) -> None:
         self.stub.chaos(seed, p)
+        inner = bn.BinanceUsdmStub._chaos_fault
+
+        def counted(path: str) -> int | str | None:
+            fault = inner(self.stub, path)
+            self.armed += fault is not None
+            return fault
+
+        self.stub._chaos_fault = counted  # type: ignore[method-assign]
 
     def set_duplicates(self, on: bool) -> None:
         self.stub.duplicate_trades = on
@@ -192,6 +207,7 @@ class HyperliquidHarness:
     def __init__(self, price: float) -> None:
         self.stub = hl.start_stub(price=price)
         self.user = hl.MAIN_ADDRESS.lower()
+        self.armed = 0  # faults injected
 
     def venue(self, wallet: str) -> CcxtVenue:
         profile = HyperliquidProfile(rate_limit=False)
@@ -244,22 +260,29 @@ class HyperliquidHarness:
 
     def fault(self, kind: str, rng: random.Random) -> None:
         s = self.stub
-        if s._drop or s._http_errors or s._partial_market or s._split_fill:
+        if s._drop or s._http_errors or s._partial_market or s._split_fill or rng.random() >= 0.3:
             return  # one armed at a time: they wait for the next action, not the next poll
-        if kind == "dropped answer" and rng.random() < 0.3:
+        if kind == "dropped answer":
             s.drop_answer("order")
-        elif kind == "5xx after acting" and rng.random() < 0.3:
+        elif kind == "5xx after acting":
             s.http_error(502, executed=True)
-        elif kind == "429" and rng.random() < 0.3:
+        elif kind == "429":
             s.http_error(429)
-        elif kind == "partial fills" and rng.random() < 0.3:
+        elif kind == "partial fills":
             s.split_next_fill(2) if rng.random() < 0.5 else s.partial_next_market(0.5)
+        else:
+            return
+        self.armed += 1
 
     def set_chaos(self, seed: int, p: float) -> None:
         self.stub.chaos(seed, p)
 
     def set_duplicates(self, on: bool) -> None:
         self.stub.duplicate_fills = on
+
+    @property
+    def chaos_served(self) -> int:
+        return sum(self.stub.chaos_served.values())
 
 
 def protective(spec: OrderSpec | None) -> bool:
@@ -409,6 +432,8 @@ def _run_wallet(h: Harness, fault: str, wallet: str, path: list[float], rng: ran
                     cell.unprotected_s += BAR_MS // 1000
                     cell.notes.append(f"{wallet} step {i}: position {pos:g} cover {h.cover(closing, placed):g}")
     h.set_chaos(0, 0.0)
+    cell.faults += h.armed + getattr(h, "chaos_served", 0) + len(down) + (crash_at > 0)
+    cell.faults += (fault == "orphan order") + (heard.count if fault in ("duplicate fills", "chaos") else 0)
     ts = step_ts(n)
     recover(venue, runner, ts)
     diff = venue.diff(strategy.desired_orders())
@@ -492,12 +517,12 @@ def print_table(cells: list[Cell], title: str, width: int | None = None) -> None
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("venue", "fault", "runs", "fills", "lost fills", "duplicate orders",
+    for col in ("venue", "fault", "runs", "faults", "fills", "lost fills", "duplicate orders",
                 "s without stop", "unresolved diffs", "≠ PAPER (info)"):  # fmt: skip
         table.add_column(col, justify="left" if col in ("venue", "fault") else "right")
     for c in cells:
         style = None if c.clean else "bold red"
-        table.add_row(c.venue, c.fault, str(c.runs), str(c.fills), str(c.lost_fills), str(c.duplicate_orders),
+        table.add_row(c.venue, c.fault, str(c.runs), str(c.faults), str(c.fills), str(c.lost_fills), str(c.duplicate_orders),
                       str(c.unprotected_s), str(c.unresolved),
                       "" if c.paper_diff is None else str(c.paper_diff), style=style)  # fmt: skip
     Console(width=width).print(table)
