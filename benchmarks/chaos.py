@@ -72,6 +72,7 @@ FAULTS = ("none", "dropped answer", "5xx after acting", "429", "duplicate fills"
 # decisions may differ, so only the venue's own record is the reference.
 TIMING_FAULTS = {"partial fills", "down period", "restart"}
 BAR_MS = 60_000
+STEP_LEVELS = True  # stop the stub at each order level so the bot reacts there (as PAPER)
 ALLOCATION = 2_000.0
 PROTECTIVE = PROTECTIVE_KINDS | {OrderKind.FLATTEN, OrderKind.PROTECTIVE_CLOSE}
 UNIT_USD = 40.0  # small enough that a 100-bar slice crosses several units
@@ -120,6 +121,7 @@ def price_paths(runs: int, bars: int) -> list[list[float]]:
 class BinanceHarness:
     name = "binance"
     inst = Instrument("BTC/USDT:USDT", tick_size=0.1, lot_size=0.001, min_notional=5.0)
+    fees = (bn.MAKER_FEE, bn.TAKER_FEE)  # the stub's, so that PAPER books the same
 
     def __init__(self, price: float) -> None:
         self.stub = bn.BinanceUsdmStub(price=price).start()
@@ -143,6 +145,16 @@ class BinanceHarness:
 
     def position(self) -> float:
         return self.stub.position
+
+    def next_level(self, target: float) -> float | None:
+        """The first stop level the move to ``target`` crosses before reaching it."""
+        s = self.stub
+        with s._lock:
+            start, up = s.price, target > s.price
+            levels = [o.trigger for o in s.algos.values() if o.status == "NEW" and (
+                (o.side == "BUY" and start <= o.trigger < target) if up
+                else (o.side == "SELL" and target < o.trigger <= start))]  # fmt: skip
+        return (min(levels) if up else max(levels)) if levels else None
 
     def cover(self, closing: Side, placed: dict[str, OrderSpec]) -> float:
         side = "SELL" if closing is Side.SELL else "BUY"
@@ -203,6 +215,7 @@ class HyperliquidHarness:
     name = "hyperliquid"
     symbol = "BTC/USDC:USDC"
     inst = Instrument(symbol, tick_size=1.0, lot_size=0.00001, min_notional=10.0)
+    fees = (float(hl.MAKER_FEE), float(hl.TAKER_FEE))
 
     def __init__(self, price: float) -> None:
         self.stub = hl.start_stub(price=price)
@@ -228,6 +241,12 @@ class HyperliquidHarness:
 
     def position(self) -> float:
         return float(self.stub.account(self.user).szi)
+
+    def next_level(self, target: float) -> float | None:
+        s = self.stub
+        with s._lock:
+            hit = s._next_crossed(hl.d(target), hl.d(target) >= s.price)
+        return None if hit is None or float(hit[1]) == target else float(hit[1])
 
     def _ours(self) -> list[hl.StubOrder]:
         return [o for o in self.stub.orders.values() if o.user == self.user]
@@ -331,11 +350,13 @@ def step_ts(i: int, n_per_bar: int = 4) -> int:
     return BAR_MS * (i // n_per_bar) + (BAR_MS // n_per_bar) * (i % n_per_bar)
 
 
-def simulate(wallet: str, inst: Instrument, path: list[float]) -> dict[str, float]:
+def simulate(venue: str, wallet: str, inst: Instrument, path: list[float]) -> dict[str, float]:
     """PAPER on the same path: filled quantity per client id."""
     strategy = make_strategy(wallet, inst)
     heard = Heard(strategy)
-    sim = SimExchange(inst, SimConfig(initial_cash=ALLOCATION, leverage=2.0, margin_mode="isolated"))
+    fees = HARNESSES[venue].fees
+    sim = SimExchange(inst, SimConfig(initial_cash=ALLOCATION, leverage=2.0, margin_mode="isolated",
+                                      maker_fee=fees[0], taker_fee=fees[1]))  # fmt: skip
     walker = MarketWalker(WalletRunner(strategy, sim), sim)
     walker.start(0, path[0])
     for i, p in enumerate(path[1:], start=1):
@@ -361,6 +382,18 @@ def recover(venue: CcxtVenue, runner: WalletRunner, ts: int) -> None:
         for spec in diff.missing:
             runner.deliver(venue.resume(spec, ts), ts)
         runner.deliver(venue.poll(ts), ts)
+
+
+def react(venue: CcxtVenue, runner: WalletRunner, price: float, ts: int) -> None:
+    """The bot's turn at ``price``: timers, then the venue's news, fills in the order the move
+    reached them, each level's unit step before its fills (as the walker delivers them)."""
+    venue.note_price(price)
+    runner.fire_timers(ts)
+    for ev in venue.poll(ts):
+        if isinstance(ev, OrderFilled):
+            runner.price_moved(ev.price, ts)
+        runner.deliver([ev], ts)
+    runner.price_moved(price, ts)
 
 
 def run_wallet(venue_name: str, fault: str, wallet: str, path: list[float], seed: int, cell: Cell,
@@ -404,10 +437,19 @@ def _run_wallet(h: Harness, fault: str, wallet: str, path: list[float], rng: ran
     for i, p in enumerate(path[1:], start=1):
         ts = step_ts(i)
         h.fault(fault, rng)
-        h.move_to(p)
         if i in down:
+            h.move_to(p)
             continue  # the bot is down: the venue fills, nobody polls
-        if i == down.stop or i == crash_at:
+        if STEP_LEVELS and i != down.stop and i != crash_at:
+            # a bot fast enough to react at each order's level, as the walker does in PAPER
+            for _ in range(100):
+                level = h.next_level(p)
+                if level is None:
+                    break
+                h.move_to(level)
+                react(venue, runner, level, ts)
+            h.move_to(p)
+        elif i == down.stop or i == crash_at:
             if i == crash_at:
                 state = venue.state()  # what the journal holds at the crash
                 journaled = [venue.get_order(s.client_id) for s in strategy.desired_orders()]
@@ -417,13 +459,13 @@ def _run_wallet(h: Harness, fault: str, wallet: str, path: list[float], rng: ran
                     if o is not None:
                         venue.adopt(replace(o, fill_ids=set(o.fill_ids)))
                 runner.venue = venue
+            h.move_to(p)
             venue.note_price(p)
             runner.price_moved(p, ts)
             recover(venue, runner, ts)  # reconnect / restart: reconcile
-        venue.note_price(p)
-        runner.fire_timers(ts)
-        runner.price_moved(p, ts)
-        runner.deliver(venue.poll(ts), ts)
+        else:
+            h.move_to(p)
+        react(venue, runner, p, ts)
         if i % 4 == 3 or i == n - 1:  # after every bar (a bar is up to 4 path points)
             pos = h.position()
             if abs(pos) >= lot / 2:
@@ -496,7 +538,7 @@ def run_suite(runs: int, bars: int, venues: tuple[str, ...] = VENUES, faults: tu
                         key = (v, wallet, r)
                         if f == "none":
                             clean[key] = run_wallet(v, f, wallet, path, seed, cell)
-                            paper = set(simulate(wallet, HARNESSES[v].inst, path))
+                            paper = set(simulate(v, wallet, HARNESSES[v].inst, path))
                             cell.paper_diff = (cell.paper_diff or 0) + len(paper ^ set(clean[key]))
                             continue
                         ref = None
@@ -536,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     cells = run_suite(args.runs, args.bars)
-    print_table(cells, f"REAL adapter under faults: {args.runs} runs × {args.bars} bars of real BTCUSDT 1m "
+    print_table(cells, width=150, title=f"REAL adapter under faults: {args.runs} runs × {args.bars} bars of real BTCUSDT 1m "
                        f"(both wallets), {time.monotonic() - t0:.0f} s")  # fmt: skip
     bad = [c for c in cells if not c.clean]
     if args.verbose:
