@@ -13,10 +13,11 @@ counts:
   position not covered by our reduce-only stops on the closing side;
 * unresolved diffs: ``venue.diff(strategy.desired_orders())`` after a last recovery pass.
 
-The fault-free row also shows, for information, how many orders filled on only one of PAPER
-(the simulator) and REAL on that path: the unit wallets do not yet match PAPER exactly on the
-stubs (the issue's first acceptance line), so the fault rows are measured against the
-fault-free REAL run instead.
+The bot reacts at each order level the move crosses (the stub stops there), as the walker
+delivers PAPER. The fault-free row also shows, for information, how many orders filled on only
+one of PAPER (the simulator) and REAL on that path: 0 on Binance; on Hyperliquid the wallets
+part ways at a stop exactly at the price (whole-dollar ticks) — the issue's first acceptance
+line, not this suite's — so the fault rows are measured against the fault-free REAL run.
 
 Price path: consecutive slices of Binance USD-M BTCUSDT 1m candles (typhonun/DcaTpStrategy,
 MIT, ``../shared/data``), each bar walked open -> low -> high -> close (up bar) or open ->

@@ -25,12 +25,6 @@ def _chaos():  # benchmarks/ is not a package: loaded from its file
 
 
 chaos = _chaos()
-# Found by the suite, not fixed (strategy code, not the adapter): a strategy protects an order's
-# fills once the order is complete, so while the Binance stub holds the rest of a partly filled
-# stop-market entry until the next price step, the part that filled has no stop.
-KNOWN = {("binance", "partial fills"): "the filled part of an entry still completing has no stop until it completes"}
-
-
 BARS = 25  # small: every cell of the table, both wallets, in well under a minute
 _tables: dict[str, list] = {}
 
@@ -48,8 +42,6 @@ def test_every_fault_loses_nothing_doubles_nothing_and_leaves_no_position_unprot
     if not chaos.CANDLES.exists():
         pytest.skip(f"real data not found: {chaos.CANDLES}")
     cell = table(venue)[fault]
-    if (venue, fault) in KNOWN and not cell.clean:
-        pytest.xfail(KNOWN[venue, fault])
     assert cell.runs == 1 and cell.fills >= 5, cell  # the path does trade under the fault
     assert cell.faults > 0, cell  # and the faults did happen
     assert (cell.lost_fills, cell.duplicate_orders, cell.unprotected_s, cell.unresolved) == (0, 0, 0, 0), \
