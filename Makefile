@@ -60,9 +60,9 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_sweep.py --trials $(TRIALS)
 
 # The REAL adapter against faulty stub exchanges (issue 12): venue × fault × runs, all 0.
-# `make test` runs it at a small size (tests/venues/test_chaos.py).
-RUNS ?= 5
-BARS ?= 300
+# `make test` runs it at a small size (tests/venues/test_chaos.py); the full size takes ~10 min.
+RUNS ?= 3
+BARS ?= 200
 chaos: $(DEV_STAMP)
 	$(BIN)/python benchmarks/chaos.py --runs $(RUNS) --bars $(BARS)
 

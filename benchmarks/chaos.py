@@ -573,8 +573,8 @@ def print_table(cells: list[Cell], title: str, width: int | None = None) -> None
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=5, help="price slices per venue and fault (each: both wallets)")
-    ap.add_argument("--bars", type=int, default=300, help="1m bars per slice")
+    ap.add_argument("--runs", type=int, default=3, help="price slices per venue and fault (each: both wallets)")
+    ap.add_argument("--bars", type=int, default=200, help="1m bars per slice")
     ap.add_argument("--verbose", action="store_true", help="print what each failing cell found")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
