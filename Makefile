@@ -60,7 +60,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_sweep.py --trials $(TRIALS)
 
 # The REAL adapter against faulty stub exchanges (issue 12): venue × fault × runs, all 0.
-# `make test` runs it at a small size (tests/venues/test_chaos.py); the full size takes ~10 min.
+# `make test` runs it at a small size (tests/venues/test_chaos.py); the full size took 16 min on a busy 2-core machine.
 RUNS ?= 3
 BARS ?= 200
 chaos: $(DEV_STAMP)
