@@ -120,7 +120,15 @@ class Strategy:
             # Our own cancels were removed from `working` when issued; an unsolicited cancel
             # (venue expiry, manual cancel) is handed to the strategy to repair.
             spec = self.working.pop(event.client_id, None)
-            return self._on_cancelled(spec, event) if spec else []
+            if spec is None:
+                return []
+            qty, cost = self._filled.get(event.client_id, (0.0, 0.0))
+            if not self.instrument.is_zero_qty(qty):
+                # Partly filled, the rest cancelled by the venue (an IOC market order's rest on
+                # Hyperliquid): the order is done at what filled, and handled as such — else
+                # its position would wait for a completion that never comes, without a stop.
+                return self._on_filled(spec, self.instrument.round_qty(qty), cost / qty, event.ts)
+            return self._on_cancelled(spec, event)
         if isinstance(event, Timer):
             return self._on_timer(event)
         raise HedgekitError(f"unknown event {event!r}")
