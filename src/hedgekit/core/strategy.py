@@ -93,8 +93,13 @@ class Strategy:
         raise NotImplementedError
 
     def on_event(self, event: Event) -> list[Command]:
-        if isinstance(event, OrderFilled):
-            return self._handle_fill(event)
+        # The two events of nearly every call first, by exact type (the chain below is the rule).
+        t = type(event)
+        if t is UnitChanged and not self.stopped:
+            self.last_price = event.price  # type: ignore[union-attr]
+            return self._on_unit(event)  # type: ignore[arg-type]
+        if t is OrderFilled or isinstance(event, OrderFilled):
+            return self._handle_fill(event)  # type: ignore[arg-type]
         if isinstance(event, FundingSettled):
             self.funding += event.amount  # cash moved, stopped or not
             return [] if self.stopped else self._on_funding(event)

@@ -23,7 +23,9 @@ Two loops produce the same fills:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import gc
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -89,6 +91,20 @@ class EngineRun:
 
 WalletFactory = Callable[[], tuple[Strategy, SimExchange]]
 Progress = Callable[[int], None]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector. A backtest allocates tens of thousands of small
+    acyclic objects (orders, events, records) and keeps them: the collector's passes over
+    them find nothing and cost ~20 % of the run. Reference counting still frees everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def walk_bar(
@@ -172,7 +188,8 @@ def run(
     fund_rate = funding.rate if funding is not None else np.empty(0)
     fi = int(np.searchsorted(fund_ts, ts0, side="right"))  # payments after the start
     stepper = _fast if mode == "fast" else _reference
-    stepper(bars, wallets, walkers, fund_ts, fund_rate, fi, stats, progress, opposite_intrabar)
+    with gc_paused():
+        stepper(bars, wallets, walkers, fund_ts, fund_rate, fi, stats, progress, opposite_intrabar)
     stats.strategy_events = sum(w.runner.log.strategy_events for w in wallets)
     return EngineRun(bars, wallets, stats)
 

@@ -38,6 +38,9 @@ from hedgekit.core.strategy import Phase, Strategy
 from hedgekit.core.units import UnitTracker
 from hedgekit.venues.base import ExchangePort
 
+# The strategy event classes, for dispatch on the exact type in the delivery loop.
+_STRATEGY_EVENTS = frozenset(Event.__args__)
+
 
 class AtrSource(Protocol):
     def value_at(self, ts: int) -> float | None: ...
@@ -124,23 +127,30 @@ class WalletRunner:
             if atr is not None:
                 queue.appendleft(atr)
         strategy = self.strategy
+        on_event = strategy.on_event
         log = self.log
+        fill_phase = log.fill_phase
+        popleft = queue.popleft
         # The strategy's phase as read after the last event, or None when not read: commands
         # go to the venue only, so it still holds at the end unless a later event changed it.
         phase: Phase | None = None
         while queue:
-            ev = queue.popleft()
-            if isinstance(ev, Liquidated):
-                log.warnings.append((ev.ts, f"{strategy.wallet}: LIQUIDATED at {ev.price} (loss {ev.loss:.2f})"))
-                self.execute(strategy.liquidated(ev.qty, ev.price, ev.loss), ts, queue)
-                phase = None
-                continue
-            if not isinstance(ev, Event):
-                continue  # venue-level account event (funding) — not a strategy event
+            ev = popleft()
+            t = type(ev)
+            # Dispatch on the exact type (one set lookup); isinstance only for what is not
+            # one of the event classes themselves.
+            if t not in _STRATEGY_EVENTS:
+                if isinstance(ev, Liquidated):
+                    log.warnings.append((ev.ts, f"{strategy.wallet}: LIQUIDATED at {ev.price} (loss {ev.loss:.2f})"))
+                    self.execute(strategy.liquidated(ev.qty, ev.price, ev.loss), ts, queue)
+                    phase = None
+                    continue
+                if not isinstance(ev, Event):
+                    continue  # venue-level account event (funding) — not a strategy event
             log.strategy_events += 1
-            commands = strategy.on_event(ev)
-            if isinstance(ev, OrderFilled):
-                phase = log.fill_phase[ev.fill_id] = strategy.phase
+            commands = on_event(ev)  # type: ignore[arg-type]
+            if t is OrderFilled or (t not in _STRATEGY_EVENTS and isinstance(ev, OrderFilled)):
+                phase = fill_phase[ev.fill_id] = strategy.phase  # type: ignore[union-attr]
             else:
                 phase = None
             if commands:
@@ -155,12 +165,24 @@ class WalletRunner:
         commands it decides itself (shutdown, flatten)."""
         out = queue if queue is not None else deque()
         venue = self.venue
+        on_command = self.on_command
         for cmd in commands:
+            t = type(cmd)
+            if t is Place:
+                if on_command is not None:
+                    on_command(ts, cmd, self.strategy)
+                out.extend(venue.submit(cmd.order, ts))  # type: ignore[union-attr]
+                continue
+            if t is Cancel:
+                if on_command is not None:
+                    on_command(ts, cmd, self.strategy)
+                out.extend(venue.cancel(cmd.client_id, ts))  # type: ignore[union-attr]
+                continue
             if isinstance(cmd, Replace):  # rare: run as its place-then-cancel, in place
                 self.execute(expand([cmd]), ts, out)
                 continue
-            if self.on_command is not None:
-                self.on_command(ts, cmd, self.strategy)
+            if on_command is not None:
+                on_command(ts, cmd, self.strategy)
             if isinstance(cmd, Place):
                 out.extend(venue.submit(cmd.order, ts))
             elif isinstance(cmd, Cancel):
@@ -184,7 +206,9 @@ class WalletRunner:
         grid = self.strategy.grid
         if grid is None:
             self.tracker = None
-        elif self.tracker is None or self.tracker.grid is not grid:
+            return
+        tracker = self.tracker
+        if tracker is None or tracker.grid is not grid:
             self.tracker = UnitTracker(grid, self.strategy.unit)
 
     def _settle(self, ts: int, phase: Phase | None = None) -> None:
