@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable
 from datetime import UTC
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from loguru import logger
 
@@ -116,6 +116,10 @@ def mark_mainnet(on: bool = True) -> None:
 
 def _patch(record: Record) -> None:
     record["message"] = _banner + redact(record["message"])
+    # loguru 0.8 also keeps the message before formatting (JSON lines serialize it).
+    fields = cast("dict[str, Any]", record)  # 0.7's Record type has no "template"
+    if isinstance(fields.get("template"), str):
+        fields["template"] = redact(fields["template"])
     exc = record.get("exception")
     if exc is not None and exc.value is not None:
         text = str(exc.value)
