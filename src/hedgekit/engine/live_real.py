@@ -12,7 +12,6 @@ from loguru import logger
 from hedgekit.alerts import Alerts
 from hedgekit.config import BacktestConfig
 from hedgekit.core.commands import Place
-from hedgekit.core.events import OrderFilled, VenueEvent
 from hedgekit.core.orders import OrderSpec, OrderStatus, diff_orders
 from hedgekit.engine.guard import DrawdownGuard
 from hedgekit.engine.lease import wall_ms
@@ -52,15 +51,15 @@ class RealWallets:
         for _ in range(2):
             if inst.is_zero_qty(left):
                 break
-            self._deliver_fills(w, venue.poll(ts), ts)
+            w.runner.deliver_stepped(venue.poll(ts), ts)
             r.execute(r.strategy.close_position(left), ts)
             left = venue.account().position
         if not inst.is_zero_qty(left):
             return (f"flatten {w.name}: the venue still shows a position of {left:+g} after three reduce-only "
                     "closes; its protective stops stay working. Close it by hand")  # fmt: skip
         for o in venue.venue_open_orders():
-            self._deliver_fills(w, venue.cancel(o.client_id, ts), ts)
-        self._deliver_fills(w, venue.poll(ts), ts)
+            w.runner.deliver_stepped(venue.cancel(o.client_id, ts), ts)
+        w.runner.deliver_stepped(venue.poll(ts), ts)
         closed = "" if inst.is_zero_qty(qty) else f"; closed {qty:+g} at market ({venue.last_price or 0:,.2f})"
         return f"flattened {w.name}: cancelled {cancelled} order(s){closed}; venue position now {left:g}"
 
@@ -111,7 +110,7 @@ class RealWallets:
             if r.next_timer is not None:
                 r.fire_timers(ts)
             venue.note_price(price)
-            self._deliver_fills(w, venue.poll(ts), ts)
+            w.runner.deliver_stepped(venue.poll(ts), ts)
             r.price_moved(price, ts)
         except VenueUnavailable as err:
             w.unreconciled = True
@@ -125,19 +124,6 @@ class RealWallets:
         w.last_ts = ts
         w.seen = item.seq
         self._checkpoint(w, item.seq, ts, force=False)
-
-    def _deliver_fills(self, w: LiveWallet, events: list[VenueEvent], ts: int) -> None:
-        """The venue's events in its order; before a stop's fill, the unit steps up to its
-        trigger (the price passed them first), as the simulated market delivers them."""
-        r = w.runner
-        for ev in events:
-            if isinstance(ev, OrderFilled):
-                spec = r.strategy.known_order(ev.client_id)
-                if spec is not None and spec.price is not None:
-                    steps = r.unit_steps(spec.price, ts)
-                    if steps:
-                        r.deliver(steps, ts)
-            r.deliver([ev], ts)
 
     def reconcile(self, w: LiveWallet) -> list[str]:
         """SPEC §7, at start and after a reconnect: intents never answered are looked up (never
@@ -158,7 +144,7 @@ class RealWallets:
         for cid in venue.recover(pending, ts):
             notes.append(f"order {cid} (journaled before a stop, unanswered) is at the venue: kept, not sent again")
         if w.started:
-            self._deliver_fills(w, venue.poll(ts), ts)
+            w.runner.deliver_stepped(venue.poll(ts), ts)
             at_venue = venue.venue_open_orders()
             diff = diff_orders(r.strategy.desired_orders(), at_venue, r.strategy.instrument.lot_size)
             # Missing and never accepted by the venue (unknown, or sent without an answer); a
@@ -170,7 +156,7 @@ class RealWallets:
                 r.execute([Place(s) for s in missing], ts)
             for o in diff.unexpected:
                 notes.append(f"cancelled orphan {o.client_id} ({o.spec.kind} {o.spec.side} {o.spec.qty:g})")
-                self._deliver_fills(w, venue.cancel(o.client_id, ts), ts)
+                w.runner.deliver_stepped(venue.cancel(o.client_id, ts), ts)
             for spec, o in diff.different:
                 notes.append(f"order {spec.client_id} differs at the venue ({o.spec.qty:g} @ {o.spec.price}) "
                              f"from the journal ({spec.qty:g} @ {spec.price})")  # fmt: skip

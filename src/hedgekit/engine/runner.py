@@ -111,6 +111,18 @@ class WalletRunner:
         if steps:
             self.deliver(steps, ts)
 
+    def deliver_stepped(self, events: Sequence[VenueEvent], ts: int) -> None:
+        """The venue's events in its order; before a stop's fill, the unit steps up to its
+        trigger (the price passed them first), each followed by its reaction."""
+        for ev in events:
+            if isinstance(ev, OrderFilled):
+                spec = self.strategy.known_order(ev.client_id)
+                if spec is not None and spec.price is not None:
+                    steps = self.unit_steps(spec.price, ts)
+                    if steps:
+                        self.deliver(steps, ts)
+            self.deliver([ev], ts)
+
     def unit_steps(self, price: float, ts: int) -> list[VenueEvent]:
         """The unit steps from the tracker's unit to ``price`` (the tracker moves with them)."""
         tracker = self.tracker

@@ -16,7 +16,7 @@ to the wallet, so a quiet move only sets the price. The reference loop always wa
 
 from __future__ import annotations
 
-from hedgekit.core.events import FundingSettled, OrderFilled
+from hedgekit.core.events import FundingSettled
 from hedgekit.core.units import UnitTracker
 from hedgekit.engine.runner import WalletRunner
 from hedgekit.venues.sim import SimExchange
@@ -156,14 +156,7 @@ class MarketWalker:
         # trigger order); deliver them one by one, each after the unit steps down/up to its
         # own level, with the tracker re-synced after every reaction (a RESET re-anchors it).
         runner = self.runner
-        for ev in self.venue.move_to(target, ts, gap=True):
-            if isinstance(ev, OrderFilled):
-                spec = runner.strategy.known_order(ev.client_id)
-                if spec is not None and spec.price is not None:
-                    steps = runner.unit_steps(spec.price, ts)
-                    if steps:
-                        runner.deliver(steps, ts)
-            runner.deliver([ev], ts)
+        runner.deliver_stepped(self.venue.move_to(target, ts, gap=True), ts)
         steps = runner.unit_steps(target, ts)
         if steps:
             runner.deliver(steps, ts)
