@@ -12,6 +12,7 @@ from loguru import logger
 from hedgekit.alerts import Alerts
 from hedgekit.config import BacktestConfig
 from hedgekit.core.commands import Place
+from hedgekit.core.events import FundingSettled
 from hedgekit.core.orders import OrderSpec, OrderStatus, diff_orders
 from hedgekit.engine.guard import DrawdownGuard
 from hedgekit.engine.lease import wall_ms
@@ -111,6 +112,7 @@ class RealWallets:
                 r.fire_timers(ts)
             venue.note_price(price)
             w.runner.deliver_stepped(venue.poll(ts), ts)
+            self._book_funding(w, venue, ts, now=False)
             r.price_moved(price, ts)
         except VenueUnavailable as err:
             w.unreconciled = True
@@ -124,6 +126,13 @@ class RealWallets:
         w.last_ts = ts
         w.seen = item.seq
         self._checkpoint(w, item.seq, ts, force=False)
+
+    def _book_funding(self, w: LiveWallet, venue: RealVenue, ts: int, *, now: bool) -> None:
+        """The funding the venue settled (once per hour, or ``now``), told to the strategy as
+        the simulated market tells it (``MarketWalker.apply_funding``)."""
+        for paid in venue.poll_funding(ts, now=now):
+            logger.info(f"{w.name}: funding {paid.amount:+,.4f} at {paid.ts} (rate {paid.rate:.6%})")
+            w.runner.deliver([FundingSettled(paid.ts, paid.amount, paid.rate)], ts)
 
     def reconcile(self, w: LiveWallet) -> list[str]:
         """SPEC §7, at start and after a reconnect: intents never answered are looked up (never
@@ -145,6 +154,7 @@ class RealWallets:
             notes.append(f"order {cid} (journaled before a stop, unanswered) is at the venue: kept, not sent again")
         if w.started:
             w.runner.deliver_stepped(venue.poll(ts), ts)
+            self._book_funding(w, venue, ts, now=True)
             at_venue = venue.venue_open_orders()
             diff = diff_orders(r.strategy.desired_orders(), at_venue, r.strategy.instrument.lot_size)
             # Missing and never accepted by the venue (unknown, or sent without an answer); a
