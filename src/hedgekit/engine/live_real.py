@@ -13,7 +13,7 @@ from hedgekit.alerts import Alerts
 from hedgekit.config import BacktestConfig
 from hedgekit.core.commands import Place
 from hedgekit.core.events import FundingSettled
-from hedgekit.core.orders import OrderSpec, OrderStatus, diff_orders
+from hedgekit.core.orders import PROTECTIVE_KINDS, OrderSpec, OrderStatus, Side, diff_orders
 from hedgekit.engine.guard import DrawdownGuard
 from hedgekit.engine.lease import wall_ms
 from hedgekit.engine.live_state import LiveWallet
@@ -134,6 +134,14 @@ class RealWallets:
             logger.info(f"{w.name}: funding {paid.amount:+,.4f} at {paid.ts} (rate {paid.rate:.6%})")
             w.runner.deliver([FundingSettled(paid.ts, paid.amount, paid.rate)], ts)
 
+    @staticmethod
+    def _unprotected(w: LiveWallet, position: float) -> float:
+        """How much of ``position`` (signed) the wallet's working protective stops do not cover."""
+        closing = Side.SELL if position > 0 else Side.BUY
+        covered = sum(s.qty for s in w.runner.strategy.working.values()
+                      if s.kind in PROTECTIVE_KINDS and s.side is closing)  # fmt: skip
+        return max(abs(position) - covered, 0.0)
+
     def reconcile(self, w: LiveWallet) -> list[str]:
         """SPEC §7, at start and after a reconnect: intents never answered are looked up (never
         sent twice), missed fills are applied in order, the strategy's desired orders are
@@ -187,7 +195,14 @@ class RealWallets:
         elif not inst.is_zero_qty(acct.position - ours):
             diff_text = (f"the venue's position is {acct.position:+g} @ {acct.avg_price:,.2f}, the journal's "
                          f"{ours:+g} @ {venue.position.avg_price:,.2f} (difference {acct.position - ours:+g})")  # fmt: skip
-            if self.adopt:
+            uncovered = self._unprotected(w, acct.position)
+            if self.adopt and uncovered > inst.lot_size / 2:
+                # SPEC §4a: taking a position the wallet's stops do not cover would leave it bare.
+                w.halted = f"position mismatch: {diff_text}"
+                notes.append(f"HALTED, not adopted: {diff_text}; the wallet's protective stops cover "
+                             f"{abs(acct.position) - uncovered:g} of it, so adopting it would leave {uncovered:g} "
+                             "without a stop. Close that part by hand (or flatten the wallet), then run again")  # fmt: skip
+            elif self.adopt:
                 venue.position.qty, venue.position.avg_price = acct.position, acct.avg_price
                 notes.append(f"ADOPTED: {diff_text}")
             else:
