@@ -284,7 +284,31 @@ def test_reconciliation_cancels_our_orphans_reports_foreign_orders_and_halts_on_
     assert "position mismatch" in (by_name["hedge"].halted or "") and "difference -0.005" in by_name["hedge"].halted
     again.release_lease()
     adopted = real_engine(cfg, journal, adopt=True)
-    assert all(w.halted is None for w in adopted.wallets)
+    assert all(w.halted is None for w in adopted.wallets)  # less than the stops cover: safe to take
+    adopted.release_lease()
+
+
+def test_adopt_refuses_a_position_the_wallets_stops_do_not_cover(tmp_path, stubs):
+    """A buy by hand on top of the long wallet's position: adopting it would leave the extra
+    part without a stop (SPEC §4a), so --adopt halts too and says how much is bare."""
+    cfg = busy_config(tmp_path)
+    points = price_points(100)
+    journal = Journal.open(tmp_path / "real.db")
+    engine = real_engine(cfg, journal)
+    asyncio.run(engine.run(stub_feed(points[:30], stubs, engine.resume_after)))
+    engine.release_lease()
+    long = stubs["long"]
+    held = long.position
+    assert held > 0
+    long.trade_by_hand("BUY", 0.02)
+    adopted = real_engine(cfg, journal, adopt=True)
+    halted = {w.name: w.halted for w in adopted.wallets}
+    assert halted["hedge"] is None
+    assert "position mismatch" in (halted["long"] or "") and "difference +0.02" in halted["long"]
+    # The stops at the venue still cover what the wallet held; nothing was adopted.
+    stops = [o for o in long.algos.values() if o.open and o.side == "SELL"]
+    assert sum(o.qty for o in stops) == pytest.approx(held)
+    assert next(w for w in adopted.wallets if w.name == "long").real.position.qty == pytest.approx(held)
     adopted.release_lease()
 
 

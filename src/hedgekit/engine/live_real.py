@@ -12,7 +12,8 @@ from loguru import logger
 from hedgekit.alerts import Alerts
 from hedgekit.config import BacktestConfig
 from hedgekit.core.commands import Place
-from hedgekit.core.orders import OrderSpec, OrderStatus, diff_orders
+from hedgekit.core.events import FundingSettled
+from hedgekit.core.orders import PROTECTIVE_KINDS, OrderSpec, OrderStatus, Side, diff_orders
 from hedgekit.engine.guard import DrawdownGuard
 from hedgekit.engine.lease import wall_ms
 from hedgekit.engine.live_state import LiveWallet
@@ -111,6 +112,7 @@ class RealWallets:
                 r.fire_timers(ts)
             venue.note_price(price)
             w.runner.deliver_stepped(venue.poll(ts), ts)
+            self._book_funding(w, venue, ts, now=False)
             r.price_moved(price, ts)
         except VenueUnavailable as err:
             w.unreconciled = True
@@ -124,6 +126,21 @@ class RealWallets:
         w.last_ts = ts
         w.seen = item.seq
         self._checkpoint(w, item.seq, ts, force=False)
+
+    def _book_funding(self, w: LiveWallet, venue: RealVenue, ts: int, *, now: bool) -> None:
+        """The funding the venue settled (once per hour, or ``now``), told to the strategy as
+        the simulated market tells it (``MarketWalker.apply_funding``)."""
+        for paid in venue.poll_funding(ts, now=now):
+            logger.info(f"{w.name}: funding {paid.amount:+,.4f} at {paid.ts} (rate {paid.rate:.6%})")
+            w.runner.deliver([FundingSettled(paid.ts, paid.amount, paid.rate)], ts)
+
+    @staticmethod
+    def _unprotected(w: LiveWallet, position: float) -> float:
+        """How much of ``position`` (signed) the wallet's working protective stops do not cover."""
+        closing = Side.SELL if position > 0 else Side.BUY
+        covered = sum(s.qty for s in w.runner.strategy.working.values()
+                      if s.kind in PROTECTIVE_KINDS and s.side is closing)  # fmt: skip
+        return max(abs(position) - covered, 0.0)
 
     def reconcile(self, w: LiveWallet) -> list[str]:
         """SPEC §7, at start and after a reconnect: intents never answered are looked up (never
@@ -145,6 +162,7 @@ class RealWallets:
             notes.append(f"order {cid} (journaled before a stop, unanswered) is at the venue: kept, not sent again")
         if w.started:
             w.runner.deliver_stepped(venue.poll(ts), ts)
+            self._book_funding(w, venue, ts, now=True)
             at_venue = venue.venue_open_orders()
             diff = diff_orders(r.strategy.desired_orders(), at_venue, r.strategy.instrument.lot_size)
             # Missing and never accepted by the venue (unknown, or sent without an answer); a
@@ -177,7 +195,14 @@ class RealWallets:
         elif not inst.is_zero_qty(acct.position - ours):
             diff_text = (f"the venue's position is {acct.position:+g} @ {acct.avg_price:,.2f}, the journal's "
                          f"{ours:+g} @ {venue.position.avg_price:,.2f} (difference {acct.position - ours:+g})")  # fmt: skip
-            if self.adopt:
+            uncovered = self._unprotected(w, acct.position)
+            if self.adopt and uncovered > inst.lot_size / 2:
+                # SPEC §4a: taking a position the wallet's stops do not cover would leave it bare.
+                w.halted = f"position mismatch: {diff_text}"
+                notes.append(f"HALTED, not adopted: {diff_text}; the wallet's protective stops cover "
+                             f"{abs(acct.position) - uncovered:g} of it, so adopting it would leave {uncovered:g} "
+                             "without a stop. Close that part by hand (or flatten the wallet), then run again")  # fmt: skip
+            elif self.adopt:
                 venue.position.qty, venue.position.avg_price = acct.position, acct.avg_price
                 notes.append(f"ADOPTED: {diff_text}")
             else:

@@ -38,6 +38,8 @@ Fault switches (each consumed when used, so a test states exactly what goes wron
 * ``hold_trades()`` / ``release_trades()``: trades booked in between are not listed by
   ``userTrades`` until released (a trade report that lags behind the order's status);
 * ``add_order(...)``: pre-load an order (an orphan from an earlier run, or a foreign one);
+* ``settle_funding(rate)``: a funding time: the position pays (or receives) ``position x price x
+  rate``, booked to the balance and listed by ``/fapi/v1/income`` as ``FUNDING_FEE``;
 * ``set_position(qty, avg)``: a position changed by hand.
 """
 
@@ -64,7 +66,7 @@ SYMBOL = "BTCUSDT"
 TICK, LOT, MIN_NOTIONAL = 0.1, 0.001, 5.0
 MAKER_FEE, TAKER_FEE = 0.0002, 0.0005
 
-_PUBLIC = {"/fapi/v1/exchangeInfo", "/fapi/v1/time", "/fapi/v1/ping", "/fapi/v1/ticker/24hr"}
+_PUBLIC = {"/fapi/v1/exchangeInfo", "/fapi/v1/time", "/fapi/v1/ping", "/fapi/v1/ticker/24hr", "/fapi/v1/fundingRate"}
 _PLACE = {("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/algoOrder")}
 
 
@@ -156,6 +158,8 @@ class BinanceUsdmStub:
         self.orders: dict[int, StubOrder] = {}  # plain orders by orderId
         self.algos: dict[int, StubOrder] = {}  # algo orders by algoId
         self.trades: list[dict[str, Any]] = []
+        self.incomes: list[dict[str, Any]] = []  # FUNDING_FEE rows, as /fapi/v1/income lists them
+        self.funding_rates: list[dict[str, Any]] = []  # public /fapi/v1/fundingRate rows
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, params) seen
         self.rejected_signatures = 0
         # faults
@@ -274,6 +278,23 @@ class BinanceUsdmStub:
     def release_trades(self) -> None:
         with self._lock:
             self._visible_trades = None
+
+    def settle_funding(self, rate: float) -> float:
+        """A funding time at the current price; returns the cash change (0 when flat: no row)."""
+        with self._lock:
+            now = _now()
+            self.funding_rates.append({"symbol": SYMBOL, "fundingRate": _s(rate), "fundingTime": now,
+                                       "markPrice": _s(self.price)})
+            if self.position == 0:
+                return 0.0
+            amount = round(-self.position * self.price * rate, 8)
+            self.balance += amount
+            self._next_trade += 1
+            self.incomes.append({
+                "symbol": SYMBOL, "incomeType": "FUNDING_FEE", "income": _s(amount), "asset": "USDT",
+                "info": "FUNDING_FEE", "time": now + 3, "tranId": self._next_trade, "tradeId": "",
+            })  # fmt: skip
+            return amount
 
     def set_position(self, qty: float, entry: float) -> None:
         with self._lock:
@@ -632,6 +653,17 @@ class BinanceUsdmStub:
             rows = [t for t in rows for _ in (0, 1)]
         return rows
 
+    def _income(self, p: dict[str, str]) -> Any:
+        rows = [r for r in self.incomes if p.get("incomeType") in (None, r["incomeType"])
+                and p.get("symbol") in (None, r["symbol"])
+                and r["time"] >= int(p.get("startTime", 0))]  # fmt: skip
+        return rows[: int(p.get("limit", "100"))]
+
+    def _funding_rate(self, p: dict[str, str]) -> Any:
+        rows = [r for r in self.funding_rates if r["fundingTime"] >= int(p.get("startTime", 0))
+                and r["fundingTime"] <= int(p.get("endTime", 2**62))]  # fmt: skip
+        return rows[: int(p.get("limit", "100"))]
+
     # -- matching -----------------------------------------------------------------------------
     def _trigger(self, algo: StubOrder) -> None:
         if self.reject_margin > 0 and not algo.reduce_only:
@@ -745,4 +777,6 @@ _ROUTES: dict[tuple[str, str], Callable[[BinanceUsdmStub, dict[str, str]], Any]]
     ("DELETE", "/fapi/v1/algoOrder"): BinanceUsdmStub._cancel_algo,
     ("GET", "/fapi/v1/openAlgoOrders"): BinanceUsdmStub._open_algos,
     ("GET", "/fapi/v1/userTrades"): BinanceUsdmStub._user_trades,
+    ("GET", "/fapi/v1/income"): BinanceUsdmStub._income,
+    ("GET", "/fapi/v1/fundingRate"): BinanceUsdmStub._funding_rate,
 }

@@ -23,7 +23,8 @@ out, the answer is lost), ``http_error`` (429 / 5xx, the request is not carried 
 now), plus ``preload_order`` (an orphan left from an earlier run) and ``manual_trade`` (the
 position changed by hand on the venue's web page). ``chaos(seed, p)`` makes any private request
 fail at random (429/502 before acting; 502 after acting or a lost answer for an action), and
-``duplicate_fills`` lists every fill twice.
+``duplicate_fills`` lists every fill twice. ``settle_funding(rate)`` is a funding time: every
+position pays or receives ``szi x price x rate``, listed by ``userFunding``.
 
 Stub simplifications (deliberate, documented): unlimited liquidity at the current price; a
 triggered market stop fills in full at its trigger (or the gap price) whatever its slippage
@@ -314,6 +315,7 @@ class StubAccount:
     leverage: int = 20
     is_cross: bool = True
     fills: list[dict[str, Any]] = field(default_factory=list)
+    funding: list[dict[str, Any]] = field(default_factory=list)  # userFunding rows, oldest first
 
 
 @dataclass
@@ -512,6 +514,24 @@ class HyperliquidStub:
             self.price = target
             return fills
 
+    def settle_funding(self, rate: float) -> dict[str, Decimal]:
+        """A funding time at the current price: each account with a position pays (or receives)
+        ``szi x price x rate``, booked to its USDC and listed by ``userFunding`` (the venue's
+        layout: a zero hash, the signed USDC change). Returns the change per account."""
+        with self._lock:
+            out: dict[str, Decimal] = {}
+            now = self._now()
+            for acct in self.accounts.values():
+                if acct.szi == 0:
+                    continue
+                usdc = (-acct.szi * self.price * d(rate)).quantize(Decimal("0.000001"))
+                acct.usdc += usdc
+                acct.funding.append({"time": now, "hash": "0x" + "0" * 64, "delta": {
+                    "type": "funding", "coin": COIN, "usdc": fmt(usdc), "szi": fmt(acct.szi),
+                    "fundingRate": fmt(d(rate)), "nSamples": None}})
+                out[acct.address] = usdc
+            return out
+
     def replay_bars(self, bars: Iterable[tuple[float, float, float, float]]) -> list[tuple[int, dict[str, Any]]]:
         """Drive the price through OHLC bars: a jump to each open (a gap), then open → low →
         high → close for a rising bar and open → high → low → close for a falling one.
@@ -626,6 +646,12 @@ class HyperliquidStub:
                 return 200, json.dumps({"status": "unknownOid"})
             return 200, json.dumps({"status": "order", "order": {
                 "order": order.frontend(), "status": order.status, "statusTimestamp": order.status_ts}})
+        if t == "userFunding":
+            acct = self.accounts.get(user)
+            start, end = int(req.get("startTime", 0)), req.get("endTime")
+            rows = [r for r in (acct.funding if acct else [])
+                    if r["time"] >= start and (end is None or r["time"] <= int(end))]  # fmt: skip
+            return 200, json.dumps(rows[:500])
         if t in ("userFills", "userFillsByTime"):
             acct = self.accounts.get(user)
             fills = list(acct.fills) if acct else []
@@ -927,7 +953,7 @@ class HyperliquidStub:
 
 # /info requests that read one user's account (chaos hits them; market data is left alone).
 _PRIVATE_INFO = frozenset({"clearinghouseState", "openOrders", "frontendOpenOrders", "orderStatus", "userFills",
-                           "userFillsByTime"})
+                           "userFillsByTime", "userFunding"})
 
 
 def _valid_price(px: Decimal) -> bool:
