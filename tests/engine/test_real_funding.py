@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from hedgekit.core.events import FundingSettled
-from hedgekit.engine.real import VENUE_URLS_ENV
+from hedgekit.engine.real import VENUE_URLS_ENV, make_venue
 from hedgekit.feeds.base import PricePoint
 from hedgekit.store.journal import Journal
 from tests.engine import test_real
@@ -139,3 +139,26 @@ def test_funding_settled_by_hyperliquid_is_booked_once_per_payment(tmp_path, mon
     finally:
         for s in venues.values():
             s.stop()
+
+
+@pytest.mark.parametrize("held", [0.0, 0.05], ids=["flat", "long"])
+def test_every_settlement_reaches_the_strategy_with_its_rate_and_only_payments_are_booked(tmp_path, binance, held):
+    """As the simulated market does: a settlement while flat is told with amount 0 and the
+    rate (a grid sizes its rungs by it); a settlement on a position is a payment, booked once."""
+    cfg = busy_config(tmp_path)
+    stub = binance["long"]
+    venue = make_venue(cfg, "long", network="testnet", sleep=lambda _s: None)
+    venue.prepare(leverage=1)
+    venue.note_price(stub.price)
+    if held:
+        stub.set_position(held, stub.price)
+    amount = stub.settle_funding(RATE)
+    events = venue.poll_funding(0, now=True)
+    assert [(e.amount, e.rate) for e in events] == [(pytest.approx(amount, abs=1e-9), pytest.approx(RATE))]
+    assert (amount != 0) == bool(held)
+    assert venue.funding_paid == pytest.approx(amount, abs=1e-9)
+    assert len(venue.funding_log) == (1 if held else 0)
+    if held:
+        paid = venue.funding_log[0]
+        assert paid.mark_price == pytest.approx(stub.price) and paid.rate == pytest.approx(RATE)
+    assert venue.poll_funding(0, now=True) == []  # each settlement once

@@ -12,7 +12,6 @@ from loguru import logger
 from hedgekit.alerts import Alerts
 from hedgekit.config import BacktestConfig
 from hedgekit.core.commands import Place
-from hedgekit.core.events import FundingSettled
 from hedgekit.core.orders import PROTECTIVE_KINDS, OrderSpec, OrderStatus, Side, diff_orders
 from hedgekit.engine.guard import DrawdownGuard
 from hedgekit.engine.lease import wall_ms
@@ -130,9 +129,10 @@ class RealWallets:
     def _book_funding(self, w: LiveWallet, venue: RealVenue, ts: int, *, now: bool) -> None:
         """The funding the venue settled (once per hour, or ``now``), told to the strategy as
         the simulated market tells it (``MarketWalker.apply_funding``)."""
-        for paid in venue.poll_funding(ts, now=now):
-            logger.info(f"{w.name}: funding {paid.amount:+,.4f} at {paid.ts} (rate {paid.rate:.6%})")
-            w.runner.deliver([FundingSettled(paid.ts, paid.amount, paid.rate)], ts)
+        for settled in venue.poll_funding(ts, now=now):
+            if settled.amount:
+                logger.info(f"{w.name}: funding {settled.amount:+,.4f} at {settled.ts} (rate {settled.rate:.6%})")
+            w.runner.deliver([settled], ts)
 
     @staticmethod
     def _unprotected(w: LiveWallet, position: float) -> float:

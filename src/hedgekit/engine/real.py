@@ -19,18 +19,15 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import ccxt
-
 from hedgekit.config import BacktestConfig
 from hedgekit.core.errors import HedgekitError
-from hedgekit.core.events import FundingPaid, OrderFilled, VenueEvent
+from hedgekit.core.events import OrderFilled, VenueEvent
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import Order, OrderSpec, OrderStatus, OrderTrigger, OrderType
 from hedgekit.core.position import Position
 from hedgekit.core.records import FillRecord
-from hedgekit.venues.ccxt_funding import FundingCursor, funding_paid
+from hedgekit.venues.ccxt_funding import VenueFunding
 from hedgekit.venues.ccxt_profile import Network, VenueCredentials, VenueProfile
-from hedgekit.venues.ccxt_rows import VenueFatal
 from hedgekit.venues.ccxt_venue import CcxtVenue
 
 # Test-only (not in the docs): JSON ``{"<wallet>" or "*": {<ccxt urls["api"] key>: url}}``
@@ -39,7 +36,6 @@ VENUE_URLS_ENV = "HEDGEKIT_VENUE_URLS"
 REAL_VENUES = ("binanceusdm", "hyperliquid")
 CONFIRM_WORD = "MAINNET"
 ENGINE_STATE_VERSION = 1
-FUNDING_PAGE = 100  # rows per funding-history request (Binance's default page)
 
 
 class MainnetRefused(HedgekitError):
@@ -151,17 +147,15 @@ def make_venue(
     return RealVenue(profile, exchange, cfg.instrument_model(), symbol=ccxt_symbol(cfg.instrument.symbol), **kwargs)
 
 
-class RealVenue(CcxtVenue):
+class RealVenue(VenueFunding, CcxtVenue):
     """The ccxt adapter with the book the live engine reads and journals, as the simulator
     keeps it: fees paid, funding (settled by the venue, read back by ``poll_funding``), cash
     and equity (the account's cash at the start, then our realized PnL, fees and funding)."""
 
     def __init__(self, profile: VenueProfile, exchange: Any, instrument: Instrument, **kwargs: Any) -> None:
         super().__init__(profile, exchange, instrument, **kwargs)
-        self.funding_log: list[FundingPaid] = []
+        self.init_funding()
         self.fees_paid = 0.0
-        self.funding_paid = 0.0
-        self.funding = FundingCursor(self._clock())  # payments before this run are not ours
         self.start_cash = 0.0
         # client id -> spec: journaled before a crash and found at the venue (``recover``)
         self.recovered: dict[str, OrderSpec] = {}
@@ -189,8 +183,7 @@ class RealVenue(CcxtVenue):
             "orders": dict(self._orders), "by_venue_id": dict(self._by_venue_id),
             "closing": dict(self._closing), "position": self.position, "realized": self.realized_pnl,
             "fees": self.fees_paid, "start_cash": self.start_cash, "last_price": self.last_price,
-            "recovered": dict(self.recovered), "funding": self.funding_paid,
-            "funding_cursor": self.funding.state(),
+            "recovered": dict(self.recovered), "funding": self.funding_state(),
         }
 
     def restore_engine_state(self, state: dict[str, Any]) -> None:
@@ -210,48 +203,7 @@ class RealVenue(CcxtVenue):
         self.start_cash = float(state["start_cash"])
         self.last_price = state["last_price"]
         self.recovered = dict(state.get("recovered", {}))
-        self.funding_paid = float(state.get("funding", 0.0))
-        if "funding_cursor" in state:  # a state from before funding was booked starts from now
-            self.funding.restore(state["funding_cursor"])
-
-    def poll_funding(self, ts: int, *, now: bool = False) -> list[FundingPaid]:
-        """Funding the venue settled since the last payment booked, each once, oldest first:
-        booked to cash and the funding total. Asked once per hour of ``ts`` (both venues
-        settle on the hour), or ``now``."""
-        if not (self.funding.due(ts) or now):
-            return []
-        out: list[FundingPaid] = []
-        while True:
-            try:
-                page = self._call("fetch funding", self.exchange.fetch_funding_history, self.symbol,
-                                  self.funding.since, FUNDING_PAGE) or []  # fmt: skip
-            except VenueFatal:
-                raise
-            except ccxt.BaseError as err:
-                raise self._fatal("fetch funding", err) from None
-            fresh = self.funding.fresh([r for r in page if r.get("symbol") in (None, self.symbol)])
-            for row in fresh:
-                paid = funding_paid(row, self._rate_at, self.last_price)
-                self.funding_paid += paid.amount
-                self.funding_log.append(paid)
-                out.append(paid)
-            if len(page) < FUNDING_PAGE or not fresh:
-                return out
-
-    def _rate_at(self, ts: int) -> tuple[float, float | None] | None:
-        """The funding rate (and mark price, when the venue lists it) settled within a minute
-        before ``ts``: Binance's income rows carry neither."""
-        try:
-            rows = self._call("fetch the funding rate", self.exchange.fetch_funding_rate_history, self.symbol,
-                              ts - 60_000, 10) or []  # fmt: skip
-        except ccxt.BaseError:
-            return None
-        near = [r for r in rows if r.get("fundingRate") is not None and abs(int(r["timestamp"]) - ts) <= 60_000]
-        if not near:
-            return None
-        best = min(near, key=lambda r: abs(int(r["timestamp"]) - ts))
-        mark = (best.get("info") or {}).get("markPrice")
-        return float(best["fundingRate"]), float(mark) if mark else None
+        self.restore_funding(state.get("funding"))
 
     # -- the port, REAL specifics ----------------------------------------------------------------
     def open_orders(self) -> list[Order]:

@@ -24,7 +24,8 @@ now), plus ``preload_order`` (an orphan left from an earlier run) and ``manual_t
 position changed by hand on the venue's web page). ``chaos(seed, p)`` makes any private request
 fail at random (429/502 before acting; 502 after acting or a lost answer for an action), and
 ``duplicate_fills`` lists every fill twice. ``settle_funding(rate)`` is a funding time: every
-position pays or receives ``szi x price x rate``, listed by ``userFunding``.
+position pays or receives ``szi x price x rate``, listed by ``userFunding`` (and the rate by the
+public ``fundingHistory``).
 
 Stub simplifications (deliberate, documented): unlimited liquidity at the current price; a
 triggered market stop fills in full at its trigger (or the gap price) whatever its slippage
@@ -349,6 +350,7 @@ class HyperliquidStub:
         self.orders: dict[int, StubOrder] = {}
         self.actions: list[RecordedAction] = []
         self.info_requests: list[dict[str, Any]] = []
+        self.funding_history: list[dict[str, Any]] = []  # public fundingHistory rows (settlements)
         self._nonces: set[tuple[str, int]] = set()
         self._next_oid = FIRST_OID
         self._next_tid = FIRST_TID
@@ -521,6 +523,7 @@ class HyperliquidStub:
         with self._lock:
             out: dict[str, Decimal] = {}
             now = self._now()
+            self.funding_history.append({"coin": COIN, "fundingRate": fmt(d(rate)), "premium": "0", "time": now})
             for acct in self.accounts.values():
                 if acct.szi == 0:
                     continue
@@ -646,6 +649,11 @@ class HyperliquidStub:
                 return 200, json.dumps({"status": "unknownOid"})
             return 200, json.dumps({"status": "order", "order": {
                 "order": order.frontend(), "status": order.status, "statusTimestamp": order.status_ts}})
+        if t == "fundingHistory":
+            start, end = int(req.get("startTime", 0)), req.get("endTime")
+            rows = [r for r in self.funding_history if r["coin"] == req.get("coin")
+                    and r["time"] >= start and (end is None or r["time"] <= int(end))]  # fmt: skip
+            return 200, json.dumps(rows[:500])
         if t == "userFunding":
             acct = self.accounts.get(user)
             start, end = int(req.get("startTime", 0)), req.get("endTime")
