@@ -58,10 +58,10 @@ def busy_config(tmp_path: Path, **venue: object) -> BacktestConfig:
     return load_config(path)
 
 
-def price_points(bars: int) -> list[PricePoint]:
+def price_points(bars: int, start: int = 0) -> list[PricePoint]:
     c = load_candles(bundled_path(BUNDLED_BTC_1M))
     path: list[tuple[int, float]] = []
-    for i in range(bars):
+    for i in range(start, start + bars):
         o, h, lo, cl = (float(x[i]) for x in (c.open, c.high, c.low, c.close))
         inner = (lo, h) if cl > o else (h, lo)
         for target in (o, *inner, cl):
@@ -420,7 +420,8 @@ def test_the_venue_unreachable_mid_input_is_reconciled_at_the_next_one(tmp_path,
     assert len(stubs["long"].trades) >= 5
 
 
-def grid_config(tmp_path: Path, venue: str, risk: dict[str, object] | None = None, **grid: object) -> BacktestConfig:
+def grid_config(tmp_path: Path, venue: str, risk: dict[str, object] | None = None, spot: object = None,
+                **grid: object) -> BacktestConfig:  # fmt: skip
     """The example grid hedge on ``venue``, narrow enough (σ 0.1 %) to trade on the path.
     Hyperliquid prices have at most 5 significant figures: tick 1 there."""
     data = yaml.safe_load(example_path("grid_hedge.yaml").read_text())
@@ -432,6 +433,8 @@ def grid_config(tmp_path: Path, venue: str, risk: dict[str, object] | None = Non
     data["venue"].update({"name": venue, "trigger_order": "fifo"})
     data["grid"].update({"volatility": 0.001, "rebalance_interval_seconds": 600, **grid})
     data["risk"].update({"rearm_after_seconds": 600, **(risk or {})})
+    if spot is not None:
+        data["spot_quantity"] = spot
     data = {k: v for k, v in data.items() if v is not None and k != "data"}
     data["grid"] = {k: v for k, v in data["grid"].items() if v is not None}
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(data))

@@ -12,12 +12,15 @@ own layout and error codes:
   (``/fapi/v1/algoOrder``, ``openAlgoOrders``: ccxt sends STOP_MARKET there with
   ``clientAlgoId`` and ``triggerPrice``); a triggered algo order becomes a MARKET order in the
   matching engine with its own ``orderId`` (``actualOrderId`` on the algo order);
+* the spot wallet (``GET /api/v3/account``, signed the same way; ``spot`` sets it) and daily
+  ``/fapi/v1/klines`` (``klines``, set by the test from real data; the last one follows the price);
 * the account: one-way netting of BTCUSDT, wallet balance, fees, realized PnL, leverage and
   margin type, position mode (``dual`` switches it to hedge mode), ``userTrades`` with ids.
 
 The market moves only when the test says so: ``move_to(price, gap=False)`` walks the price and
-fires the crossed stop orders in order along the way (at their trigger, or at ``price`` when
-``gap``). Market orders fill at the current price.
+fires the crossed stop orders and resting limits in order along the way (a stop at its trigger,
+or at ``price`` when ``gap``; a limit at its own price, as a maker). Market orders and marketable
+limits fill at the current price.
 
 Fault switches (each consumed when used, so a test states exactly what goes wrong):
 
@@ -169,6 +172,7 @@ class BinanceUsdmStub:
         # daily candles [open ms, o, h, l, c, volume] answered by /fapi/v1/klines (real data from the
         # test); the last one is the open candle and follows the price (``move_to``)
         self.klines: list[list[float]] = []
+        self.spot: dict[str, float] = {}  # the spot wallet (GET /api/v3/account): asset -> free coins
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, params) seen
         self.rejected_signatures = 0
         # faults
@@ -468,6 +472,19 @@ class BinanceUsdmStub:
         rows = rows[-int(p.get("limit", "500")):]
         return [[t, _s(o), _s(h), _s(lo), _s(c), _s(v), t + 86_399_999, _s(v * c), 1000, _s(v / 2), _s(v * c / 2), "0"]
                 for t, o, h, lo, c, v in rows]  # fmt: skip
+
+    def _spot_account(self, p: dict[str, str]) -> Any:
+        rows = [{"asset": a, "free": _s(q), "locked": "0.00000000"} for a, q in self.spot.items()]
+        if p.get("omitZeroBalances") == "true":
+            rows = [r for r in rows if float(r["free"]) or float(r["locked"])]
+        return {
+            "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0, "sellerCommission": 0,
+            "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000",
+                                "seller": "0.00000000"},
+            "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
+            "requireSelfTradePrevention": False, "preventSor": False, "updateTime": _now(),
+            "accountType": "SPOT", "balances": rows, "permissions": ["SPOT"], "uid": 354937868,
+        }  # fmt: skip
 
     def _time(self, p: dict[str, str]) -> Any:
         return {"serverTime": _now()}
@@ -774,6 +791,7 @@ _ROUTES: dict[tuple[str, str], Callable[[BinanceUsdmStub, dict[str, str]], Any]]
     ("GET", "/fapi/v1/exchangeInfo"): BinanceUsdmStub._exchange_info,
     ("GET", "/fapi/v1/time"): BinanceUsdmStub._time,
     ("GET", "/fapi/v1/klines"): BinanceUsdmStub._klines,
+    ("GET", "/api/v3/account"): BinanceUsdmStub._spot_account,
     ("GET", "/fapi/v3/account"): BinanceUsdmStub._account,
     ("GET", "/fapi/v2/account"): BinanceUsdmStub._account,
     ("GET", "/fapi/v3/positionRisk"): BinanceUsdmStub._position_risk,
