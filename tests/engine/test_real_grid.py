@@ -155,3 +155,40 @@ def test_the_config_takes_account_or_a_positive_number(tmp_path):
         grid_config(tmp_path, "binanceusdm", spot="acount")
 
 
+
+
+def test_recommendation_with_account_reads_the_spot_balance_and_sends_nothing(tmp_path, monkeypatch):
+    from hedgekit.cli import _spot_reader
+
+    cfg = grid_config(tmp_path, "binanceusdm", spot="account")
+    points = price_points(20, start=START)
+    with grid_stub("binanceusdm", points[0].price, "grid", monkeypatch) as stub:
+        load(stub, "binanceusdm", day_candles(START), 0.25)
+        printed: list[str] = []
+        engine = LiveEngine(cfg, mode="recommendation", journal=Journal.open(tmp_path / "r.db"),
+                            source="replay:x", printer=printed.append)  # fmt: skip
+        engine.spot_reader = _spot_reader(cfg, mainnet=False)
+        engine.open(0)
+        asyncio.run(engine.run(paper_feed(points)))
+        assert engine.wallets[0].runner.strategy.params.spot_quantity == 0.25  # type: ignore[attr-defined]
+        assert [p for m, p, _ in stub.requests if m != "GET"] == []  # read only
+        assert ("GET", "/api/v3/account") in {(m, p) for m, p, _ in stub.requests}
+        rungs = [line for line in printed if line.startswith("RECOMMEND place grid_sell SELL")]
+        assert len(rungs) >= 5 and all(" 0.050 BTC @ " in line for line in rungs), printed[:6]  # 0.25 / 5 levels
+
+
+def test_a_resumed_real_grid_does_not_read_the_account_again(tmp_path, monkeypatch):
+    """The quantity read at the start is in the wallet's checkpoint: a restart resumes with it,
+    even when the spot wallet has changed since (the position it hedges is still there)."""
+    cfg = grid_config(tmp_path, "binanceusdm", spot="account")
+    points = price_points(5, start=START)
+    with grid_stub("binanceusdm", points[0].price, "grid", monkeypatch) as stub:
+        load(stub, "binanceusdm", day_candles(START), 0.5)
+        journal = Journal.open(tmp_path / "real.db")
+        first = real_engine(cfg, journal)
+        asyncio.run(first.run(stub_feed(points[:3], {"grid": stub}, first.resume_after)))
+        stub.spot = {}
+        again = real_engine(cfg, journal)
+        assert again.run_id == first.run_id and again.resume_after >= 0
+        assert again.wallets[0].runner.strategy.params.spot_quantity == 0.5  # type: ignore[attr-defined]
+        again.release_lease()
