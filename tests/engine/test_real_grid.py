@@ -192,3 +192,34 @@ def test_a_resumed_real_grid_does_not_read_the_account_again(tmp_path, monkeypat
         assert again.run_id == first.run_id and again.resume_after >= 0
         assert again.wallets[0].runner.strategy.params.spot_quantity == 0.5  # type: ignore[attr-defined]
         again.release_lease()
+
+
+@pytest.mark.parametrize("venue", ["binanceusdm", "hyperliquid"])
+def test_a_rung_and_the_stop_crossed_in_one_input_follow_the_venue(tmp_path, monkeypatch, venue):
+    """The case PAPER and REAL cannot agree on (see the grid PAPER/REAL test): an input's move
+    fills a rung and then the stop laid for the hedge before it. REAL follows the venue: every
+    trade journaled once, the journal's position the venue's, and the stop covers it."""
+    from tests.engine.test_real import wallet_fills
+
+    cfg = grid_config(tmp_path, venue, {"stop_loss_pct": 0.001, "take_profit_pct": 0.0015})
+    points = price_points(150)
+    with grid_stub(venue, points[0].price, "grid", monkeypatch) as stub:
+        journal = Journal.open(tmp_path / "real.db")
+        real = real_engine(cfg, journal)
+        asyncio.run(real.run(stub_feed(points, {"grid": stub}, real.resume_after)))
+        if venue == "binanceusdm":
+            position, trades = stub.position, [str(t["id"]) for t in stub.trades]
+            stops = [o.qty for o in stub.algos.values() if o.open and o.side == "BUY" and o.reduce_only]
+        else:
+            from tests.venues.stubs.hyperliquid import MAIN_ADDRESS
+
+            acct = stub.account(MAIN_ADDRESS)
+            position, trades = float(acct.szi), [str(f["tid"]) for f in acct.fills]
+            stops = [float(o.sz) for o in stub.orders.values()
+                     if o.status == "open" and o.is_trigger and o.is_buy and o.reduce_only]  # fmt: skip
+    fills = wallet_fills(journal, real.run_id, "grid")
+    assert sum(1 for k, *_ in fills if k == "hedge_stop_loss") >= 2  # the coincidence happened
+    assert sorted(f.fill_id for f in journal.fills(real.run_id, "grid")) == sorted(trades)
+    status = next(s for s in journal.wallet_status(real.run_id) if s.wallet == "grid")
+    assert status.position == pytest.approx(position) and position < 0
+    assert sum(stops) >= -position - 1e-9

@@ -13,6 +13,10 @@ orders (``tpsl`` "sl"/"tp", ``isMarket``) and fires them from a scripted price p
 ``price`` when ``gap=True``; a resting limit fills at its limit. Positions, entry prices,
 realized PnL and fees are tracked per account; every fill gets a trade id (``tid``).
 
+A grid hedge's start reads ``spotClearinghouseState`` (an account's ``spot`` balances, set by
+the test) and ``candleSnapshot`` (daily ``candles`` set by the test from real data; the last one
+is the open candle and follows the price).
+
 Every request is recorded (``actions`` for ``/exchange``, ``info_requests`` for ``/info``), so
 a test can assert what was - and what was never - sent.
 
