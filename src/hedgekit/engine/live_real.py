@@ -143,10 +143,10 @@ class RealWallets:
         r = w.runner
         venue.note_price(price)
         venue.start_cash = venue.account().cash
+        self._seed_sigma(w, venue, ts)  # the older days first: the strategy keeps closes in time order
         if r.strategy.wants_history and w.history is not None:
             r.strategy.seed_history(*w.history.arrays())
             w.history = None
-        self._seed_sigma(w, venue, ts)
         line = r.strategy.describe(price)
         if line:
             logger.info(line)
