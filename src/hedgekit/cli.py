@@ -390,6 +390,7 @@ def run(
         )
         if chosen == "recommendation" and (account if account is not None else feed == "live"):
             _show_accounts(cfg, mainnet)  # before the lease: a prompt must not hold it idle
+            engine.spot_reader = _spot_reader(cfg, mainnet)  # a grid's spot_quantity: account
         engine.open(_now_ms())
         stream = _make_feed(cfg, feed, speed, engine.resume_after, stale_after, sandbox=network != "mainnet")
         asyncio.run(engine.run(stream))
@@ -435,6 +436,14 @@ def _show_accounts(cfg, mainnet: bool) -> None:
                 await reader.close()
 
     asyncio.run(read_all())
+
+
+def _spot_reader(cfg, mainnet: bool):
+    """Wallet -> (asset, coins on its spot wallet), read with the wallet's REAL credentials
+    (read-only: the venue is not prepared, nothing is set or placed)."""
+    from hedgekit.engine.real import make_venue
+
+    return lambda wallet: make_venue(cfg, wallet, network="mainnet" if mainnet else "testnet").spot_balance()
 
 
 def _make_feed(cfg, feed: str, speed: str, resume_after: int, stale_after: float, sandbox: bool = True):

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from hedgekit.core.errors import HedgekitError
+from hedgekit.core.errors import HedgekitError, ParameterError
 from hedgekit.core.instrument import ContractType, Instrument
 from hedgekit.core.unit_wallet import WINDOW
 from hedgekit.core.units import UnitMode, UnitSpec
@@ -138,7 +138,9 @@ class GridHedgeConfig(_Model):
 
     strategy: Literal["grid_hedge"]
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,12}$")] = "grid"
-    spot_quantity: PositiveFloat = Field(default=1.0, description="coins of spot held and hedged")
+    spot_quantity: PositiveFloat | Literal["account"] = Field(
+        default=1.0, description="coins of spot held and hedged; `account`: read from the exchange at start (REAL)"
+    )
     allocation: PositiveFloat | None = Field(
         default=None, description="USD margin of the futures account; default: the spot value at start"
     )
@@ -146,10 +148,22 @@ class GridHedgeConfig(_Model):
     grid: GridSettings = GridSettings()
     risk: RiskSettings = RiskSettings()
 
+    def spot_coins(self) -> float:
+        """The spot quantity as a number; ``account`` is resolved by the engine before (REAL,
+        RECOMMENDATION with --account), so here it is an error."""
+        if self.spot_quantity == "account":
+            raise ParameterError(
+                f"wallets ({self.name}).spot_quantity", "account",
+                "reads the spot balance from the exchange, which only a REAL run (or RECOMMENDATION "
+                "with --account) does; give the number of coins held on spot (e.g. 0.5) for a "
+                "backtest or a PAPER run",
+            )
+        return float(self.spot_quantity)
+
     def params(self, symbol: str) -> GridHedgeParams:
         """The strategy's parameters: the sections validated with this config, not again."""
         return GridHedgeParams(
-            symbol=symbol, spot_quantity=self.spot_quantity, wallet=self.name, grid=self.grid, risk=self.risk
+            symbol=symbol, spot_quantity=self.spot_coins(), wallet=self.name, grid=self.grid, risk=self.risk
         )
 
 
@@ -300,7 +314,7 @@ def _size_checks(i: int, w: Any, instrument: InstrumentConfig) -> None:
     name = f"wallets[{i}] ({w.name})"
     for field in ("allocation", "spot_quantity", "max_short_notional"):
         value = vars(w).get(field)  # not getattr: a model's missing attribute is slow to miss
-        if value is not None and value > MAX_USD:
+        if isinstance(value, int | float) and value > MAX_USD:
             raise ValueError(f"{name}.{field}={value:g} is above {MAX_USD:g}, more than any account holds "
                              "(and beyond the precision of the sums); use a real amount")
     if isinstance(w, UNIT_WALLETS) and instrument.min_notional > 0:

@@ -450,3 +450,46 @@ def test_no_key_appears_in_logs_or_errors(stub: BinanceUsdmStub) -> None:
     for secret in (API_KEY, SECRET, "a-wrong-secret-987654321"):
         assert secret not in text
     assert "signature=" not in text
+
+
+def grid_limit(seq: int, side: Side, qty: float, price: float, *, reduce_only: bool = False) -> OrderSpec:
+    kind = OrderKind.GRID_BUY if side is Side.BUY else OrderKind.GRID_SELL
+    return spec(seq, kind, side, OrderType.LIMIT, qty, price, reduce_only=reduce_only, unit=seq)
+
+
+def test_resting_limits_fill_at_their_own_price_as_makers_when_the_price_crosses_them(rig: Rig) -> None:
+    """Grid rungs: a sell limit above fills on the way up, a buy limit below on the way down,
+    in price order, at the limit (a maker, maker fee), a gap included; none fills before."""
+    s1, s2 = grid_limit(1, Side.SELL, 0.01, 60_100.0), grid_limit(2, Side.SELL, 0.01, 60_200.0)
+    b1 = grid_limit(3, Side.BUY, 0.02, 59_800.0, reduce_only=True)
+    for s in (s2, s1):
+        assert rig.venue.submit(s, ts=1) == []  # resting: no fill at 60,000
+    rig.stub.move_to(60_099.9)
+    assert rig.venue.poll(ts=2) == []
+    rig.stub.move_to(60_500.0, gap=True)  # jumps over both: each fills at its own price, lower first
+    fills = fills_of(rig.venue.poll(ts=3))
+    assert [(f.client_id, f.qty, f.price) for f in fills] == [(s1.client_id, 0.01, 60_100.0), (s2.client_id, 0.01, 60_200.0)]
+    assert fills[0].fee == pytest.approx(0.01 * 60_100 * 0.0002)
+    assert all(t["maker"] for t in rig.stub.trades)
+    rig.venue.submit(b1, ts=4)
+    rig.stub.partial_next = 0.5
+    rig.stub.move_to(59_700.0)  # half of the buy fills at 59,800 ...
+    [first] = fills_of(rig.venue.poll(ts=5))
+    assert (first.qty, first.price, first.leaves_qty) == (0.01, 59_800.0, 0.01)
+    rig.stub.move_to(59_750.0)  # ... the rest before the next move, still at its limit
+    [second] = fills_of(rig.venue.poll(ts=6))
+    assert (second.qty, second.price, second.leaves_qty) == (0.01, 59_800.0, 0.0)
+    assert rig.venue.account().position == 0
+
+
+def test_a_limit_is_margin_checked_when_placed_and_needs_a_time_in_force(rig: Rig) -> None:
+    rig.stub.balance = 100.0  # 5x: 500 USD of notional
+    [refused] = rig.venue.submit(grid_limit(1, Side.SELL, 0.02, 60_100.0), ts=1)
+    assert isinstance(refused, OrderRejected) and refused.reason.startswith("insufficient margin")
+    import time
+
+    query = (f"symbol=BTCUSDT&side=SELL&type=LIMIT&quantity=0.001&price=60100&timestamp={int(time.time() * 1000)}"
+             "&recvWindow=5000")  # fmt: skip
+    answer = requests.post(f"{rig.stub.url}/fapi/v1/order", data=f"{query}&signature={sign(query)}",
+                           headers={"X-MBX-APIKEY": API_KEY}, timeout=5)  # fmt: skip
+    assert answer.json()["code"] == -1102 and "timeInForce" in answer.json()["msg"]

@@ -94,7 +94,7 @@ from hedgekit.engine.live_state import (  # noqa: F401 - re-exported for tests
 )
 from hedgekit.engine.real import RealVenue
 from hedgekit.engine.runner import WalletRunner
-from hedgekit.engine.session import Warmup, build_strategy, drawdown_limits, sim_config, warmup_of
+from hedgekit.engine.session import Warmup, drawdown_limits, sim_config, warmup_of
 from hedgekit.engine.walker import MarketWalker
 from hedgekit.feeds.base import Bar, FeedStatus, FeedStatusChange, PricePoint
 from hedgekit.logs import fill_line, order_line
@@ -154,7 +154,7 @@ class LiveEngine(RealWallets):
         self.data_time = source.startswith(("replay:", "stdin"))
         self.run_id = 0
         self.wallets: list[LiveWallet] = []
-        self.warmup: Warmup = warmup_of(cfg)
+        self.warmup: Warmup = warmup_of(cfg, venue_history=mode == "real")
         self._stop = asyncio.Event()
         self.lease_timeout_s = lease_timeout_s()
         self.holder = f"{os.getpid()}@{socket.gethostname()}"
@@ -300,9 +300,9 @@ class LiveEngine(RealWallets):
         self.run_id = run_id
         instrument = self.cfg.instrument_model()
         for i, wc in enumerate(self.cfg.wallets):
-            strategy = build_strategy(wc, instrument, self.cfg.venue.max_leverage)
-            j.ensure_wallet(run_id, wc.name, strategy.name)
             checkpoint = j.load_checkpoint(run_id, wc.name) if resumed else None
+            strategy = self._strategy_for(wc, instrument, fresh=checkpoint is None)  # REAL: reads the account
+            j.ensure_wallet(run_id, wc.name, strategy.name)
             if checkpoint is not None:
                 cursor, blob = checkpoint
                 try:

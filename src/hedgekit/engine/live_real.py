@@ -4,20 +4,26 @@ with the venue (SPEC §7) and a flatten verified against it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import numpy as np
 from loguru import logger
 
 from hedgekit.alerts import Alerts
-from hedgekit.config import BacktestConfig
+from hedgekit.config import BacktestConfig, GridHedgeConfig, WalletConfig
 from hedgekit.core.commands import Place
+from hedgekit.core.errors import ParameterError
+from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import PROTECTIVE_KINDS, OrderSpec, OrderStatus, Side, diff_orders
+from hedgekit.core.strategy import Strategy
+from hedgekit.core.volatility import daily_volatility
 from hedgekit.engine.guard import DrawdownGuard
 from hedgekit.engine.lease import wall_ms
 from hedgekit.engine.live_state import LiveWallet
 from hedgekit.engine.real import RealVenue
-from hedgekit.engine.session import drawdown_limits
+from hedgekit.engine.session import build_strategy, drawdown_limits
 from hedgekit.feeds.base import Bar, PricePoint
 from hedgekit.store.journal import Journal, RequestOutcome
 from hedgekit.venues.ccxt_venue import VenueUnavailable
@@ -31,6 +37,8 @@ class RealWallets:
     alerts: Alerts
     data_time: bool
     venue_factory: Callable[[str], RealVenue] | None
+    # RECOMMENDATION with --account: wallet -> (base asset, spot coins) read from the exchange
+    spot_reader: Callable[[str], tuple[str, float]] | None = None
 
     if TYPE_CHECKING:
         def _checkpoint(self, w: LiveWallet, cursor: int, ts: int, *, force: bool,
@@ -63,10 +71,68 @@ class RealWallets:
         closed = "" if inst.is_zero_qty(qty) else f"; closed {qty:+g} at market ({venue.last_price or 0:,.2f})"
         return f"flattened {w.name}: cancelled {cancelled} order(s){closed}; venue position now {left:g}"
 
+    @property
+    def _stash(self) -> dict[str, RealVenue]:
+        """Venues made to read the account, until their wallet takes them (per engine)."""
+        return self.__dict__.setdefault("_stashed_venues", {})
+
+    def _strategy_for(self, wc: WalletConfig, instrument: Instrument, *, fresh: bool) -> Strategy:
+        """The wallet's strategy. A grid hedge with ``spot_quantity: account`` gets the spot
+        balance read now from the exchange (REAL: its venue; RECOMMENDATION: ``spot_reader``,
+        with --account); elsewhere ``account`` is an error naming the field (``spot_coins``).
+        Not ``fresh`` (resumed from a checkpoint): the snapshot holds the strategy with the
+        quantity read at its start, and this instance only names its type, so nothing is read."""
+        if isinstance(wc, GridHedgeConfig) and wc.spot_quantity == "account":
+            if not fresh:
+                wc = wc.model_copy(update={"spot_quantity": 1.0})  # never started: only its type is used
+            elif self.venue_factory is not None or self.spot_reader is not None:
+                if self.venue_factory is not None:
+                    venue = self._stash[wc.name] = self._real_venue(wc.name, wc.leverage, None)
+                    asset, qty = venue.spot_balance()
+                else:
+                    assert self.spot_reader is not None
+                    asset, qty = self.spot_reader(wc.name)
+                if not qty > 0:
+                    raise ParameterError(
+                        f"wallets ({wc.name}).spot_quantity", "account",
+                        f"the {self.cfg.venue.name} account of wallet {wc.name} holds no {asset} on spot "
+                        f"(read {qty:g}): there is nothing to hedge. Buy or transfer {asset} to the spot "
+                        "wallet, or give the quantity to hedge as a number",
+                    )
+                logger.info(f"{wc.name}: spot_quantity: account -> {qty:g} {asset} on the {self.cfg.venue.name} spot wallet")
+                wc = wc.model_copy(update={"spot_quantity": qty})
+        return build_strategy(wc, instrument, self.cfg.venue.max_leverage)
+
+    def _seed_sigma(self, w: LiveWallet, venue: RealVenue, ts: int) -> None:
+        """REAL, a grid hedge without ``grid.volatility``: its σ history is the venue's last
+        ``grid.volatility_lookback_days + 1`` daily candles up to now (the open one included),
+        handed to the strategy as the backtest hands it the warm-up (``seed_history``)."""
+        wc = self.cfg.wallets[w.index]
+        if not (isinstance(wc, GridHedgeConfig) and wc.grid.volatility is None):
+            return
+        days = wc.grid.volatility_lookback_days
+        rows = venue.daily_candles(days + 1, ts)
+        if len(rows) < days + 1:
+            raise ParameterError(
+                f"wallets ({wc.name}).grid.volatility", None,
+                f"not set, and {self.cfg.venue.name} answered {len(rows)} daily candle(s) of {venue.symbol} "
+                f"where grid.volatility_lookback_days={days} needs {days + 1}: set grid.volatility "
+                "(a daily σ: 0.02 = 2 % a day) or a shorter grid.volatility_lookback_days",
+            )
+        t = np.array([r[0] for r in rows], dtype=np.int64)
+        close = np.array([r[4] for r in rows], dtype=float)
+        sigma = daily_volatility(t, close, days)
+        first, last = (time.strftime("%Y-%m-%d", time.gmtime(x / 1000)) for x in (t[0], t[-1]))
+        logger.info(f"{w.name}: σ {sigma:.6f} (daily) from {len(rows)} daily candles of {venue.symbol} on "
+                    f"{self.cfg.venue.name}, {first} to {last} (closes {close[0]:,.2f} to {close[-1]:,.2f})")  # fmt: skip
+        w.runner.strategy.seed_history(t, close)
+
     def _real_venue(self, wallet: str, leverage: float, state: dict | None) -> RealVenue:
         """The wallet's ccxt venue, prepared (markets, account checks, leverage), with the
-        state of the last checkpoint restored."""
+        state of the last checkpoint restored (one made for reading the account is reused)."""
         assert self.venue_factory is not None
+        if state is None and wallet in self._stash:
+            return self._stash.pop(wallet)
         venue = self.venue_factory(wallet)
         venue.prepare(leverage=leverage)
         if state is not None:
@@ -77,6 +143,7 @@ class RealWallets:
         r = w.runner
         venue.note_price(price)
         venue.start_cash = venue.account().cash
+        self._seed_sigma(w, venue, ts)  # the older days first: the strategy keeps closes in time order
         if r.strategy.wants_history and w.history is not None:
             r.strategy.seed_history(*w.history.arrays())
             w.history = None

@@ -62,7 +62,7 @@ def resolve_data_path(
 def wallet_allocation(w, first_price: float) -> float:
     """USD margin of a wallet; a grid hedge defaults to the spot value at the first price."""
     if isinstance(w, GridHedgeConfig) and w.allocation is None:
-        return w.spot_quantity * first_price
+        return w.spot_coins() * first_price
     return float(w.allocation)
 
 
@@ -280,9 +280,10 @@ class Warmup:
         return cut
 
 
-def warmup_of(cfg: BacktestConfig) -> Warmup:
-    """The config's warm-up (``Warmup()``, falsy, when no wallet needs one)."""
-    days = [registry.for_wallet(w).warmup_days(w) for w in cfg.wallets]
+def warmup_of(cfg: BacktestConfig, *, venue_history: bool = False) -> Warmup:
+    """The config's warm-up (``Warmup()``, falsy, when no wallet needs one). ``venue_history``
+    (REAL): a grid's σ comes from the venue's daily candles at its start, no warm-up days."""
+    days = [0 if venue_history else registry.for_wallet(w).warmup_days(w) for w in cfg.wallets]
     return Warmup(bars=atr_warmup_bars(cfg), days=max(days, default=0))
 
 

@@ -146,6 +146,23 @@ class BinanceUsdmProfile:
             raise
         exchange.set_leverage(int(leverage), symbol)
 
+    def spot_balance(self, exchange: Any, base: str) -> float:
+        """Binance keeps spot in another wallet, behind the spot API (``GET /api/v3/account``,
+        signed with the same key; it needs the key's "reading" permission): a ``ccxt.binance``
+        client on the futures client's hosts (demo trading, mainnet, or a test's stub)."""
+        import ccxt
+
+        spot = ccxt.binance({
+            "apiKey": exchange.apiKey, "secret": exchange.secret, "enableRateLimit": exchange.enableRateLimit,
+            "options": {"fetchCurrencies": False, "timeDifference": exchange.options.get("timeDifference", 0)},
+        })  # fmt: skip
+        spot.urls["api"] = {**spot.urls["api"], **exchange.urls["api"]}
+        answer = spot.private_get_account({"omitZeroBalances": "true"})
+        for row in answer.get("balances", []):
+            if row.get("asset") == base:
+                return float(row.get("free") or 0) + float(row.get("locked") or 0)
+        return 0.0
+
 
 if TYPE_CHECKING:
     _PROFILE: type[VenueProfile] = BinanceUsdmProfile  # mypy checks that it implements the protocol

@@ -280,6 +280,12 @@ class HyperliquidProfile:
         except ccxt.BaseError as e:  # the venue said no: one clear refusal
             raise HyperliquidError(_leverage_refusal(str(e), symbol, int(leverage))) from None
 
+    def spot_balance(self, exchange: Any, base: str) -> float:
+        """The spot wallet's ``spotClearinghouseState`` (ccxt ``fetch_balance({'type': 'spot'})``);
+        ccxt names Hyperliquid's bridged tokens by their coin (UBTC is BTC)."""
+        balance = exchange.fetch_balance({"type": "spot"})
+        return float((balance.get(base) or {}).get("total") or 0.0)
+
 
 def _leverage_refusal(text: str, symbol: str, leverage: int) -> str:
     if "User or API Wallet" in text and "does not exist" in text:

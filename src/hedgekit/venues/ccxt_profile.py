@@ -99,3 +99,8 @@ class VenueProfile(Protocol):
         """Check and set the account before trading (refuse hedge/dual-side mode, set
         leverage and margin type). Raises ``HedgekitError`` naming what is wrong."""
         ...
+
+    def spot_balance(self, exchange: Any, base: str) -> float:
+        """Coins of ``base`` on the account's spot wallet (total: held in orders included), for
+        a grid hedge's ``spot_quantity: account``."""
+        ...

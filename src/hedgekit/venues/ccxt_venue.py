@@ -128,6 +128,21 @@ class CcxtVenue:
         self._call("prepare the account", self.profile.prepare_account, self.exchange, self.symbol,
                    leverage=leverage)  # fmt: skip
 
+    # -- what a grid hedge reads at its start (SPEC §5) ---------------------------------------
+    def spot_balance(self) -> tuple[str, float]:
+        """(base asset, coins of it on the account's spot wallet, held in orders included)."""
+        if not getattr(self.exchange, "markets", None):
+            self._call("load markets", self.exchange.load_markets)
+        base = str(self.exchange.market(self.symbol)["base"])
+        return base, float(self._call("read the spot balance", self.profile.spot_balance, self.exchange, base))
+
+    def daily_candles(self, count: int, until_ms: int) -> list[list[float]]:
+        """The last ``count`` daily candles ``[open ms, o, h, l, c, v]`` up to ``until_ms`` (the
+        day's open candle included, its close the last price), oldest first."""
+        rows = self._call("fetch daily candles", self.exchange.fetch_ohlcv, self.symbol, "1d", None, count,
+                          {"until": until_ms})  # fmt: skip
+        return [[float(x) for x in r[:6]] for r in rows if r[0] <= until_ms][-count:]
+
     def note_price(self, price: float) -> None:
         """The latest market price (from the feed): quoted in margin refusals."""
         self.last_price = price

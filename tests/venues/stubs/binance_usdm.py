@@ -12,12 +12,15 @@ own layout and error codes:
   (``/fapi/v1/algoOrder``, ``openAlgoOrders``: ccxt sends STOP_MARKET there with
   ``clientAlgoId`` and ``triggerPrice``); a triggered algo order becomes a MARKET order in the
   matching engine with its own ``orderId`` (``actualOrderId`` on the algo order);
+* the spot wallet (``GET /api/v3/account``, signed the same way; ``spot`` sets it) and daily
+  ``/fapi/v1/klines`` (``klines``, set by the test from real data; the last one follows the price);
 * the account: one-way netting of BTCUSDT, wallet balance, fees, realized PnL, leverage and
   margin type, position mode (``dual`` switches it to hedge mode), ``userTrades`` with ids.
 
 The market moves only when the test says so: ``move_to(price, gap=False)`` walks the price and
-fires the crossed stop orders in order along the way (at their trigger, or at ``price`` when
-``gap``). Market orders fill at the current price.
+fires the crossed stop orders and resting limits in order along the way (a stop at its trigger,
+or at ``price`` when ``gap``; a limit at its own price, as a maker). Market orders and marketable
+limits fill at the current price.
 
 Fault switches (each consumed when used, so a test states exactly what goes wrong):
 
@@ -66,7 +69,8 @@ SYMBOL = "BTCUSDT"
 TICK, LOT, MIN_NOTIONAL = 0.1, 0.001, 5.0
 MAKER_FEE, TAKER_FEE = 0.0002, 0.0005
 
-_PUBLIC = {"/fapi/v1/exchangeInfo", "/fapi/v1/time", "/fapi/v1/ping", "/fapi/v1/ticker/24hr", "/fapi/v1/fundingRate"}
+_PUBLIC = {"/fapi/v1/exchangeInfo", "/fapi/v1/time", "/fapi/v1/ping", "/fapi/v1/ticker/24hr", "/fapi/v1/fundingRate",
+           "/fapi/v1/klines"}
 _PLACE = {("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/algoOrder")}
 
 
@@ -104,13 +108,23 @@ class StubOrder:
     def open(self) -> bool:
         return self.status in ("NEW", "PARTIALLY_FILLED")
 
+    @property
+    def level(self) -> float:
+        """Where it fires: a stop's trigger, a limit's price."""
+        return self.trigger if self.algo else self.price
+
+    @property
+    def fires_up(self) -> bool:
+        """A buy stop and a sell limit fire on a rise; a sell stop and a buy limit on a fall."""
+        return (self.side == "BUY") == self.algo
+
     def plain_json(self) -> dict[str, Any]:
         avg = self.cum_quote / self.executed if self.executed else 0.0
         return {
             "orderId": self.order_id, "symbol": SYMBOL, "status": self.status,
             "clientOrderId": self.client_id, "price": _s(self.price), "avgPrice": _s(avg),
             "origQty": _s(self.qty), "executedQty": _s(self.executed), "cumQty": _s(self.executed),
-            "cumQuote": _s(self.cum_quote), "timeInForce": "GTC" if self.type == "LIMIT" else "GTC",
+            "cumQuote": _s(self.cum_quote), "timeInForce": self.extra.get("tif") or "GTC",
             "type": self.type, "reduceOnly": self.reduce_only, "closePosition": False,
             "side": self.side, "positionSide": "BOTH", "stopPrice": _s(self.trigger),
             "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": self.type,
@@ -160,6 +174,10 @@ class BinanceUsdmStub:
         self.trades: list[dict[str, Any]] = []
         self.incomes: list[dict[str, Any]] = []  # FUNDING_FEE rows, as /fapi/v1/income lists them
         self.funding_rates: list[dict[str, Any]] = []  # public /fapi/v1/fundingRate rows
+        # daily candles [open ms, o, h, l, c, volume] answered by /fapi/v1/klines (real data from the
+        # test); the last one is the open candle and follows the price (``move_to``)
+        self.klines: list[list[float]] = []
+        self.spot: dict[str, float] = {}  # the spot wallet (GET /api/v3/account): asset -> free coins
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, params) seen
         self.rejected_signatures = 0
         # faults
@@ -309,25 +327,33 @@ class BinanceUsdmStub:
             return [o for o in [*self.orders.values(), *self.algos.values()] if o.client_id == client_id]
 
     def move_to(self, price: float, *, gap: bool = False) -> None:
-        """Walk the market to ``price``, firing crossed stops in order along the way."""
+        """Walk the market to ``price``: the stops and resting limits it crosses fire in price
+        order along the way (ties: the older order first). A stop fills at its trigger (at
+        ``price`` when ``gap``); a resting limit fills in full at its own price as a maker, on
+        a gap too (the book held it: the market cannot pass it without trading it)."""
         with self._lock:
             self._resume_partials()
             start = self.price
             up = price > start
             while True:
                 crossed = [
-                    o for o in self.algos.values()
-                    if o.status == "NEW" and (
-                        (o.side == "BUY" and start <= o.trigger <= price) if up
-                        else (o.side == "SELL" and price <= o.trigger <= start)
+                    o for o in [*self.algos.values(), *self.orders.values()]
+                    if o.status == "NEW" and o.type in ("STOP_MARKET", "LIMIT") and (
+                        (start <= o.level <= price and o.fires_up) if up
+                        else (price <= o.level <= start and not o.fires_up)
                     )
                 ]  # fmt: skip
                 if not crossed:
                     break
-                o = min(crossed, key=lambda x: (x.trigger if up else -x.trigger, x.order_id))
-                self.price = price if gap else o.trigger
-                self._trigger(o)
+                o = min(crossed, key=lambda x: (x.level if up else -x.level, x.order_id))
+                if o.algo:
+                    self.price = price if gap else o.trigger
+                    self._trigger(o)
+                else:
+                    self.price = o.price
+                    self._fill(o, o.price, maker=True)
             self.price = price
+            self._track_kline()
 
     # -- HTTP ---------------------------------------------------------------------------------
     def _answer(self, h: BaseHTTPRequestHandler, method: str, path: str, query: str, body: str) -> None:
@@ -452,6 +478,36 @@ class BinanceUsdmStub:
             }],
         }  # fmt: skip
 
+    def _track_kline(self) -> None:
+        """The last kline is the open one: its close is the last price, as on the venue."""
+        if self.klines:
+            k = self.klines[-1]
+            k[2], k[3], k[4] = max(k[2], self.price), min(k[3], self.price), self.price
+
+    def _klines(self, p: dict[str, str]) -> Any:
+        if p.get("symbol") != SYMBOL:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        if p.get("interval") != "1d":
+            raise BinanceError(400, -1120, "Invalid interval.")  # the stub serves daily candles only
+        rows = [k for k in self.klines if k[0] <= int(p.get("endTime", str(2**62)))]
+        rows = [k for k in rows if k[0] >= int(p.get("startTime", "0"))]
+        rows = rows[-int(p.get("limit", "500")):]
+        return [[t, _s(o), _s(h), _s(lo), _s(c), _s(v), t + 86_399_999, _s(v * c), 1000, _s(v / 2), _s(v * c / 2), "0"]
+                for t, o, h, lo, c, v in rows]  # fmt: skip
+
+    def _spot_account(self, p: dict[str, str]) -> Any:
+        rows = [{"asset": a, "free": _s(q), "locked": "0.00000000"} for a, q in self.spot.items()]
+        if p.get("omitZeroBalances") == "true":
+            rows = [r for r in rows if float(r["free"]) or float(r["locked"])]
+        return {
+            "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0, "sellerCommission": 0,
+            "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000",
+                                "seller": "0.00000000"},
+            "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
+            "requireSelfTradePrevention": False, "preventSor": False, "updateTime": _now(),
+            "accountType": "SPOT", "balances": rows, "permissions": ["SPOT"], "uid": 354937868,
+        }  # fmt: skip
+
     def _time(self, p: dict[str, str]) -> Any:
         return {"serverTime": _now()}
 
@@ -555,6 +611,12 @@ class BinanceUsdmStub:
         price = float(p.get("price", "0"))
         if type_ == "LIMIT" and (price <= 0 or not _on_grid(price, TICK)):
             raise BinanceError(400, -4014, "Price not increased by tick size.")
+        tif = p.get("timeInForce")
+        marketable = (side == "BUY" and price >= self.price) or (side == "SELL" and price <= self.price)
+        if type_ == "LIMIT" and tif not in ("GTC", "GTX"):  # the stub keeps no IOC/FOK/GTD
+            raise BinanceError(400, -1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.")
+        if type_ == "LIMIT" and tif == "GTX" and marketable:
+            raise BinanceError(400, -5022, "Due to the order could not be executed as maker, the Post Only order will be rejected. The order will not be recorded in the order history")
         ref = price if type_ == "LIMIT" else self.price
         if not reduce_only and qty * ref < MIN_NOTIONAL:
             raise BinanceError(400, -4164, "Order's notional must be no smaller than 5 (unless you choose reduce only).")
@@ -562,8 +624,9 @@ class BinanceUsdmStub:
         if not reduce_only:
             self._margin_check(o, self.price if type_ == "MARKET" else price)
         self.orders[o.order_id] = o
-        if type_ == "MARKET" or (side == "BUY" and price >= self.price) or (side == "SELL" and price <= self.price):
-            self._fill(o, self.price, maker=False)
+        o.extra["tif"] = tif or ""
+        if type_ == "MARKET" or marketable:
+            self._fill(o, self.price, maker=False)  # a marketable limit takes at the market (never beyond it)
         return o.plain_json()
 
     def _place_algo(self, p: dict[str, str]) -> Any:
@@ -760,6 +823,8 @@ def _on_grid(value: float, step: float) -> bool:
 _ROUTES: dict[tuple[str, str], Callable[[BinanceUsdmStub, dict[str, str]], Any]] = {
     ("GET", "/fapi/v1/exchangeInfo"): BinanceUsdmStub._exchange_info,
     ("GET", "/fapi/v1/time"): BinanceUsdmStub._time,
+    ("GET", "/fapi/v1/klines"): BinanceUsdmStub._klines,
+    ("GET", "/api/v3/account"): BinanceUsdmStub._spot_account,
     ("GET", "/fapi/v3/account"): BinanceUsdmStub._account,
     ("GET", "/fapi/v2/account"): BinanceUsdmStub._account,
     ("GET", "/fapi/v3/positionRisk"): BinanceUsdmStub._position_risk,

@@ -13,6 +13,10 @@ orders (``tpsl`` "sl"/"tp", ``isMarket``) and fires them from a scripted price p
 ``price`` when ``gap=True``; a resting limit fills at its limit. Positions, entry prices,
 realized PnL and fees are tracked per account; every fill gets a trade id (``tid``).
 
+A grid hedge's start reads ``spotClearinghouseState`` (an account's ``spot`` balances, set by
+the test) and ``candleSnapshot`` (daily ``candles`` set by the test from real data; the last one
+is the open candle and follows the price).
+
 Every request is recorded (``actions`` for ``/exchange``, ``info_requests`` for ``/info``), so
 a test can assert what was - and what was never - sent.
 
@@ -317,6 +321,7 @@ class StubAccount:
     is_cross: bool = True
     fills: list[dict[str, Any]] = field(default_factory=list)
     funding: list[dict[str, Any]] = field(default_factory=list)  # userFunding rows, oldest first
+    spot: dict[str, Decimal] = field(default_factory=dict)  # spot wallet: token (e.g. UBTC) -> total
 
 
 @dataclass
@@ -362,6 +367,9 @@ class HyperliquidStub:
         self._http_errors: list[tuple[int, str, str | None, bool]] = []
         self._reject_margin = 0
         self._partial_market: list[Decimal] = []
+        # daily candles [open ms, o, h, l, c, v] for candleSnapshot (real data from the test);
+        # the last one is the open candle: it follows the price (move_to)
+        self.candles: list[list[Any]] = []
         self._split_fill: list[int] = []
         # How a placed trigger order is acknowledged: {"resting": {"oid"}} or the bare string
         # "waitingForTrigger" (ccxt knows both; the adapter must look such an order up by cloid).
@@ -514,6 +522,9 @@ class HyperliquidStub:
                 self.price = target if gap else level
                 fills += self._fire(order, exec_px)
             self.price = target
+            if self.candles:
+                k = self.candles[-1]
+                k[2], k[3], k[4] = max(k[2], float(target)), min(k[3], float(target)), float(target)
             return fills
 
     def settle_funding(self, rate: float) -> dict[str, Decimal]:
@@ -638,7 +649,20 @@ class HyperliquidStub:
         if t == "clearinghouseState":
             return 200, json.dumps(self._clearinghouse(user))
         if t == "spotClearinghouseState":
-            return 200, json.dumps({"balances": []})
+            acct = self.accounts.get(user)
+            held = acct.spot if acct else {}
+            return 200, json.dumps({"balances": [
+                {"coin": c, "token": i + 1, "hold": "0.0", "total": fmt(q), "entryNtl": "0.0"}
+                for i, (c, q) in enumerate(held.items())]})  # fmt: skip
+        if t == "candleSnapshot":
+            r = req.get("req") or {}
+            if r.get("coin") != COIN or r.get("interval") != "1d":
+                return 500, "null"  # the stub serves BTC daily candles only
+            start, end = int(r.get("startTime", 0)), int(r.get("endTime", 2**62))
+            return 200, json.dumps([
+                {"t": t0, "T": t0 + 86_399_999, "s": COIN, "i": "1d", "o": fmt(d(o)), "c": fmt(d(c)),
+                 "h": fmt(d(h)), "l": fmt(d(lo)), "v": fmt(d(v)), "n": 1000}
+                for t0, o, h, lo, c, v in self.candles if start <= t0 <= end])  # fmt: skip
         if t in ("openOrders", "frontendOpenOrders"):
             mine = [o for o in self.orders.values() if o.user == user and o.status == "open"]
             mine.sort(key=lambda o: -o.oid)  # newest first, as the venue lists them
