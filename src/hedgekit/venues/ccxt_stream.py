@@ -62,6 +62,7 @@ class UserStream:
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._closing = False
 
     # -- life cycle -------------------------------------------------------------------------
     @property
@@ -80,6 +81,7 @@ class UserStream:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
+        self._closing = True
         if loop.is_running():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._cancel)
@@ -162,6 +164,8 @@ class UserStream:
         self._wake()
 
     def _lost(self, err: Any) -> None:
+        if self._closing:
+            return
         with self._lock:
             was_up, self.up = self.up, False
             if was_up:
