@@ -11,6 +11,7 @@ Price path and helpers: tests/engine/test_real.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -29,6 +30,7 @@ from tests.engine.test_real import (
     price_points,
     real_engine,
 )
+from tests.venues.stubs import hyperliquid as hl
 from tests.venues.stubs.binance_usdm import API_KEY, SECRET, BinanceUsdmStub
 
 WAIT_S = 20.0
@@ -60,13 +62,12 @@ async def until(cond, what: str) -> None:  # type: ignore[no-untyped-def]
         await asyncio.sleep(0.002)
 
 
-async def pushed_in(engine: LiveEngine, stubs: dict[str, BinanceUsdmStub]) -> None:
+async def pushed_in(engine: LiveEngine, stubs: dict[str, BinanceUsdmStub] | dict[str, hl.HyperliquidStub]) -> None:
     """Until each started stream has every trade its stub pushed, and has reconnected after
     each connection its stub dropped."""
     for w, stub in stubs.items():
         s = venue_of(engine, w).stream
-        assert s is not None
-        if not s.started:
+        if s is None or not s.started:
             continue
         await until(lambda: {str(t) for t in stub.ws.sent_tags} <= set(s.received)  # noqa: B023
                     and s.generation > stub.ws.dropped and s.up, f"{w}'s stream")  # noqa: B023
@@ -173,3 +174,53 @@ def test_on_a_live_feed_a_pushed_fill_is_journaled_before_the_next_price(tmp_pat
     asyncio.run(real.run(feed()))
     assert seen["tid"] in journal_ids(rj, real.run_id, "long")
     assert journal_ids(rj, real.run_id, "long") == [str(t["id"]) for t in stubs["long"].trades]
+
+
+# -- Hyperliquid -------------------------------------------------------------------------------
+@contextlib.contextmanager
+def hl_stubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, hl.HyperliquidStub]]:
+    """A fresh Hyperliquid stub per wallet (each its own account: the dual-wallet set-up)."""
+    first = price_points(1)[0].price
+    table = {w: hl.start_stub(price=first, usdc=100_000.0) for w in WALLETS}
+    try:
+        urls = {w: {"public": s.url, "private": s.url, "ws": {"public": s.ws_url}} for w, s in table.items()}
+        monkeypatch.setenv(VENUE_URLS_ENV, json.dumps(urls))
+        for w in WALLETS:
+            monkeypatch.setenv(f"HEDGEKIT_{w.upper()}_AGENT_KEY", hl.AGENT_KEY)
+            monkeypatch.setenv(f"HEDGEKIT_{w.upper()}_WALLET_ADDRESS", hl.MAIN_ADDRESS)
+        yield table
+    finally:
+        for s in table.values():
+            s.stop()
+
+
+def test_on_hyperliquid_the_user_stream_gives_the_fills_rest_polling_gives(tmp_path, monkeypatch):
+    """The same REAL run on the Hyperliquid stub (USDC perp, whole-dollar prices), once polling
+    REST at every input (``venue.user_stream: false``) and once with the stream, whose messages
+    come twice and out of order: the same fills, each journaled once. (Against PAPER the
+    Hyperliquid stub differs already without a stream: its market orders fill where the stub's
+    price went past a stop, not at the stop as PAPER's walker does.)"""
+    runs = {}
+    for stream in (False, True):
+        base = busy_config(tmp_path, name="hyperliquid", user_stream=stream)
+        cfg = base.model_copy(update={"instrument": base.instrument.model_copy(update={"symbol": "BTCUSDC",
+                                                                                         "tick_size": 1.0})})
+        with hl_stubs(monkeypatch) as stubs:
+            rj = Journal.open(tmp_path / f"real-{stream}.db")
+            real = real_engine(cfg, rj)
+            for stub in stubs.values():
+                stub.ws.duplicate = stub.ws.reverse = True
+            asyncio.run(real.run(stream_feed(price_points(60), stubs, real)))  # type: ignore[arg-type]
+            runs[stream] = fills_of(rj, real.run_id)
+            for w, stub in stubs.items():
+                booked = [str(f["tid"]) for f in stub.account(hl.MAIN_ADDRESS).fills]
+                assert journal_ids(rj, real.run_id, w) == booked  # each once
+                assert all("builder" not in r.action for r in stub.actions)
+                s = venue_of(real, w).stream
+                if stream:
+                    assert s is not None and stub.ws.sent_tags
+                    assert {str(t) for t in stub.ws.sent_tags} <= set(s.received)
+                else:
+                    assert s is None and stub.ws.connections == 0
+    assert sum(len(v) for v in runs[False].values()) >= 6, runs
+    assert runs[True] == runs[False]
