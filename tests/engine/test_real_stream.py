@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -144,7 +145,7 @@ def test_a_stream_dropped_mid_run_is_reconciled_and_loses_no_fill(tmp_path, stub
     assert fills_of(rj, real.run_id) == want
 
 
-def test_on_a_live_feed_a_pushed_fill_is_journaled_before_the_next_price(tmp_path, stubs):
+def test_on_a_live_feed_a_pushed_fill_is_journaled_before_the_next_price(tmp_path, stubs, capfd):
     cfg = busy_config(tmp_path)
     points = price_points(30)
     rj = Journal.open(tmp_path / "real.db")
@@ -174,6 +175,12 @@ def test_on_a_live_feed_a_pushed_fill_is_journaled_before_the_next_price(tmp_pat
     asyncio.run(real.run(feed()))
     assert seen["tid"] in journal_ids(rj, real.run_id, "long")
     assert journal_ids(rj, real.run_id, "long") == [str(t["id"]) for t in stubs["long"].trades]
+    # The run closed its streams: threads ended, no client session left open.
+    gc.collect()
+    for w in WALLETS:
+        stream = venue_of(real, w).stream
+        assert stream is not None and stream.generation >= 1 and not stream.started
+    assert "nclosed" not in capfd.readouterr().err
 
 
 # -- Hyperliquid -------------------------------------------------------------------------------

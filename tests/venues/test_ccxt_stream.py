@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -56,8 +57,12 @@ class Rig:
         return {str(t) for t in self.ws.sent_tags}
 
     def wait_pushed(self) -> None:
-        """Until every trade the stub pushed has reached the stream."""
-        wait_until(lambda: self.sent() <= set(self.stream.received), "the pushed trades")
+        """Until every copy of every trade the stub pushed has reached the stream."""
+        def arrived() -> bool:
+            got = Counter(self.stream.received)
+            return all(got[str(tag)] >= n for tag, n in self.ws.sent_copies.items())
+
+        wait_until(arrived, "the pushed trades")
 
     def fill_ids(self) -> list[str]:
         return [f.fill_id for f in self.venue.fills]
@@ -186,7 +191,7 @@ def test_a_stream_down_means_rest_at_every_poll(rig: Rig) -> None:
     assert not rig.stream.up and rig.venue.rest_due()
 
 
-def test_a_partial_fill_pushed_in_two_trades(request: pytest.FixtureRequest) -> None:
+def test_a_partial_fill_pushed_in_two_trades() -> None:
     """Binance: a triggered stop fills half now and the rest at the next move; each part is
     pushed and applied once (``leaves_qty`` first > 0, then 0)."""
     with BinanceUsdmStub(price=60_000.0) as stub:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ class WsServer:
         self.connections = 0  # accepted so far
         self.pushed = 0  # messages sent so far
         self.sent_tags: list[Any] = []  # the tags (trade ids) of the messages sent, in order
+        self.sent_copies: Counter[Any] = Counter()  # tag -> copies sent (duplicates, connections)
         self.duplicate = False
         self.reverse = False
         self.drop_next = 0
@@ -103,6 +105,8 @@ class WsServer:
                         for _ in range(2 if self.duplicate else 1):
                             self._loop.call_soon_threadsafe(conn.outbox.put_nowait, text)
                             self.pushed += 1
+                            if tag is not None:
+                                self.sent_copies[tag] += 1
                         sent = True
                 if sent and tag is not None:
                     self.sent_tags.append(tag)
