@@ -212,6 +212,10 @@ class VenueConfig(_Model):
     trigger_order: Literal["random", "fifo", "reverse"] = Field(default="random", description="order of simultaneous triggers (random is seeded)")
     limit_fill: Literal["touch", "through"] = Field(default="touch", description="limits fill when touched, or only when traded through")
     funding: FundingConfig = Field(default=FundingConfig(), description="funding payments")
+    user_stream: bool = Field(
+        default=True,
+        description="REAL: fills pushed by the venue's user-data websocket (REST polling stays as the fallback); false: REST polling only",
+    )
 
 
 class DataConfig(_Model):

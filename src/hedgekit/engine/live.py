@@ -395,9 +395,9 @@ class LiveEngine(RealWallets):
                     if wait_s <= 0:
                         self._housekeep()
                         continue
-                    tick = asyncio.ensure_future(asyncio.sleep(wait_s))
+                    tick = asyncio.ensure_future(self._idle(wait_s))
                 # A stop request wins even while the feed is silent (reconnecting, stale).
-                await asyncio.wait({next_item, stop_wait, tick}, return_when=asyncio.FIRST_COMPLETED)
+                await self._wait(next_item, stop_wait, tick)
                 if self._stop.is_set():
                     self.stopped_early = True
                     logger.info("stop requested: no new orders; journal flushed")
@@ -456,7 +456,7 @@ class LiveEngine(RealWallets):
                         self.release_lease()
                 else:
                     self.release_lease()
-                self.alerts.close(timeout=5.0)
+                self._close_connections()
 
     def _on_status(self, change: FeedStatusChange) -> None:
         if change.status is FeedStatus.STALE:

@@ -1,9 +1,17 @@
 """REAL mode's part of the live engine (a mixin of ``LiveEngine``): the venue of each wallet,
 its start, one input (the exchange's fills, then timers and unit steps), reconciliation
-with the venue (SPEC §7) and a flatten verified against it."""
+with the venue (SPEC §7) and a flatten verified against it.
+
+User streams (``venues.ccxt_stream``): a wallet's stream starts with its first traded input.
+Each input takes what it pushed (and asks REST only when ``RealVenue.rest_due``); on a live
+feed the loop's wait between inputs is cut short by a push, so a fill is delivered (and
+journaled) at once, not with the next price; a replay runs on the data's clock and delivers
+its fills with its inputs. After every reconnect of a stream the wallet is reconciled; the
+streams are closed when the run ends."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -45,6 +53,11 @@ class RealWallets:
                         request: RequestOutcome | None = None) -> None: ...  # fmt: skip
 
         def _guard_alert(self, w: LiveWallet) -> None: ...
+
+        wallets: list[LiveWallet]
+
+    _wake: asyncio.Event | None = None  # set (from a stream's thread) when a stream pushed
+    _wake_loop: asyncio.AbstractEventLoop | None = None
 
     def _flatten_real(self, w: LiveWallet, venue: RealVenue, ts: int) -> str:
         """REAL flatten: close the venue's position (not ours: it is the one at risk) at market,
@@ -166,6 +179,7 @@ class RealWallets:
         r = w.runner
         ts = item.ts
         price = item.close if isinstance(item, Bar) else item.price
+        self._stream_check(w, venue)
         try:
             if w.unreconciled:
                 self.reconcile(w)
@@ -177,7 +191,7 @@ class RealWallets:
             if r.next_timer is not None:
                 r.fire_timers(ts)
             venue.note_price(price)
-            w.runner.deliver_stepped(venue.poll(ts), ts)
+            w.runner.deliver_stepped(venue.poll(ts, rest=venue.rest_due()), ts)
             self._book_funding(w, venue, ts, now=False)
             r.price_moved(price, ts)
         except VenueUnavailable as err:
@@ -208,6 +222,88 @@ class RealWallets:
         covered = sum(s.qty for s in w.runner.strategy.working.values()
                       if s.kind in PROTECTIVE_KINDS and s.side is closing)  # fmt: skip
         return max(abs(position) - covered, 0.0)
+
+    # -- user streams ------------------------------------------------------------------------------
+    def _stream_check(self, w: LiveWallet, venue: RealVenue) -> None:
+        """Start the wallet's stream (once); after each reconnect of it, reconcile (SPEC §7)."""
+        s = venue.stream
+        if s is None:
+            return
+        if not s.started:
+            s.notify = self._notify
+            s.start()
+        elif s.take_reconnect():
+            w.unreconciled = True
+            self.alerts.reconnect(f"{w.name} user stream")
+
+    def _notify(self) -> None:  # on a stream's thread
+        loop, wake = self._wake_loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)
+
+    async def _idle(self, wait_s: float) -> None:
+        """The loop's wait between inputs (``wait_s``: until the heartbeat is due). On a live
+        feed a stream's push cuts it short and is delivered now (``_deliver_streams``)."""
+        if self.data_time or not any(w.real is not None and w.real.stream is not None for w in self.wallets):
+            await asyncio.sleep(wait_s)
+            return
+        loop = asyncio.get_running_loop()
+        if self._wake is None or self._wake_loop is not loop:
+            self._wake, self._wake_loop = asyncio.Event(), loop
+        try:
+            await asyncio.wait_for(self._wake.wait(), wait_s)
+        except TimeoutError:
+            return
+        self._wake.clear()
+        self._deliver_streams()
+
+    async def _wait(self, *aws: asyncio.Future) -> None:
+        """``asyncio.wait`` for the first of ``aws``; an error of the wait between inputs
+        (the last one, ``_idle``) is raised here, in the loop."""
+        await asyncio.wait(aws, return_when=asyncio.FIRST_COMPLETED)
+        idle = aws[-1]
+        if idle.done() and not idle.cancelled() and idle.exception() is not None:
+            raise idle.exception()  # type: ignore[misc]
+
+    def _deliver_streams(self) -> None:
+        """Between inputs: each REAL wallet's pushed fills (then the checkpoint), and its
+        reconciliation after a reconnect, at the wall clock's time."""
+        for w in self.wallets:
+            venue = w.real
+            if venue is None or venue.stream is None or not w.started or w.halted is not None:
+                continue
+            self._stream_check(w, venue)
+            if not (venue.stream.pending or w.unreconciled):
+                continue
+            r = w.runner
+            ts = max(wall_ms(), w.last_ts)
+            price = venue.last_price
+            try:
+                if w.unreconciled:
+                    self.reconcile(w)
+                    w.unreconciled = False
+                    if w.halted is not None:
+                        continue
+                if r.next_timer is not None:
+                    r.fire_timers(ts)
+                r.deliver_stepped(venue.poll(ts, rest=False), ts)
+            except VenueUnavailable as err:
+                w.unreconciled = True
+                logger.error(f"{w.name}: {err}; reconciling before the next input")
+                continue
+            finally:
+                if price is not None:
+                    venue.note_price(price)  # the market is where the feed last said
+            if price is not None and w.guard is not None and w.guard.check(r, venue, ts, price):
+                self._guard_alert(w)
+            self._checkpoint(w, max(w.seen, w.cursor), ts, force=False)
+
+    def _close_connections(self) -> None:
+        """At the end of a run: the user streams (websocket and client) and the alerts."""
+        for w in self.wallets:
+            if w.real is not None and w.real.stream is not None:
+                w.real.stream.close()
+        self.alerts.close(timeout=5.0)
 
     def reconcile(self, w: LiveWallet) -> list[str]:
         """SPEC §7, at start and after a reconnect: intents never answered are looked up (never

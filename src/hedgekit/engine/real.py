@@ -28,10 +28,12 @@ from hedgekit.core.position import Position
 from hedgekit.core.records import FillRecord
 from hedgekit.venues.ccxt_funding import VenueFunding
 from hedgekit.venues.ccxt_profile import Network, VenueCredentials, VenueProfile
+from hedgekit.venues.ccxt_stream import UserStream
 from hedgekit.venues.ccxt_venue import CcxtVenue
 
 # Test-only (not in the docs): JSON ``{"<wallet>" or "*": {<ccxt urls["api"] key>: url}}``
-# pointing the clients at the local stub exchanges; rate limiting is then off.
+# pointing the clients at the local stub exchanges; rate limiting is then off. The user stream
+# is used only when the table has a "ws" entry as well (never the real venue's websocket).
 VENUE_URLS_ENV = "HEDGEKIT_VENUE_URLS"
 REAL_VENUES = ("binanceusdm", "hyperliquid")
 CONFIRM_WORD = "MAINNET"
@@ -136,15 +138,21 @@ def make_venue(
     profile = profile_for(cfg)
     creds = credentials(wallet, profile.name, env)
     urls = venue_urls(wallet, env)
+    extra: dict[str, Any] = {}
     if profile.name == "hyperliquid":
-        sub = env.get(_env_name(wallet, "SUB_ACCOUNT"), "").strip() or None
-        exchange = profile.make_exchange(creds, network=network, urls=urls, sub_account=sub)  # type: ignore[call-arg]
-    else:
-        exchange = profile.make_exchange(creds, network=network, urls=urls)
-    if urls:
-        exchange.enableRateLimit = False  # a local stub: no venue weights to respect
+        extra["sub_account"] = env.get(_env_name(wallet, "SUB_ACCOUNT"), "").strip() or None
+
+    def client(pro: bool) -> Any:
+        exchange = profile.make_exchange(creds, network=network, urls=urls, pro=pro, **extra)
+        if urls:
+            exchange.enableRateLimit = False  # a local stub: no venue weights to respect
+        return exchange
+
+    symbol = ccxt_symbol(cfg.instrument.symbol)
     kwargs: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
-    return RealVenue(profile, exchange, cfg.instrument_model(), symbol=ccxt_symbol(cfg.instrument.symbol), **kwargs)
+    if cfg.venue.user_stream and (not urls or "ws" in urls):
+        kwargs["stream"] = UserStream(lambda: client(True), symbol, name=wallet)
+    return RealVenue(profile, client(False), cfg.instrument_model(), symbol=symbol, **kwargs)
 
 
 class RealVenue(VenueFunding, CcxtVenue):

@@ -45,15 +45,17 @@ class BinanceUsdmProfile:
 
     def make_exchange(
         self, creds: VenueCredentials, *, network: Network, urls: dict[str, Any] | None = None,
+        pro: bool = False,
     ) -> Any:
         import ccxt
+        import ccxt.pro
 
         if creds.sub_account:
             raise HedgekitError(
                 "Binance needs no sub-account address: a sub-account trades with its own API key "
                 "(create the key inside the sub-account and give that key and secret to the wallet)"
             )
-        exchange = ccxt.binanceusdm({
+        exchange = (ccxt.pro.binanceusdm if pro else ccxt.binanceusdm)({
             "apiKey": creds.api_key,
             "secret": creds.secret,
             "enableRateLimit": True,

@@ -109,6 +109,22 @@ def client_class() -> type[Any]:
     return HyperliquidNoBuilder
 
 
+@cache
+def stream_client_class() -> type[Any]:
+    """``ccxt.pro.hyperliquid`` for the user stream only: it watches, and signs nothing."""
+    import ccxt.pro
+
+    class HyperliquidStream(ccxt.pro.hyperliquid):
+        def sign_l1_action(self, action: Any, nonce: Any, vaultAdress: Any = None,
+                           expiresAfter: Any = None) -> Any:
+            raise HyperliquidError("the user-stream client sends no action")
+
+        def sign_user_signed_action(self, messageTypes: Any, message: Any) -> Any:
+            raise HyperliquidError("the user-stream client sends no action")
+
+    return HyperliquidStream
+
+
 @dataclass
 class HyperliquidProfile:
     """``VenueProfile`` for Hyperliquid perpetuals (isolated margin, one-way positions)."""
@@ -125,7 +141,7 @@ class HyperliquidProfile:
 
     def make_exchange(
         self, creds: VenueCredentials, *, network: Network, urls: dict[str, Any] | None = None,
-        sub_account: str | None = None,
+        sub_account: str | None = None, pro: bool = False,
     ) -> Any:
         """``sub_account`` (else ``creds.sub_account``): trade this sub-account of the main
         wallet (the dual-wallet set-up): the main wallet's agent signs with it as the vault
@@ -147,7 +163,7 @@ class HyperliquidProfile:
         if sub_account is not None and not _ADDRESS.fullmatch(sub_account):
             raise HyperliquidError("a Hyperliquid sub-account is an address: 0x and 40 hex characters")
         options: dict[str, Any] = {"subAccountAddress": sub_account} if sub_account else {}
-        exchange = client_class()({
+        exchange = (stream_client_class() if pro else client_class())({
             "walletAddress": creds.wallet_address,
             "privateKey": creds.secret,
             "enableRateLimit": self.rate_limit,

@@ -59,8 +59,11 @@ class VenueProfile(Protocol):
 
     def make_exchange(
         self, creds: VenueCredentials, *, network: Network, urls: dict[str, Any] | None = None,
+        pro: bool = False,
     ) -> Any:
-        """A sync ccxt client; ``urls`` overrides its API URLs (the test stubs on 127.0.0.1)."""
+        """A sync ccxt client (``pro``: the async ``ccxt.pro`` one, with the same credentials
+        and options, for the user stream); ``urls`` overrides its API URLs (the test stubs on
+        127.0.0.1; ``urls["ws"]`` its websocket URLs)."""
         ...
 
     def venue_client_id(self, client_id: str) -> str:

@@ -18,8 +18,9 @@ Orders are **idempotent**: the client id is deterministic, and when the answer t
 lost (timeout, 5xx, dropped connection) the order is looked up by its client id before
 anything is sent again, so a lost answer never makes a second order.
 
-Fills come from ``poll``: the account's trades since a cursor (``fetch_my_trades``),
-deduplicated by trade id and applied in the exchange's order; each one is reported as
+Fills come from ``poll``: the account's trades since a cursor (``fetch_my_trades``) and those
+the user stream pushed (``venues.ccxt_stream``, when one is attached), deduplicated by trade id
+and applied in the exchange's order (time, then trade id); each one is reported as
 ``OrderFilled`` (``leaves_qty`` > 0 for a partial fill) and recorded in ``fills`` and
 ``order_log`` like the simulator does. The cursor and the trade ids seen are plain data
 (``state()``/``restore()``) for the journal.
@@ -68,12 +69,15 @@ from hedgekit.venues.ccxt_rows import (
     _opaque_orphan,
     _orphan,
 )
+from hedgekit.venues.ccxt_stream import UserStream
 
 STATE_VERSION = 1
 # A fresh adapter (no restored cursor) reads trades from this long before its start, so a
 # trade stamped by a venue clock behind ours is not missed (older ones of unknown orders are
 # merely listed in ``foreign_trades``).
 START_MARGIN_MS = 5 * 60_000
+# While the user stream is up, REST is asked for trades this often only (the safety net).
+REST_EVERY_MS = 30_000
 
 
 class CcxtVenue:
@@ -91,6 +95,8 @@ class CcxtVenue:
         retry: RetryPolicy | None = None,
         trades_page: int = 500,
         wallet: str | None = None,
+        stream: UserStream | None = None,
+        rest_every_ms: int = REST_EVERY_MS,
     ) -> None:
         self.profile = profile
         self.wallet = wallet  # orders of other wallets on the same account are foreign
@@ -101,6 +107,10 @@ class CcxtVenue:
         self._sleep = sleep
         self._clock = clock
         self._page = trades_page
+        self.stream = stream
+        self.rest_every_ms = rest_every_ms
+        self._rest_at = 0  # clock() of the next safety-net REST poll while the stream is up
+        self._rest_generation = 0  # the stream's connection the last REST poll came after
         self.fills: list[FillRecord] = []
         self.order_log: list[OrderLogRecord] = []
         self.last_price: float | None = None
@@ -285,14 +295,31 @@ class CcxtVenue:
         return AccountState(qty, avg if qty else 0.0, equity - upnl, equity, self.last_price, self.open_orders())
 
     # -- fills -----------------------------------------------------------------------------------
-    def poll(self, ts: int) -> list[VenueEvent]:
-        """New fills since the cursor (each trade once, in the exchange's order), then the
-        orders that closed at the venue without filling completely (cancelled, expired,
-        rejected), each once the fills the venue had booked on it are reported."""
+    def rest_due(self) -> bool:
+        """Whether an input's poll asks REST for trades: always without a stream or while it
+        is down, once after each of its (re)connects (what was booked while none was up is
+        never pushed), else every ``rest_every_ms`` (the safety net)."""
+        s = self.stream
+        if s is None or not s.up or s.generation != self._rest_generation:
+            return True
+        return self._clock() >= self._rest_at
+
+    def poll(self, ts: int, *, rest: bool = True) -> list[VenueEvent]:
+        """New fills (each trade once, in the exchange's order): the stream's, and with
+        ``rest`` those REST lists since the cursor; then the orders that closed at the venue
+        without filling completely (cancelled, expired, rejected), each once the fills the
+        venue had booked on it are reported."""
         if self._working():
             self._find_closed()
+        trades = self._streamed()
+        if rest:
+            if self.stream is not None:
+                self._rest_generation = self.stream.generation  # read before: a reconnect after it is seen
+                self._rest_at = self._clock() + self.rest_every_ms
+            trades += self._new_trades()
+        trades.sort(key=_trade_order)
         events: list[VenueEvent] = []
-        for trade in self._new_trades():
+        for trade in trades:
             ev = self._apply_trade(trade, ts)
             if ev is not None:
                 events.append(ev)
@@ -517,26 +544,43 @@ class CcxtVenue:
 
     # -- internals: trades -------------------------------------------------------------------------
     def _new_trades(self) -> list[dict[str, Any]]:
+        """REST: the trades since the cursor not applied yet. The cursor moves to the newest
+        trade REST listed (not one only the stream pushed: REST may not list it yet, and an
+        older trade the stream missed must still be found)."""
         out: list[dict[str, Any]] = []
         since = self._since
+        listed = since
         while True:
             page = self._call("fetch trades", self.exchange.fetch_my_trades, self.symbol, since, self._page) or []
-            fresh = 0
             for t in page:
                 tid = str(t.get("id"))
+                t_ts = int(t.get("timestamp") or since)
+                listed = max(listed, t_ts)
                 if tid in self._seen:
                     continue  # already applied (or the venue sent it twice)
-                t_ts = int(t.get("timestamp") or since)
                 self._seen[tid] = t_ts
                 out.append(t)
-                fresh += 1
-            if len(page) < self._page or fresh == 0:
-                break
-            since = max(int(t.get("timestamp") or since) for t in page)
-        if self._seen:
-            # The cursor moves to the newest trade; ids older than it cannot come back.
-            self._since = max(self._since, max(self._seen.values()))
-            self._seen = {k: v for k, v in self._seen.items() if v >= self._since}
+            if len(page) < self._page or listed <= since:
+                break  # the last page (or a full page within one ms: cannot page on by time)
+            since = listed
+        # Ids older than the cursor cannot come back from REST (the stream's are dropped).
+        self._since = listed
+        self._seen = {k: v for k, v in self._seen.items() if v >= listed}
+        return out
+
+    def _streamed(self) -> list[dict[str, Any]]:
+        """The stream's trades on our symbol not applied yet. One older than the cursor was
+        listed by REST before (applied then, its id since forgotten): a replay, skipped."""
+        if self.stream is None:
+            return []
+        out: list[dict[str, Any]] = []
+        for t in self.stream.take():
+            tid = str(t.get("id"))
+            t_ts = int(t.get("timestamp") or 0)
+            if t.get("symbol") != self.symbol or tid in self._seen or t_ts < self._since:
+                continue
+            self._seen[tid] = t_ts
+            out.append(t)
         return out
 
     def _client_id_of(self, trade: dict[str, Any]) -> str | None:
@@ -642,6 +686,13 @@ class CcxtVenue:
 
     def _warn(self, message: str) -> None:
         logger.warning("{}: {}", self.profile.name, message)
+
+
+def _trade_order(trade: dict[str, Any]) -> tuple[int, int]:
+    """The exchange's order of trades: time, then the trade id when it is a number (Binance's
+    and Hyperliquid's grow); a sort is stable, so others keep the order they came in."""
+    tid = str(trade.get("id"))
+    return int(trade.get("timestamp") or 0), int(tid) if tid.isdigit() else 0
 
 
 if TYPE_CHECKING:

@@ -44,6 +44,13 @@ Fault switches (each consumed when used, so a test states exactly what goes wron
 * ``settle_funding(rate)``: a funding time: the position pays (or receives) ``position x price x
   rate``, booked to the balance and listed by ``/fapi/v1/income`` as ``FUNDING_FEE``;
 * ``set_position(qty, avg)``: a position changed by hand.
+
+The user-data stream: ``POST``/``PUT``/``DELETE /fapi/v1/listenKey`` (API key only, no
+signature, as Binance) and a websocket (``ws``, see ``stubs/ws.py``) at
+``/private/ws?listenKey=...`` (where ccxt 4.5 goes for USD-M) pushing an ``ORDER_TRADE_UPDATE``
+in Binance's layout for each trade, once the request or ``move_to`` that booked it is done.
+Its faults are the ``ws`` server's: ``duplicate``, ``reverse`` (out of order), ``drop_next``
+(the connection drops right after a fill was booked, before it is pushed), ``silent``.
 """
 
 from __future__ import annotations
@@ -63,6 +70,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.venues.stubs.ws import WsServer
+
 API_KEY = "stubKEYk3y0123456789abcdefABCDEFghij"
 SECRET = "stubSECRETs3cr3t0123456789abcdefABCDEF"
 SYMBOL = "BTCUSDT"
@@ -72,6 +81,7 @@ MAKER_FEE, TAKER_FEE = 0.0002, 0.0005
 _PUBLIC = {"/fapi/v1/exchangeInfo", "/fapi/v1/time", "/fapi/v1/ping", "/fapi/v1/ticker/24hr", "/fapi/v1/fundingRate",
            "/fapi/v1/klines"}
 _PLACE = {("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/algoOrder")}
+_KEY_ONLY = {"/fapi/v1/listenKey"}  # the user-data stream's key: API key header, no signature
 
 
 class BinanceError(Exception):
@@ -195,6 +205,8 @@ class BinanceUsdmStub:
         self._next_trade = 5000
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
+        self.listen_keys: list[str] = []
+        self.ws = WsServer(self._ws_accept)
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self) -> Self:
@@ -228,12 +240,17 @@ class BinanceUsdmStub:
             def do_DELETE(self) -> None:  # noqa: N802
                 self._go("DELETE")
 
+            def do_PUT(self) -> None:  # noqa: N802
+                self._go("PUT")
+
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.ws.start()
         return self
 
     def stop(self) -> None:
+        self.ws.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -251,10 +268,12 @@ class BinanceUsdmStub:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def urls(self) -> dict[str, str]:
-        """ccxt ``urls['api']`` entries pointing at this stub (the paths ccxt appends)."""
+    def urls(self, *, ws: bool = False) -> dict[str, Any]:
+        """ccxt ``urls['api']`` entries pointing at this stub (the paths ccxt appends); with
+        ``ws`` its user-data websocket too (ccxt makes ``.../private/ws`` of ``.../ws``)."""
         base = self.url
-        return {
+        extra: dict[str, Any] = {"ws": {"linear": f"{self.ws.url}/ws"}} if ws else {}
+        return extra | {
             "fapiPublic": f"{base}/fapi/v1", "fapiPublicV2": f"{base}/fapi/v2",
             "fapiPublicV3": f"{base}/fapi/v3", "fapiPrivate": f"{base}/fapi/v1",
             "fapiPrivateV2": f"{base}/fapi/v2", "fapiPrivateV3": f"{base}/fapi/v3",
@@ -287,6 +306,7 @@ class BinanceUsdmStub:
             o = self._new(f"web_{self._next_id + 1}", side, "MARKET", qty)
             self.orders[o.order_id] = o
             self._fill(o, self.price, maker=False)
+            self.ws.flush()
             return o
 
     def hold_trades(self) -> None:
@@ -332,34 +352,39 @@ class BinanceUsdmStub:
         ``price`` when ``gap``); a resting limit fills in full at its own price as a maker, on
         a gap too (the book held it: the market cannot pass it without trading it)."""
         with self._lock:
-            self._resume_partials()
-            start = self.price
-            up = price > start
-            while True:
-                crossed = [
-                    o for o in [*self.algos.values(), *self.orders.values()]
-                    if o.status == "NEW" and o.type in ("STOP_MARKET", "LIMIT") and (
-                        (start <= o.level <= price and o.fires_up) if up
-                        else (price <= o.level <= start and not o.fires_up)
-                    )
-                ]  # fmt: skip
-                if not crossed:
-                    break
-                o = min(crossed, key=lambda x: (x.level if up else -x.level, x.order_id))
-                if o.algo:
-                    self.price = price if gap else o.trigger
-                    self._trigger(o)
-                else:
-                    self.price = o.price
-                    self._fill(o, o.price, maker=True)
-            self.price = price
-            self._track_kline()
+            self._move_to(price, gap)
+            self.ws.flush()
+
+    def _move_to(self, price: float, gap: bool) -> None:
+        self._resume_partials()
+        start = self.price
+        up = price > start
+        while True:
+            crossed = [
+                o for o in [*self.algos.values(), *self.orders.values()]
+                if o.status == "NEW" and o.type in ("STOP_MARKET", "LIMIT") and (
+                    (start <= o.level <= price and o.fires_up) if up
+                    else (price <= o.level <= start and not o.fires_up)
+                )
+            ]  # fmt: skip
+            if not crossed:
+                break
+            o = min(crossed, key=lambda x: (x.level if up else -x.level, x.order_id))
+            if o.algo:
+                self.price = price if gap else o.trigger
+                self._trigger(o)
+            else:
+                self.price = o.price
+                self._fill(o, o.price, maker=True)
+        self.price = price
+        self._track_kline()
 
     # -- HTTP ---------------------------------------------------------------------------------
     def _answer(self, h: BaseHTTPRequestHandler, method: str, path: str, query: str, body: str) -> None:
         try:
             status, payload = 200, self._dispatch(h, method, path, query, body)
         except _Drop:
+            self.ws.flush()
             h.close_connection = True
             h.connection.close()
             return
@@ -368,6 +393,7 @@ class BinanceUsdmStub:
             status, payload = err.status, f"<html><body><h1>{err.status} {title}</h1></body></html>"
         except BinanceError as err:
             status, payload = err.status, {"code": err.code, "msg": err.msg}
+        self.ws.flush()  # what this request booked is pushed (as the venue does, about now)
         if isinstance(payload, str):
             data, ctype = payload.encode(), "text/html"
         else:
@@ -385,7 +411,10 @@ class BinanceUsdmStub:
             self.requests.append((method, path, params))
         if self.on_request is not None:
             self.on_request(method, path)
-        if path not in _PUBLIC:
+        if path in _KEY_ONLY:
+            if h.headers.get("X-MBX-APIKEY") != self.api_key:
+                raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        elif path not in _PUBLIC:
             self._verify(h, raw, params)
         with self._lock:
             for i, (status, only, verb) in enumerate(self._fail):
@@ -507,6 +536,42 @@ class BinanceUsdmStub:
             "requireSelfTradePrevention": False, "preventSor": False, "updateTime": _now(),
             "accountType": "SPOT", "balances": rows, "permissions": ["SPOT"], "uid": 354937868,
         }  # fmt: skip
+
+    def _listen_key(self, p: dict[str, str]) -> Any:
+        if not self.listen_keys:  # one key per account, valid until deleted (as Binance's)
+            self.listen_keys.append(f"stubListenKey{len(self.listen_keys)}{self._next_id}")
+        return {"listenKey": self.listen_keys[-1]}
+
+    def _keep_alive(self, p: dict[str, str]) -> Any:
+        if not self.listen_keys:
+            raise BinanceError(400, -1125, "This listenKey does not exist.")
+        return {"listenKey": self.listen_keys[-1]}
+
+    def _close_listen_key(self, p: dict[str, str]) -> Any:
+        self.listen_keys.clear()
+        return {}
+
+    def _ws_accept(self, path: str) -> str | None:
+        parts = urlsplit(path)
+        key = dict(parse_qsl(parts.query)).get("listenKey")
+        return key if parts.path == "/private/ws" and key in self.listen_keys else None
+
+    def _push_trade(self, o: StubOrder, trade: dict[str, Any]) -> None:
+        """The ``ORDER_TRADE_UPDATE`` of ``trade`` (Binance's user-data layout)."""
+        avg = o.cum_quote / o.executed if o.executed else 0.0
+        event = {
+            "e": "ORDER_TRADE_UPDATE", "E": _now(), "T": trade["time"],
+            "o": {
+                "s": SYMBOL, "c": o.client_id, "S": o.side, "o": o.type, "f": "GTC", "q": _s(o.qty),
+                "p": _s(o.price), "ap": _s(avg), "sp": _s(o.trigger), "x": "TRADE", "X": o.status,
+                "i": o.order_id, "l": trade["qty"], "z": _s(o.executed), "L": trade["price"],
+                "n": trade["commission"], "N": "USDT", "T": trade["time"], "t": trade["id"],
+                "b": "0", "a": "0", "m": trade["maker"], "R": o.reduce_only, "wt": "CONTRACT_PRICE",
+                "ot": o.type, "ps": "BOTH", "cp": False, "rp": trade["realizedPnl"], "pP": False,
+                "si": 0, "ss": 0, "V": "NONE", "pm": "NONE", "gtd": 0,
+            },
+        }  # fmt: skip
+        self.ws.push(lambda _c: True, event, tag=trade["id"])
 
     def _time(self, p: dict[str, str]) -> Any:
         return {"serverTime": _now()}
@@ -798,12 +863,14 @@ class BinanceUsdmStub:
         o.status = "FILLED" if o.executed >= o.qty - LOT / 2 else "PARTIALLY_FILLED"
         o.update_time = _now()
         self._next_trade += 1
-        self.trades.append({
+        trade = {
             "buyer": o.side == "BUY", "commission": _s(fee), "commissionAsset": "USDT",
             "id": self._next_trade, "maker": maker, "orderId": o.order_id, "price": _s(price),
             "qty": _s(qty), "quoteQty": _s(qty * price), "realizedPnl": _s(realized),
             "side": o.side, "positionSide": "BOTH", "symbol": SYMBOL, "time": _now(),
-        })  # fmt: skip
+        }  # fmt: skip
+        self.trades.append(trade)
+        self._push_trade(o, trade)
 
 
 class _GatewayError(BinanceError):
@@ -844,4 +911,7 @@ _ROUTES: dict[tuple[str, str], Callable[[BinanceUsdmStub, dict[str, str]], Any]]
     ("GET", "/fapi/v1/userTrades"): BinanceUsdmStub._user_trades,
     ("GET", "/fapi/v1/income"): BinanceUsdmStub._income,
     ("GET", "/fapi/v1/fundingRate"): BinanceUsdmStub._funding_rate,
+    ("POST", "/fapi/v1/listenKey"): BinanceUsdmStub._listen_key,
+    ("PUT", "/fapi/v1/listenKey"): BinanceUsdmStub._keep_alive,
+    ("DELETE", "/fapi/v1/listenKey"): BinanceUsdmStub._close_listen_key,
 }

@@ -34,8 +34,15 @@ public ``fundingHistory``).
 Stub simplifications (deliberate, documented): unlimited liquidity at the current price; a
 triggered market stop fills in full at its trigger (or the gap price) whatever its slippage
 bound; trigger orders are margin-checked when placed and when they fire (then
-"marginCanceled") but reserve none while they wait; funding is not charged; no websocket. The exact text the venue
+"marginCanceled") but reserve none while they wait; funding is not charged. The exact text the venue
 sends for a reused cloid is not known here; the stub answers "Duplicate cloid. asset=0".
+
+The websocket (``ws``, see ``stubs/ws.py``, at ``/ws``): ``subscribe`` to ``userFills`` (a first
+message with ``isSnapshot: true`` and the user's fills, then one message per fill, once the
+request or ``move_to`` that booked it is done) and ``orderUpdates`` (acknowledged, then each
+order's status changes), ``ping`` -> ``pong``. Its faults are the ``ws`` server's:
+``duplicate``, ``reverse`` (out of order), ``drop_next`` (the connection drops right after a
+fill was booked, before it is pushed), ``silent``.
 """
 
 from __future__ import annotations
@@ -54,6 +61,8 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
+
+from tests.venues.stubs.ws import WsConn, WsServer
 
 # Fake keys of the tests: they sign on 127.0.0.1 only and must never show up in any log.
 AGENT_KEY = "0x" + "a5" * 32  # the API (agent) wallet registered for MAIN
@@ -379,6 +388,7 @@ class HyperliquidStub:
         self.chaos_served: dict[str, int] = {}  # chaos fault kind -> how many were served
         self.server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.ws = WsServer(lambda path: "" if path.split("?")[0] == "/ws" else None, self._ws_message)
 
     # --- set-up --------------------------------------------------------------------------
     def add_account(self, address: str, *, usdc: float = 10_000.0, agent: str | None = None,
@@ -424,9 +434,15 @@ class HyperliquidStub:
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="hyperliquid-stub", daemon=True)
         self._thread.start()
+        self.ws.start()
         return self
 
+    @property
+    def ws_url(self) -> str:
+        return f"{self.ws.url}/ws"
+
     def stop(self) -> None:
+        self.ws.stop()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -495,7 +511,9 @@ class HyperliquidStub:
             acct = self.accounts[user.lower()]
             order = self._new_order(acct.address, None, is_buy, d(px) if px else self.price, d(sz),
                                     False, "Ioc", None, False, None)
-            return self._execute(order, order.sz, d(px) if px else self.price, crossed=True)[0]
+            fill = self._execute(order, order.sz, d(px) if px else self.price, crossed=True)[0]
+            self.ws.flush()
+            return fill
 
     def fill_partially(self, oid_or_cloid: int | str, sz: float) -> dict[str, Any]:
         """Fill ``sz`` of a resting order now at its limit price (a partial fill)."""
@@ -503,7 +521,9 @@ class HyperliquidStub:
             order = self._find(self._user_of(oid_or_cloid), oid_or_cloid)
             assert order is not None and order.status == "open"
             px = order.trigger_px if order.is_trigger and order.trigger_px is not None else order.limit_px
-            return self._execute(order, d(sz), px, crossed=False)[0]
+            fill = self._execute(order, d(sz), px, crossed=False)[0]
+            self.ws.flush()
+            return fill
 
     # --- the price path ------------------------------------------------------------------
     def move_to(self, price: float, *, gap: bool = False) -> list[dict[str, Any]]:
@@ -525,6 +545,7 @@ class HyperliquidStub:
             if self.candles:
                 k = self.candles[-1]
                 k[2], k[3], k[4] = max(k[2], float(target)), min(k[3], float(target)), float(target)
+            self.ws.flush()
             return fills
 
     def settle_funding(self, rate: float) -> dict[str, Decimal]:
@@ -594,28 +615,34 @@ class HyperliquidStub:
     def handle(self, path: str, raw: bytes) -> tuple[int, str]:
         with self._lock:
             try:
-                payload = json.loads(raw or b"{}")
-            except ValueError:
-                return 422, "Failed to deserialize the JSON body into the target type"
-            info_type = payload.get("type") if path == "/info" else None
-            for i, (status, fpath, ftype, executed) in enumerate(self._http_errors):
-                if fpath == path and (ftype is None or ftype == info_type):
-                    del self._http_errors[i]
-                    if executed:
-                        self._serve(path, payload)
-                    elif path == "/exchange":
-                        self.actions.append(RecordedAction(payload.get("action", {}), payload.get("nonce", 0),
-                                                           payload.get("vaultAddress"), None, False, None))
-                    raise ServedError(status, "Too many requests" if status == 429 else "Bad gateway")
-            fault = self._chaos_fault(path, info_type)
-            if fault in ("429", "502"):
-                raise ServedError(int(fault), "Too many requests" if fault == "429" else "Bad gateway")
-            answer = self._serve(path, payload)
-            if fault == "502-after":
-                raise ServedError(502, "Bad gateway")
-            if fault == "lost":
-                raise DropAnswer
-            return answer
+                return self._handle(path, raw)
+            finally:
+                self.ws.flush()  # what this request booked is pushed (as the venue does, about now)
+
+    def _handle(self, path: str, raw: bytes) -> tuple[int, str]:
+        try:
+            payload = json.loads(raw or b"{}")
+        except ValueError:
+            return 422, "Failed to deserialize the JSON body into the target type"
+        info_type = payload.get("type") if path == "/info" else None
+        for i, (status, fpath, ftype, executed) in enumerate(self._http_errors):
+            if fpath == path and (ftype is None or ftype == info_type):
+                del self._http_errors[i]
+                if executed:
+                    self._serve(path, payload)
+                elif path == "/exchange":
+                    self.actions.append(RecordedAction(payload.get("action", {}), payload.get("nonce", 0),
+                                                       payload.get("vaultAddress"), None, False, None))
+                raise ServedError(status, "Too many requests" if status == 429 else "Bad gateway")
+        fault = self._chaos_fault(path, info_type)
+        if fault in ("429", "502"):
+            raise ServedError(int(fault), "Too many requests" if fault == "429" else "Bad gateway")
+        answer = self._serve(path, payload)
+        if fault == "502-after":
+            raise ServedError(502, "Bad gateway")
+        if fault == "lost":
+            raise DropAnswer
+        return answer
 
     def _serve(self, path: str, payload: dict[str, Any]) -> tuple[int, str]:
         if path == "/info":
@@ -926,6 +953,9 @@ class HyperliquidStub:
         }
         self._next_tid += 1
         acct.fills.append(fill)
+        user = acct.address
+        self.ws.push(lambda c: ("userFills", user) in c.subscriptions,
+                     {"channel": "userFills", "data": {"user": user, "fills": [fill]}}, tag=fill["tid"])
         return fill
 
     # --- helpers -------------------------------------------------------------------------
@@ -937,6 +967,29 @@ class HyperliquidStub:
 
     def _set_status(self, order: StubOrder, status: str) -> None:
         order.status, order.status_ts = status, self._now()
+        user = order.user
+        self.ws.push(lambda c: ("orderUpdates", user) in c.subscriptions, {"channel": "orderUpdates", "data": [
+            {"order": order.basic(), "status": status, "statusTimestamp": order.status_ts}]})
+
+    def _ws_message(self, conn: WsConn, text: str) -> None:
+        """A client's request on the websocket (on the ws server's thread)."""
+        msg = json.loads(text)
+        if msg.get("method") == "ping":
+            self.ws.send_now(conn, {"channel": "pong"})
+            return
+        sub = msg.get("subscription") or {}
+        kind, user = sub.get("type"), str(sub.get("user", "")).lower()
+        if msg.get("method") != "subscribe" or kind not in ("userFills", "orderUpdates"):
+            self.ws.send_now(conn, {"channel": "error", "data": f"Invalid subscription {text}"})
+            return
+        with self._lock:
+            conn.subscriptions.add((kind, user))
+            self.ws.send_now(conn, {"channel": "subscriptionResponse", "data": msg})
+            if kind == "userFills":
+                acct = self.accounts.get(user)
+                fills = sorted(acct.fills if acct else [], key=lambda f: f["time"])[-2000:]
+                self.ws.send_now(conn, {"channel": "userFills",
+                                        "data": {"isSnapshot": True, "user": user, "fills": fills}})
 
     def _marketable(self, order: StubOrder) -> bool:
         return order.limit_px >= self.price if order.is_buy else order.limit_px <= self.price
