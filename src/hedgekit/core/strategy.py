@@ -100,6 +100,8 @@ class Strategy:
             return self._on_unit(event)  # type: ignore[arg-type]
         if t is OrderFilled or isinstance(event, OrderFilled):
             return self._handle_fill(event)  # type: ignore[arg-type]
+        if t is OrderCancelled and event.client_id not in self.working:  # type: ignore[union-attr]
+            return []  # the report of our own cancel (what the chain below does with it too)
         if isinstance(event, FundingSettled):
             self.funding += event.amount  # cash moved, stopped or not
             return [] if self.stopped else self._on_funding(event)

@@ -125,28 +125,38 @@ class UnitTracker:
     """Current unit with hysteresis: c moves to c+1 when price >= L(c+1) and to c-1 when
     price <= L(c-1); a jump across k levels yields k steps, in order."""
 
-    __slots__ = ("grid", "unit")
+    # ``down``/``up``: the prices whose touch changes the unit, kept with ``unit`` (asked
+    # on every move of a backtest: one attribute read instead of grid lookups).
+    __slots__ = ("grid", "unit", "down", "up")
 
     def __init__(self, grid: UnitGrid, unit: int = 0) -> None:
         self.grid = grid
+        self._move(unit)
+
+    def _move(self, unit: int) -> None:
+        level = self.grid.level
         self.unit = unit
+        self.up = level(unit + 1)
+        # Below the floor (one tick) there is no level: the tracker stays at the floor.
+        down = level(unit - 1)
+        self.down = down if down < level(unit) else float("-inf")
 
     def update(self, price: float) -> list[int]:
         """Move to ``price``; return the units stepped into, in order.
 
         Raises :class:`UnitStepLimit` rather than make more than ``MAX_STEPS_PER_MOVE`` steps."""
+        if self.down < price < self.up:
+            return []
         steps: list[int] = []
-        level = self.grid.level
-        while price >= level(self.unit + 1):
-            self.unit += 1
+        while price >= self.up:
+            self._move(self.unit + 1)
             steps.append(self.unit)
             if len(steps) > MAX_STEPS_PER_MOVE:
                 self._too_many(price)
         if steps:
             return steps
-        # Below the floor (one tick) there is no level: the tracker stays at the floor.
-        while price <= level(self.unit - 1) < level(self.unit):
-            self.unit -= 1
+        while price <= self.down:
+            self._move(self.unit - 1)
             steps.append(self.unit)
             if len(steps) > MAX_STEPS_PER_MOVE:
                 self._too_many(price)
@@ -154,15 +164,11 @@ class UnitTracker:
 
     def next_level(self, up: bool) -> float:
         """The price whose touch changes the unit upward (``up``) or downward; -inf at the floor."""
-        level = self.grid.level
-        if up:
-            return level(self.unit + 1)
-        down = level(self.unit - 1)
-        return down if down < level(self.unit) else float("-inf")
+        return self.up if up else self.down
 
     def next_levels(self) -> tuple[float, float]:
         """(down, up) prices whose touch changes the unit."""
-        return self.next_level(False), self.next_level(True)
+        return self.down, self.up
 
     def _too_many(self, price: float) -> None:
         g = self.grid

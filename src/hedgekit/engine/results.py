@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from hedgekit.config import BacktestConfig
-from hedgekit.engine.backtest import EngineRun
+from hedgekit.engine.backtest import EngineRun, WalletRun, gc_paused
 from hedgekit.engine.checks import StartChecks
 from hedgekit.feeds.history import Candles
 from hedgekit.report.metrics import WalletSeries, hedge_curves, hedge_metrics, run_metrics
@@ -31,7 +31,23 @@ def build_result(
     """``frames=False`` (a sweep trial, which keeps only the summary) leaves ``fills`` and
     ``orders`` empty; the summary is the same."""
     wallets = run.wallets if frames else []
-    fills = fills_frame((w.name, w.venue, w.runner.log) for w in wallets)
+
+    # Built on first use (see BacktestResult), from every record the run kept: no GC passes.
+    def fills() -> pd.DataFrame:
+        with gc_paused():
+            return fills_frame((w.name, w.venue, w.runner.log) for w in wallets)
+
+    def orders() -> pd.DataFrame:
+        with gc_paused():
+            return orders_frame(wallets)
+
+    summary = summarize(cfg, candles, run, funding_source)
+    summary["data"]["warmup_bars"] = warmup_bars
+    return BacktestResult(cfg, fills, orders, summary, run, lambda: equity_frame(run))
+
+
+def orders_frame(wallets: list[WalletRun]) -> pd.DataFrame:
+    """orders.csv's rows (``ORDER_COLUMNS``) from the wallets' venue order logs, in time order."""
     oc: dict[str, list] = {c: [] for c in ORDER_COLUMNS}
     for w in wallets:
         log = w.venue.order_log
@@ -48,10 +64,7 @@ def build_result(
     # Stable sort by time keeps each wallet's own order within a timestamp.
     orders = orders.sort_values("timestamp", kind="stable").reset_index(drop=True)
     orders["timestamp"] = iso_ms(orders["timestamp"].to_numpy(dtype=np.int64))
-
-    summary = summarize(cfg, candles, run, funding_source)
-    summary["data"]["warmup_bars"] = warmup_bars
-    return BacktestResult(cfg, fills, orders, summary, run, lambda: equity_frame(run))
+    return orders
 
 
 def equity_frame(run: EngineRun) -> pd.DataFrame:

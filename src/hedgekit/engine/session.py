@@ -193,7 +193,7 @@ def run_backtest(
         logger.warning("bars too coarse for the unit: running the backtest again with the opposite intrabar order")
         opposite = engine.run(bars, factories, funding=loaded.funding, mode=mode, history=history,
                               max_drawdown=limits, opposite_intrabar=True)
-    with engine.gc_paused():  # the frames are built from every record the run kept
+    with engine.gc_paused():  # the metrics read every record the run kept
         result = build_result(cfg, c, run, loaded.funding_source, warmup_bars=0 if warmup is None else len(warmup),
                               frames=frames)
     result.summary["data"]["funding_missing"] = funding_missing(loaded)

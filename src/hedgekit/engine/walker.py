@@ -71,7 +71,7 @@ class MarketWalker:
         lo = v.next_trigger_below()
         hi = v.next_trigger_above()
         if t is not None:
-            d, u = t.next_levels()
+            d, u = t.down, t.up
             lo = d if lo is None or d > lo else lo
             hi = u if hi is None or u < hi else hi
         self._band = (-INF if lo is None else lo, INF if hi is None else hi)
@@ -126,7 +126,7 @@ class MarketWalker:
                 nxt = trig
             tracker = runner.tracker
             if tracker is not None:
-                lvl = tracker.next_level(up)  # -inf at the grid's floor: nothing below
+                lvl = tracker.up if up else tracker.down  # down: -inf at the grid's floor
                 if lvl < nxt if up else lvl > nxt:
                     nxt = lvl
             events = runner.unit_steps(nxt, ts)
