@@ -576,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3, help="price slices per venue and fault (each: both wallets)")
     ap.add_argument("--bars", type=int, default=200, help="1m bars per slice")
     ap.add_argument("--verbose", action="store_true", help="print what each failing cell found")
+    ap.add_argument("--kills", type=int, default=20, help="SIGKILLs of the REAL CLI run per venue (0: none)")
+    ap.add_argument("--kill-bars", type=int, default=150, help="1m bars of the killed run's price path")
+    ap.add_argument("--seed", type=int, default=12, help="seed of the kill points")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     cells = run_suite(args.runs, args.bars)
@@ -586,7 +589,31 @@ def main(argv: list[str] | None = None) -> int:
         for c in bad:
             for note in c.notes[:10]:
                 print(f"{c.venue} / {c.fault}: {note}")
+    if args.kills:
+        bad += kill_table(args.kills, args.kill_bars, args.seed, args.verbose)
     return 1 if bad else 0
+
+
+def kill_table(kills: int, bars: int, seed: int, verbose: bool) -> list[Any]:
+    """The real ``hedgekit run --mode real`` CLI SIGKILLed ``kills`` times per venue at seeded
+    random points (tests/engine/sigkill.py); the rows that are not all 0 (or missed a kill)."""
+    import tempfile
+
+    from tests.engine.sigkill import print_rows, run_kills
+
+    t0 = time.monotonic()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hedgekit-kills-") as tmp:
+        for i, v in enumerate(VENUES):
+            rows.append(run_kills(v, kills, seed=seed + i, bars=bars, tmp=Path(tmp) / v))
+    print_rows(rows, width=150, title=f"SIGKILL at random points of a REAL CLI run on the stubs: {bars} bars walked "
+                                      f"in ≤ 20 USD steps (both wallets), seed {seed}, {time.monotonic() - t0:.0f} s")  # fmt: skip
+    bad = [r for r in rows if not r.clean or r.kills < kills]
+    if verbose:
+        for r in bad:
+            for note in r.notes[:10]:
+                print(f"{r.venue} / SIGKILL: {note}")
+    return bad
 
 
 if __name__ == "__main__":
