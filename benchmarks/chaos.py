@@ -1,9 +1,9 @@
 """The REAL adapter against faulty exchanges (issue 12): venue × fault kind × runs.
 
 Each run drives the long wallet and the hedge wallet (each on an account of its own) through
-``WalletRunner`` + ``CcxtVenue`` on a local stub exchange (Binance USD-M, Hyperliquid) that
-injects one kind of fault, and through the simulator (PAPER) on the same price path, and
-counts:
+``WalletRunner`` + ``RealVenue`` (the live engine's ccxt venue, recovering through the engine's
+``sync_orders``) on a local stub exchange (Binance USD-M, Hyperliquid) that injects one kind of
+fault, and through the simulator (PAPER) on the same price path, and counts:
 
 * lost fills: fills the venue made on our orders that the strategy never heard (or heard
   twice), plus — for faults that do not change when the bot sees a price — orders whose
@@ -54,6 +54,8 @@ from hedgekit.core.instrument import Instrument  # noqa: E402
 from hedgekit.core.orders import PROTECTIVE_KINDS, OrderKind, OrderSpec, Side, make_client_id  # noqa: E402
 from hedgekit.core.strategy import Strategy  # noqa: E402
 from hedgekit.core.units import UnitMode, UnitSpec  # noqa: E402
+from hedgekit.engine.live_real import sync_orders  # noqa: E402
+from hedgekit.engine.real import RealVenue  # noqa: E402
 from hedgekit.engine.runner import WalletRunner  # noqa: E402
 from hedgekit.engine.walker import MarketWalker  # noqa: E402
 from hedgekit.strategies.hedge_wallet import HedgeWallet, HedgeWalletParams  # noqa: E402
@@ -128,12 +130,12 @@ class BinanceHarness:
         self.stub = bn.BinanceUsdmStub(price=price).start()
         self.armed = 0  # faults injected
 
-    def venue(self, wallet: str) -> CcxtVenue:
+    def venue(self, wallet: str) -> RealVenue:
         profile = BinanceUsdmProfile()
         exchange = profile.make_exchange(VenueCredentials(bn.API_KEY, bn.SECRET), network="testnet",
                                          urls=self.stub.urls())  # fmt: skip
         exchange.rateLimit = 1
-        v = CcxtVenue(profile, exchange, self.inst, symbol="BTC/USDT:USDT", sleep=lambda s: None,
+        v = RealVenue(profile, exchange, self.inst, symbol="BTC/USDT:USDT", sleep=lambda s: None,
                       retry=RetryPolicy(attempts=8), wallet=wallet)  # fmt: skip
         v.prepare(leverage=2)
         return v
@@ -223,12 +225,12 @@ class HyperliquidHarness:
         self.user = hl.MAIN_ADDRESS.lower()
         self.armed = 0  # faults injected
 
-    def venue(self, wallet: str) -> CcxtVenue:
+    def venue(self, wallet: str) -> RealVenue:
         profile = HyperliquidProfile(rate_limit=False)
         creds = VenueCredentials(secret=hl.AGENT_KEY, wallet_address=hl.MAIN_ADDRESS)
         exchange = profile.make_exchange(creds, network="testnet",
                                          urls={"public": self.stub.url, "private": self.stub.url})  # fmt: skip
-        v = CcxtVenue(profile, exchange, self.inst, symbol=self.symbol, retry=RetryPolicy(attempts=8),
+        v = RealVenue(profile, exchange, self.inst, symbol=self.symbol, retry=RetryPolicy(attempts=8),
                       sleep=lambda s: None, wallet=wallet)  # fmt: skip
         v.prepare(leverage=2)
         self.profile = profile
@@ -366,23 +368,11 @@ def simulate(venue: str, wallet: str, inst: Instrument, path: list[float]) -> di
     return dict(heard.qty)
 
 
-def recover(venue: CcxtVenue, runner: WalletRunner, ts: int) -> None:
-    """SPEC §7 recovery as the live engine does it: missed fills first, then the desired orders
-    diffed against the venue's: missing ones placed (looked up by client id first), orphans
-    of ours cancelled, different ones replaced."""
-    runner.deliver(venue.poll(ts), ts)
-    for _ in range(3):
-        diff = venue.diff(runner.strategy.desired_orders())
-        if diff.in_sync:
-            return
-        for o in diff.unexpected:
-            runner.deliver(venue.cancel(o.client_id, ts), ts)
-        for spec, o in diff.different:
-            runner.deliver(venue.cancel(o.client_id, ts), ts)
-            runner.deliver(venue.resume(spec, ts), ts)
-        for spec in diff.missing:
-            runner.deliver(venue.resume(spec, ts), ts)
-        runner.deliver(venue.poll(ts), ts)
+def recover(venue: RealVenue, runner: WalletRunner, ts: int) -> None:
+    """SPEC §7 recovery, the live engine's own (``sync_orders``, what ``reconcile`` does for a
+    started wallet): missed fills first, then the desired orders diffed against the venue's:
+    missing ones placed, orphans of ours cancelled."""
+    sync_orders(runner, venue, ts)
 
 
 def react(venue: CcxtVenue, runner: WalletRunner, price: float, ts: int) -> None:
