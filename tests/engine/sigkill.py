@@ -2,9 +2,10 @@
 
 The test process owns the stub exchanges (one account per wallet) and a small market server;
 the run is the real ``hedgekit run --mode real`` CLI in a child process
-(``tests/engine/crash_child.py``) that SIGKILLs itself after its N-th order intent or N-th
-input, and is started again (it resumes from the journal) until the kills are done; the last
-one runs to the end. The child asks the market server to move the stubs to each input's price
+(``tests/engine/crash_child.py``) that SIGKILLs itself after its N-th order intent or after
+an input, or that a stub SIGKILLs in its N-th order request (placed, not answered); it is
+started again (it resumes from the journal) until the kills are done; the last one runs to
+the end. The child asks the market server to move the stubs to each input's price
 before its engine sees it; the market never moves back (after a restart the inputs the dead
 process had not checkpointed are reported again, the exchange stays where it is).
 
@@ -12,7 +13,7 @@ Measured on the stub side, before every move (the state the market moves in): a 
 position whose closing-side trigger orders do not cover it is unprotected for the inputs and
 the data seconds until that move. After the last run: every trade at the venue journaled once
 (lost fills), one order per client id (duplicate orders), the journal's position and working
-orders are the venue's and no wallet halted (unresolved diffs).
+orders are the venue's, and no reconciliation halted a wallet (unresolved diffs).
 
 Price path: the first bars of the bundled real Binance USD-M BTCUSDT 1m history walked in steps
 of at most 20 USD (``price_points`` in test_real.py), one flat bar per price; the timestamps are
@@ -24,11 +25,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,9 +66,54 @@ class Book(Protocol):
     def stop(self) -> None: ...
 
 
+class Killer:
+    """SIGKILLs the child from inside a stub, at the ``n``-th order request the venue carried
+    out, before it answers: the order is placed, the child never hears of it."""
+
+    def __init__(self) -> None:
+        self.left = 0
+        self.pid: int | None = None
+        self.started = threading.Event()  # the pid is known
+        self.fired = False
+        self._lock = threading.Lock()
+
+    def arm(self, n: int) -> None:
+        self.left, self.pid, self.fired = n, None, False
+        self.started.clear()
+
+    def start(self, pid: int) -> None:
+        self.pid = pid
+        self.started.set()
+
+    def placed(self) -> bool:
+        """After an order request was carried out; True when the child was killed (the answer
+        is then not sent)."""
+        with self._lock:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            if self.left:
+                return False
+            self.started.wait(timeout=60)
+            assert self.pid is not None
+            os.kill(self.pid, signal.SIGKILL)
+            self.fired = True
+            return True
+
+
 class BinanceBook:
-    def __init__(self, price: float) -> None:
+    def __init__(self, price: float, killer: Killer | None = None) -> None:
         self.stub = bn.BinanceUsdmStub(price=price, balance=100_000.0).start()
+        if killer is not None:
+            inner = self.stub._dispatch
+
+            def dispatch(h: Any, method: str, path: str, query: str, body: str) -> Any:
+                answer = inner(h, method, path, query, body)
+                if (method, path) in bn._PLACE and killer.placed():
+                    raise bn._Drop
+                return answer
+
+            self.stub._dispatch = dispatch  # type: ignore[method-assign]
 
     def env(self) -> dict[str, Any]:
         return self.stub.urls()
@@ -105,9 +153,19 @@ class BinanceBook:
 class HyperliquidBook:
     profile = HyperliquidProfile(rate_limit=False)
 
-    def __init__(self, price: float) -> None:
+    def __init__(self, price: float, killer: Killer | None = None) -> None:
         self.stub = hl.start_stub(price, usdc=100_000.0)
         self.user = hl.MAIN_ADDRESS.lower()
+        if killer is not None:
+            inner = self.stub.handle
+
+            def handle(path: str, raw: bytes) -> tuple[int, str]:
+                answer = inner(path, raw)
+                if path == "/exchange" and answer[0] == 200 and _action(raw) == "order" and killer.placed():
+                    raise hl.DropAnswer
+                return answer
+
+            self.stub.handle = handle  # type: ignore[method-assign]
 
     def env(self) -> dict[str, Any]:
         return {"public": self.stub.url, "private": self.stub.url}
@@ -141,6 +199,13 @@ class HyperliquidBook:
 
     def stop(self) -> None:
         self.stub.stop()
+
+
+def _action(raw: bytes) -> str | None:
+    try:
+        return json.loads(raw).get("action", {}).get("type")
+    except ValueError:
+        return None
 
 
 class Market:
@@ -210,7 +275,8 @@ class Market:
 class KillRow:
     venue: str
     kills: int = 0
-    at_intent: int = 0  # of the kills: at an order intent (journaled, maybe not sent)
+    at_intent: int = 0  # of the kills: at an order intent (journaled, not sent)
+    at_request: int = 0  # of the kills: in an order request the venue carried out, unanswered
     runs: int = 0  # child processes started
     inputs: int = 0  # price moves of the path
     fills: int = 0
@@ -244,13 +310,16 @@ def write_setup(tmp: Path, venue: str, bars: int) -> tuple[Path, Path, float]:
 
 
 def kill_points(rng: random.Random, kills: int, inputs: int) -> list[tuple[str, int, int]]:
-    """``kills`` crash points, intent counts and inputs mixed, as (kind, N, SEQ): "intent"
-    dies at the N-th order intent (1-3) of the process, or at the path's last inputs when no
-    order is left to send; "input" after input SEQ (spread over the path, in order; one that
-    a restart's checkpoint already passed dies after its first input)."""
-    kinds = ["intent" if rng.random() < 0.5 else "input" for _ in range(kills)]
+    """``kills`` crash points of three kinds, as many of each, shuffled, as (kind, N, SEQ):
+    "intent" dies at the N-th order intent (1-3) of the process (journaled, not sent);
+    "request" in its N-th order request (1-3) the venue carried out, before the answer; both
+    at the path's last inputs when no order is left to send. "input" dies after input SEQ
+    (spread over the path, in order; one that a restart's checkpoint already passed dies
+    after its first input)."""
+    kinds = [("intent", "request", "input")[i % 3] for i in range(kills)]
+    rng.shuffle(kinds)
     seqs = iter(sorted(rng.sample(range(1, inputs - 2), kinds.count("input"))))
-    return [("intent", rng.randint(1, 3), inputs - 2) if k == "intent" else ("input", 0, next(seqs)) for k in kinds]
+    return [(k, rng.randint(1, 3), inputs - 2) if k != "input" else (k, 0, next(seqs)) for k in kinds]
 
 
 def resume_after(db: Path) -> int:
@@ -277,8 +346,9 @@ def run_kills(venue: str, kills: int, *, seed: int, bars: int, tmp: Path) -> Kil
     books: dict[str, Any] = {}
     row = KillRow(venue)
     try:
+        killer = Killer()
         for w in WALLETS:
-            books[w] = make(first)
+            books[w] = make(first, killer)
         market = Market(books)
         env = {**child_env(), VENUE_URLS_ENV: json.dumps({w: b.env() for w, b in books.items()})}
         for w in WALLETS:
@@ -298,17 +368,23 @@ def run_kills(venue: str, kills: int, *, seed: int, bars: int, tmp: Path) -> Kil
                 kill = [] if kind == "end" else ["--kill-after-input", str(max(1, seq - resume_after(db)))]
                 if kind == "intent":
                     kill += ["--kill-after-intent", str(n)]
+                killer.arm(n if kind == "request" else 0)
                 log = tmp / f"child{row.runs}.log"
-                rc = _child(["--market", market.url, *kill], args, env, log)
+                rc = _child(["--market", market.url, *kill], args, env, log, killer.start)
                 row.runs += 1
                 if kill and rc == -9:
                     row.kills += 1
                     row.at_intent += "SIGKILL after intent" in log.read_text(errors="replace")
+                    row.at_request += killer.fired
                 elif rc != 0 or kill:
                     row.notes.append(f"child {kill or 'to the end'} exited {rc}: {log.read_text(errors='replace')[-1500:]}")
                     break
         finally:
             market.stop()
+        halts = [line for f in sorted(tmp.glob("child*.log")) for line in f.read_text(errors="replace").splitlines()
+                 if "reconciliation: HALTED" in line]  # fmt: skip
+        row.unresolved += len(halts)
+        row.notes += halts[:3]
         row.inputs = market.moves
         row.unprotected_inputs = market.unprotected_inputs
         row.unprotected_s = market.unprotected_ms / 1000
@@ -330,10 +406,11 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def _child(crash: list[str], args: list[str], env: dict[str, str], log: Path) -> int:
+def _child(crash: list[str], args: list[str], env: dict[str, str], log: Path, started: Callable[[int], None]) -> int:
     with log.open("ab") as err:
         p = subprocess.Popen([sys.executable, "-m", "tests.engine.crash_child", *crash, "--", *args],
                              cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+        started(p.pid)
         try:
             return p.wait(timeout=CHILD_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -379,11 +456,11 @@ def print_rows(rows: list[KillRow], title: str, width: int | None = None) -> Non
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("venue", "kills", "at intent / input", "runs", "inputs", "fills", "lost fills", "duplicate orders",
+    for col in ("venue", "kills", "at intent / request / input", "runs", "inputs", "fills", "lost fills", "duplicate orders",
                 "s without stop", "inputs without stop", "unresolved diffs"):  # fmt: skip
         table.add_column(col, justify="left" if col == "venue" else "right")
     for r in rows:
-        table.add_row(r.venue, str(r.kills), f"{r.at_intent} / {r.kills - r.at_intent}", str(r.runs), str(r.inputs), str(r.fills), str(r.lost_fills),
+        table.add_row(r.venue, str(r.kills), f"{r.at_intent} / {r.at_request} / {r.kills - r.at_intent - r.at_request}", str(r.runs), str(r.inputs), str(r.fills), str(r.lost_fills),
                       str(r.duplicate_orders), f"{r.unprotected_s:g}", str(r.unprotected_inputs), str(r.unresolved),
                       style=None if r.clean else "bold red")  # fmt: skip
     Console(width=width).print(table)

@@ -21,6 +21,7 @@ def test_a_real_run_sigkilled_at_random_points_loses_no_fill_doubles_no_order_an
     with capsys.disabled():
         print_rows([row], f"SIGKILL × {KILLS} of a REAL run on the {venue} stub ({BARS} bars)", width=150)
     assert row.kills == KILLS and row.runs == KILLS + 1, row.notes  # every kill happened, then the end
+    assert row.at_intent >= 1 and row.at_request >= 1, row  # killed with an order journaled, unsent / unanswered
     assert row.inputs >= 100 and row.fills >= 4, row  # the whole path was played, and it traded
     assert (row.lost_fills, row.duplicate_orders, row.unprotected_inputs, row.unprotected_s, row.unresolved) \
         == (0, 0, 0, 0, 0), row.notes
