@@ -15,8 +15,10 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
 import urllib.request
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import hedgekit.cli as cli
@@ -45,6 +47,16 @@ class KillAt(EngineHooks):
     def in_request(self, kind: str) -> None:
         if self.request:
             self._die(f"in request {kind}")
+
+
+def child_env() -> dict[str, str]:
+    """The environment to start a child with. Where bytecode may not be written next to the
+    sources (PYTHONDONTWRITEBYTECODE), every child would compile its ~1,000 modules again (~5 s
+    of CPU each): they share a private bytecode cache instead."""
+    env = dict(os.environ)
+    if env.pop("PYTHONDONTWRITEBYTECODE", None):
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / f"hedgekit-pycache-{os.getuid()}")
+    return env
 
 
 def moving_market(feed: Any, url: str) -> AsyncIterator[Any]:

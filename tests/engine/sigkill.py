@@ -28,7 +28,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -43,6 +42,7 @@ import yaml
 from hedgekit.engine.real import VENUE_URLS_ENV
 from hedgekit.store.journal import Journal
 from hedgekit.venues.ccxt_hyperliquid import HyperliquidProfile
+from tests.engine.crash_child import child_env
 from tests.engine.test_real import WALLETS, busy_config, price_points
 from tests.venues.stubs import binance_usdm as bn
 from tests.venues.stubs import hyperliquid as hl
@@ -394,16 +394,6 @@ def run_kills(venue: str, kills: int, *, seed: int, bars: int, tmp: Path) -> Kil
         for b in books.values():
             b.stop()
     return row
-
-
-def child_env() -> dict[str, str]:
-    """The environment of a child. Where bytecode may not be written next to the sources
-    (PYTHONDONTWRITEBYTECODE), every child would compile its ~1,000 modules again (~5 s of
-    CPU each): they share a private bytecode cache instead."""
-    env = dict(os.environ)
-    if env.pop("PYTHONDONTWRITEBYTECODE", None):
-        env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / f"hedgekit-pycache-{os.getuid()}")
-    return env
 
 
 def _child(crash: list[str], args: list[str], env: dict[str, str], log: Path, started: Callable[[int], None]) -> int:
