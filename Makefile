@@ -59,12 +59,15 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_paper.py
 	$(BIN)/python benchmarks/bench_sweep.py --trials $(TRIALS)
 
-# The REAL adapter against faulty stub exchanges (issue 12): venue × fault × runs, all 0.
-# `make test` runs it at a small size (tests/venues/test_chaos.py); the full size took 16 min on a busy 2-core machine.
+# The REAL adapter against faulty stub exchanges (issue 12): venue × fault × runs, all 0; then
+# the REAL CLI SIGKILLed at KILLS random points per venue and resumed (tests/engine/sigkill.py).
+# `make test` runs both at a small size (tests/venues/test_chaos.py, tests/engine/test_real_sigkill.py);
+# the fault table took 16 min on a busy 2-core machine, the kills ~5 min.
 RUNS ?= 3
 BARS ?= 200
+KILLS ?= 20
 chaos: $(DEV_STAMP)
-	$(BIN)/python benchmarks/chaos.py --runs $(RUNS) --bars $(BARS)
+	$(BIN)/python benchmarks/chaos.py --runs $(RUNS) --bars $(BARS) --kills $(KILLS)
 
 docs: $(STAMP)
 	$(BIN)/python -m hedgekit.docs README.md

@@ -1,9 +1,9 @@
 """The REAL adapter against faulty exchanges (issue 12): venue × fault kind × runs.
 
 Each run drives the long wallet and the hedge wallet (each on an account of its own) through
-``WalletRunner`` + ``CcxtVenue`` on a local stub exchange (Binance USD-M, Hyperliquid) that
-injects one kind of fault, and through the simulator (PAPER) on the same price path, and
-counts:
+``WalletRunner`` + ``RealVenue`` (the live engine's ccxt venue, recovering through the engine's
+``sync_orders``) on a local stub exchange (Binance USD-M, Hyperliquid) that injects one kind of
+fault, and through the simulator (PAPER) on the same price path, and counts:
 
 * lost fills: fills the venue made on our orders that the strategy never heard (or heard
   twice), plus — for faults that do not change when the bot sees a price — orders whose
@@ -54,6 +54,8 @@ from hedgekit.core.instrument import Instrument  # noqa: E402
 from hedgekit.core.orders import PROTECTIVE_KINDS, OrderKind, OrderSpec, Side, make_client_id  # noqa: E402
 from hedgekit.core.strategy import Strategy  # noqa: E402
 from hedgekit.core.units import UnitMode, UnitSpec  # noqa: E402
+from hedgekit.engine.live_real import sync_orders  # noqa: E402
+from hedgekit.engine.real import RealVenue  # noqa: E402
 from hedgekit.engine.runner import WalletRunner  # noqa: E402
 from hedgekit.engine.walker import MarketWalker  # noqa: E402
 from hedgekit.strategies.hedge_wallet import HedgeWallet, HedgeWalletParams  # noqa: E402
@@ -128,12 +130,12 @@ class BinanceHarness:
         self.stub = bn.BinanceUsdmStub(price=price).start()
         self.armed = 0  # faults injected
 
-    def venue(self, wallet: str) -> CcxtVenue:
+    def venue(self, wallet: str) -> RealVenue:
         profile = BinanceUsdmProfile()
         exchange = profile.make_exchange(VenueCredentials(bn.API_KEY, bn.SECRET), network="testnet",
                                          urls=self.stub.urls())  # fmt: skip
         exchange.rateLimit = 1
-        v = CcxtVenue(profile, exchange, self.inst, symbol="BTC/USDT:USDT", sleep=lambda s: None,
+        v = RealVenue(profile, exchange, self.inst, symbol="BTC/USDT:USDT", sleep=lambda s: None,
                       retry=RetryPolicy(attempts=8), wallet=wallet)  # fmt: skip
         v.prepare(leverage=2)
         return v
@@ -223,12 +225,12 @@ class HyperliquidHarness:
         self.user = hl.MAIN_ADDRESS.lower()
         self.armed = 0  # faults injected
 
-    def venue(self, wallet: str) -> CcxtVenue:
+    def venue(self, wallet: str) -> RealVenue:
         profile = HyperliquidProfile(rate_limit=False)
         creds = VenueCredentials(secret=hl.AGENT_KEY, wallet_address=hl.MAIN_ADDRESS)
         exchange = profile.make_exchange(creds, network="testnet",
                                          urls={"public": self.stub.url, "private": self.stub.url})  # fmt: skip
-        v = CcxtVenue(profile, exchange, self.inst, symbol=self.symbol, retry=RetryPolicy(attempts=8),
+        v = RealVenue(profile, exchange, self.inst, symbol=self.symbol, retry=RetryPolicy(attempts=8),
                       sleep=lambda s: None, wallet=wallet)  # fmt: skip
         v.prepare(leverage=2)
         self.profile = profile
@@ -366,23 +368,11 @@ def simulate(venue: str, wallet: str, inst: Instrument, path: list[float]) -> di
     return dict(heard.qty)
 
 
-def recover(venue: CcxtVenue, runner: WalletRunner, ts: int) -> None:
-    """SPEC §7 recovery as the live engine does it: missed fills first, then the desired orders
-    diffed against the venue's: missing ones placed (looked up by client id first), orphans
-    of ours cancelled, different ones replaced."""
-    runner.deliver(venue.poll(ts), ts)
-    for _ in range(3):
-        diff = venue.diff(runner.strategy.desired_orders())
-        if diff.in_sync:
-            return
-        for o in diff.unexpected:
-            runner.deliver(venue.cancel(o.client_id, ts), ts)
-        for spec, o in diff.different:
-            runner.deliver(venue.cancel(o.client_id, ts), ts)
-            runner.deliver(venue.resume(spec, ts), ts)
-        for spec in diff.missing:
-            runner.deliver(venue.resume(spec, ts), ts)
-        runner.deliver(venue.poll(ts), ts)
+def recover(venue: RealVenue, runner: WalletRunner, ts: int) -> None:
+    """SPEC §7 recovery, the live engine's own (``sync_orders``, what ``reconcile`` does for a
+    started wallet): missed fills first, then the desired orders diffed against the venue's:
+    missing ones placed, orphans of ours cancelled."""
+    sync_orders(runner, venue, ts)
 
 
 def react(venue: CcxtVenue, runner: WalletRunner, price: float, ts: int) -> None:
@@ -576,17 +566,45 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3, help="price slices per venue and fault (each: both wallets)")
     ap.add_argument("--bars", type=int, default=200, help="1m bars per slice")
     ap.add_argument("--verbose", action="store_true", help="print what each failing cell found")
+    ap.add_argument("--kills", type=int, default=20, help="SIGKILLs of the REAL CLI run per venue (0: none)")
+    ap.add_argument("--kill-bars", type=int, default=150, help="1m bars of the killed run's price path")
+    ap.add_argument("--seed", type=int, default=12, help="seed of the kill points")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
-    cells = run_suite(args.runs, args.bars)
-    print_table(cells, width=150, title=f"REAL adapter under faults: {args.runs} runs × {args.bars} bars of real BTCUSDT 1m "
-                       f"(both wallets), {time.monotonic() - t0:.0f} s")  # fmt: skip
-    bad = [c for c in cells if not c.clean]
+    cells = run_suite(args.runs, args.bars) if args.runs else []  # --runs 0: the kills only
+    if cells:
+        print_table(cells, width=150, title=f"REAL adapter under faults: {args.runs} runs × {args.bars} bars of real "
+                           f"BTCUSDT 1m (both wallets), {time.monotonic() - t0:.0f} s")  # fmt: skip
+    bad: list[Any] = [c for c in cells if not c.clean]
     if args.verbose:
         for c in bad:
             for note in c.notes[:10]:
                 print(f"{c.venue} / {c.fault}: {note}")
+    if args.kills:
+        bad += kill_table(args.kills, args.kill_bars, args.seed, args.verbose)
     return 1 if bad else 0
+
+
+def kill_table(kills: int, bars: int, seed: int, verbose: bool) -> list[Any]:
+    """The real ``hedgekit run --mode real`` CLI SIGKILLed ``kills`` times per venue at seeded
+    random points (tests/engine/sigkill.py); the rows that are not all 0 (or missed a kill)."""
+    import tempfile
+
+    from tests.engine.sigkill import print_rows, run_kills
+
+    t0 = time.monotonic()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hedgekit-kills-") as tmp:
+        for i, v in enumerate(VENUES):
+            rows.append(run_kills(v, kills, seed=seed + i, bars=bars, tmp=Path(tmp) / v))
+    print_rows(rows, width=150, title=f"SIGKILL at random points of a REAL CLI run on the stubs: {bars} bars walked "
+                                      f"in ≤ 20 USD steps (both wallets), seed {seed}, {time.monotonic() - t0:.0f} s")  # fmt: skip
+    bad = [r for r in rows if not r.clean or r.kills < kills]
+    if verbose:
+        for r in bad:
+            for note in r.notes[:10]:
+                print(f"{r.venue} / SIGKILL: {note}")
+    return bad
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from hedgekit.report.results import export_run
 from hedgekit.store.journal import Journal, JournalError
 
 from ..feeds.binance_ws_server import BTC_FEED, BinanceWsServer, load_messages, market_trades
+from .crash_child import child_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -115,7 +116,7 @@ class _Proc:
         with log.open("ab") as err:
             self.p = subprocess.Popen(
                 [sys.executable, "-m", *entry, "--log-dir", str(log.parent / "logs"), *args],
-                cwd=REPO, env={**os.environ, **(env or {})}, stdin=stdin, stdout=subprocess.DEVNULL,
+                cwd=REPO, env={**child_env(), **(env or {})}, stdin=stdin, stdout=subprocess.DEVNULL,
                 stderr=err, text=True,
             )
 

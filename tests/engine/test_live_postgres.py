@@ -16,6 +16,7 @@ from hedgekit.config import load_config
 from hedgekit.store.journal import Journal
 from tests._postgres import PgCluster
 
+from .crash_child import child_env
 from .test_live import REPO, busy_config, slice_csv
 
 
@@ -24,7 +25,7 @@ def _start(args: list[str], log: Path, kill: list[str]) -> subprocess.Popen:
     with log.open("ab") as err:
         return subprocess.Popen(
             [sys.executable, "-m", "tests.engine.crash_child", *kill, "--", "--log-dir", str(log.parent / "logs"), *args],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
+            cwd=REPO, env=child_env(), stdout=subprocess.DEVNULL, stderr=err,
         )
 
 

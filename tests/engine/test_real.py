@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from hedgekit.cli import app, example_path
 from hedgekit.config import BacktestConfig, load_config
 from hedgekit.core.errors import HedgekitError
+from hedgekit.core.orders import OrderKind, OrderSpec, OrderType, Side, make_client_id
 from hedgekit.engine.live import EngineHooks, LiveEngine
 from hedgekit.engine.real import (
     VENUE_URLS_ENV,
@@ -312,6 +313,32 @@ def test_adopt_refuses_a_position_the_wallets_stops_do_not_cover(tmp_path, stubs
     assert sum(o.qty for o in stops) == pytest.approx(held)
     assert next(w for w in adopted.wallets if w.name == "long").real.position.qty == pytest.approx(held)
     adopted.release_lease()
+
+
+def test_an_order_the_venue_placed_just_before_a_crash_is_kept_by_the_restart_not_cancelled_as_an_orphan(
+    tmp_path, stubs,
+):
+    """Found by the SIGKILL table (tests/engine/sigkill.py): an order journaled and placed, then
+    the process died before its input's checkpoint. The restart found it at the venue (kept,
+    not sent again), then cancelled it as an orphan of the older checkpointed strategy; the
+    replay of its input, sending it again, was skipped: a stop the strategy counts as working
+    was gone at the venue (SPEC §4a), and a later reconciliation re-placed a cancelled id."""
+    cfg = busy_config(tmp_path)
+    points = price_points(100)
+    journal = Journal.open(tmp_path / "real.db")
+    engine = real_engine(cfg, journal)
+    asyncio.run(engine.run(stub_feed(points[:30], stubs, engine.resume_after)))
+    long = stubs["long"]
+    cid = make_client_id("long", 0, -9, OrderKind.STOP_LOSS, 99)
+    spec = OrderSpec(cid, "long", OrderKind.STOP_LOSS, Side.SELL, OrderType.STOP, 0.01,
+                     round(long.price - 2000, 1), reduce_only=True, unit=-9)  # fmt: skip
+    journal.record_intent(engine.run_id, "long", spec, points[29].ts)  # the intent, durable
+    long.add_order(cid, "SELL", 0.01, trigger=spec.price, reduce_only=True)  # sent; then SIGKILL
+    again = real_engine(cfg, journal)  # reconciliation runs on attach
+    assert [o.client_id for o in long.orders_with(cid) if o.open] == [cid]
+    venue = next(w for w in again.wallets if w.name == "long").real
+    assert venue is not None and cid in venue.recovered  # the replay's send is not a second order
+    again.release_lease()
 
 
 def test_flatten_in_real_closes_at_the_venue_and_cancels_every_order(tmp_path, stubs):

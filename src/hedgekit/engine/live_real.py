@@ -31,6 +31,7 @@ from hedgekit.engine.guard import DrawdownGuard
 from hedgekit.engine.lease import wall_ms
 from hedgekit.engine.live_state import LiveWallet
 from hedgekit.engine.real import RealVenue
+from hedgekit.engine.runner import WalletRunner
 from hedgekit.engine.session import build_strategy, drawdown_limits
 from hedgekit.feeds.base import Bar, PricePoint
 from hedgekit.store.journal import Journal, RequestOutcome
@@ -324,23 +325,8 @@ class RealWallets:
         for cid in venue.recover(pending, ts):
             notes.append(f"order {cid} (journaled before a stop, unanswered) is at the venue: kept, not sent again")
         if w.started:
-            w.runner.deliver_stepped(venue.poll(ts), ts)
+            notes += sync_orders(r, venue, ts)
             self._book_funding(w, venue, ts, now=True)
-            at_venue = venue.venue_open_orders()
-            diff = diff_orders(r.strategy.desired_orders(), at_venue, r.strategy.instrument.lot_size)
-            # Missing and never accepted by the venue (unknown, or sent without an answer); a
-            # known order that left the venue was reported by the poll (filled or cancelled).
-            missing = [s for s in diff.missing if (o := venue.get_order(s.client_id)) is None
-                       or o.status is OrderStatus.NEW]  # fmt: skip
-            if missing:
-                notes.append(f"placed {len(missing)} missing order(s): {', '.join(s.client_id for s in missing)}")
-                r.execute([Place(s) for s in missing], ts)
-            for o in diff.unexpected:
-                notes.append(f"cancelled orphan {o.client_id} ({o.spec.kind} {o.spec.side} {o.spec.qty:g})")
-                w.runner.deliver_stepped(venue.cancel(o.client_id, ts), ts)
-            for spec, o in diff.different:
-                notes.append(f"order {spec.client_id} differs at the venue ({o.spec.qty:g} @ {o.spec.price}) "
-                             f"from the journal ({spec.qty:g} @ {spec.price})")  # fmt: skip
         else:
             # Not started: the strategy's start re-issues the orders a crash interrupted (the
             # recovered ones, same client ids); any other order of ours is an orphan.
@@ -379,3 +365,33 @@ class RealWallets:
         if w.started or notes:
             self._checkpoint(w, max(w.seen, w.cursor), ts, force=w.started)
         return notes
+
+
+def sync_orders(r: WalletRunner, venue: RealVenue, ts: int) -> list[str]:
+    """A started wallet's part of reconciliation (SPEC §7): the venue's fills first, then the
+    strategy's desired orders diffed against the venue's: missing ones placed, our orphans
+    cancelled, different ones reported. Returns what it did. (benchmarks/chaos.py recovers
+    through this too.)"""
+    notes: list[str] = []
+    r.deliver_stepped(venue.poll(ts), ts)
+    at_venue = venue.venue_open_orders()
+    diff = diff_orders(r.strategy.desired_orders(), at_venue, r.strategy.instrument.lot_size)
+    # Missing and never accepted by the venue (unknown, or sent without an answer); a
+    # known order that left the venue was reported by the poll (filled or cancelled).
+    missing = [s for s in diff.missing if (o := venue.get_order(s.client_id)) is None
+               or o.status is OrderStatus.NEW]  # fmt: skip
+    if missing:
+        notes.append(f"placed {len(missing)} missing order(s): {', '.join(s.client_id for s in missing)}")
+        r.execute([Place(s) for s in missing], ts)
+    for o in diff.unexpected:
+        if o.client_id in venue.recovered:
+            # Journaled and placed just before a crash, newer than the checkpoint: the replay
+            # of its input sends it again (``submit`` keeps this one). Cancelled here, that
+            # send would be skipped and a stop counted as working would be gone (§4a).
+            continue
+        notes.append(f"cancelled orphan {o.client_id} ({o.spec.kind} {o.spec.side} {o.spec.qty:g})")
+        r.deliver_stepped(venue.cancel(o.client_id, ts), ts)
+    for spec, o in diff.different:
+        notes.append(f"order {spec.client_id} differs at the venue ({o.spec.qty:g} @ {o.spec.price}) "
+                     f"from the journal ({spec.qty:g} @ {spec.price})")  # fmt: skip
+    return notes
