@@ -104,6 +104,39 @@ def stubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, BinanceUsdmStub
         yield table
 
 
+def first_inputs(tmp_path: Path, stubs: dict[str, BinanceUsdmStub], inputs: int = 30,
+                 ) -> tuple[BacktestConfig, list[PricePoint], Journal, LiveEngine]:  # fmt: skip
+    """A REAL run of the busy config over the first ``inputs`` price points of the path."""
+    cfg = busy_config(tmp_path)
+    points = price_points(100)
+    journal = Journal.open(tmp_path / "real.db")
+    engine = real_engine(cfg, journal)
+    asyncio.run(engine.run(stub_feed(points[:inputs], stubs, engine.resume_after)))
+    return cfg, points, journal, engine
+
+
+@contextlib.contextmanager
+def hyperliquid_stubs(monkeypatch: pytest.MonkeyPatch, price: float, wallets: tuple[str, ...] = WALLETS, *,
+                      usdc: float = 100_000.0, stream: bool = False) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """A fresh Hyperliquid stub per wallet (each its own account: the dual-wallet set-up), wired
+    through the environment as ``hedgekit run`` finds them; ``stream``: with their websockets."""
+    hl = pytest.importorskip("tests.venues.stubs.hyperliquid")
+    table: dict[str, Any] = {}
+    try:
+        for w in wallets:
+            table[w] = hl.start_stub(price, usdc=usdc)
+        urls = {w: {"public": s.url, "private": s.url, **({"ws": {"public": s.ws_url}} if stream else {})}
+                for w, s in table.items()}  # fmt: skip
+        monkeypatch.setenv(VENUE_URLS_ENV, json.dumps(urls))
+        for w in wallets:
+            monkeypatch.setenv(f"HEDGEKIT_{w.upper()}_AGENT_KEY", hl.AGENT_KEY)
+            monkeypatch.setenv(f"HEDGEKIT_{w.upper()}_WALLET_ADDRESS", hl.MAIN_ADDRESS)
+        yield table
+    finally:
+        for stub in table.values():
+            stub.stop()
+
+
 def real_engine(cfg: BacktestConfig, journal: Journal, *, adopt: bool = False) -> LiveEngine:
     engine = LiveEngine(
         cfg, mode="real", journal=journal, source="replay:stub-path", printer=lambda _l: None, adopt=adopt,
@@ -270,11 +303,7 @@ def test_a_real_run_killed_and_resumed_loses_no_fill_and_doubles_no_order(tmp_pa
 def test_reconciliation_cancels_our_orphans_reports_foreign_orders_and_halts_on_a_position_changed_by_hand(
     tmp_path, stubs,
 ):
-    cfg = busy_config(tmp_path)
-    points = price_points(100)
-    journal = Journal.open(tmp_path / "real.db")
-    engine = real_engine(cfg, journal)
-    asyncio.run(engine.run(stub_feed(points[:30], stubs, engine.resume_after)))
+    cfg, points, journal, engine = first_inputs(tmp_path, stubs)
     long = stubs["long"]
     long.add_order("hk-long-9-m7-sl-99", "SELL", 0.01, trigger=round(long.price - 2000, 1), reduce_only=True)
     long.add_order("web_order_1", "BUY", 0.01, price=round(long.price - 3000, 1))
@@ -294,11 +323,7 @@ def test_reconciliation_cancels_our_orphans_reports_foreign_orders_and_halts_on_
 def test_adopt_refuses_a_position_the_wallets_stops_do_not_cover(tmp_path, stubs):
     """A buy by hand on top of the long wallet's position: adopting it would leave the extra
     part without a stop (SPEC §4a), so --adopt halts too and says how much is bare."""
-    cfg = busy_config(tmp_path)
-    points = price_points(100)
-    journal = Journal.open(tmp_path / "real.db")
-    engine = real_engine(cfg, journal)
-    asyncio.run(engine.run(stub_feed(points[:30], stubs, engine.resume_after)))
+    cfg, points, journal, engine = first_inputs(tmp_path, stubs)
     engine.release_lease()
     long = stubs["long"]
     held = long.position
@@ -323,11 +348,7 @@ def test_an_order_the_venue_placed_just_before_a_crash_is_kept_by_the_restart_no
     not sent again), then cancelled it as an orphan of the older checkpointed strategy; the
     replay of its input, sending it again, was skipped: a stop the strategy counts as working
     was gone at the venue (SPEC §4a), and a later reconciliation re-placed a cancelled id."""
-    cfg = busy_config(tmp_path)
-    points = price_points(100)
-    journal = Journal.open(tmp_path / "real.db")
-    engine = real_engine(cfg, journal)
-    asyncio.run(engine.run(stub_feed(points[:30], stubs, engine.resume_after)))
+    cfg, points, journal, engine = first_inputs(tmp_path, stubs)
     long = stubs["long"]
     cid = make_client_id("long", 0, -9, OrderKind.STOP_LOSS, 99)
     spec = OrderSpec(cid, "long", OrderKind.STOP_LOSS, Side.SELL, OrderType.STOP, 0.01,
@@ -342,11 +363,7 @@ def test_an_order_the_venue_placed_just_before_a_crash_is_kept_by_the_restart_no
 
 
 def test_flatten_in_real_closes_at_the_venue_and_cancels_every_order(tmp_path, stubs):
-    cfg = busy_config(tmp_path)
-    points = price_points(100)
-    journal = Journal.open(tmp_path / "real.db")
-    engine = real_engine(cfg, journal)
-    asyncio.run(engine.run(stub_feed(points[:30], stubs, engine.resume_after)))
+    cfg, points, journal, engine = first_inputs(tmp_path, stubs)
     hedge = stubs["hedge"]
     assert hedge.position != 0 and hedge.open_client_ids()
     msg = flatten_wallet(journal, "hedge", 0)
@@ -402,7 +419,6 @@ def test_a_mainnet_run_says_so_on_every_log_line_and_in_status(tmp_path, stubs):
 def test_paper_and_real_on_the_hyperliquid_stub_give_the_same_fills(tmp_path, monkeypatch):
     """Hyperliquid prices have at most 5 significant figures (1 USD at BTC's price): the
     instrument's tick is 1 so PAPER's levels are the venue's."""
-    hl = pytest.importorskip("tests.venues.stubs.hyperliquid")
     cfg = busy_config(tmp_path, name="hyperliquid")
     cfg = cfg.model_copy(update={"instrument": cfg.instrument.model_copy(update={"symbol": "BTCUSDC", "tick_size": 1.0})})
     points = price_points(100)
@@ -410,23 +426,15 @@ def test_paper_and_real_on_the_hyperliquid_stub_give_the_same_fills(tmp_path, mo
     paper = LiveEngine(cfg, mode="paper", journal=pj, source="replay:stub-path", printer=lambda _l: None)
     paper.open(0)
     asyncio.run(paper.run(paper_feed(points)))
-    stubs = {w: hl.start_stub(points[0].price, usdc=100_000.0) for w in WALLETS}
-    try:
-        monkeypatch.setenv(VENUE_URLS_ENV, json.dumps({w: {"public": s.url, "private": s.url} for w, s in stubs.items()}))
-        for w in WALLETS:
-            monkeypatch.setenv(f"HEDGEKIT_{w.upper()}_AGENT_KEY", hl.AGENT_KEY)
-            monkeypatch.setenv(f"HEDGEKIT_{w.upper()}_WALLET_ADDRESS", hl.MAIN_ADDRESS)
+    with hyperliquid_stubs(monkeypatch, points[0].price) as stubs:
         rj = Journal.open(tmp_path / "real.db")
         real = real_engine(cfg, rj)
-        asyncio.run(real.run(stub_feed(points, stubs, real.resume_after)))  # type: ignore[arg-type]
+        asyncio.run(real.run(stub_feed(points, stubs, real.resume_after)))
         want, got = fills_of(pj, paper.run_id), fills_of(rj, real.run_id)
         assert sum(len(v) for v in want.values()) >= 6, want
         assert got == want
         for s in stubs.values():
             assert "approveBuilderFee" not in s.action_types() and "setReferrer" not in s.action_types()
-    finally:
-        for s in stubs.values():
-            s.stop()
 
 
 def assert_safe(journal: Journal, run_id: int, stubs: dict[str, BinanceUsdmStub]) -> None:
@@ -503,15 +511,8 @@ def grid_stub(venue: str, price: float, wallet: str, monkeypatch: pytest.MonkeyP
             monkeypatch.setenv(f"HEDGEKIT_{wallet.upper()}_API_SECRET", SECRET)
             yield stub
         return
-    hl = pytest.importorskip("tests.venues.stubs.hyperliquid")
-    stub = hl.start_stub(price, usdc=1_000_000.0)
-    try:
-        monkeypatch.setenv(VENUE_URLS_ENV, json.dumps({"*": {"public": stub.url, "private": stub.url}}))
-        monkeypatch.setenv(f"HEDGEKIT_{wallet.upper()}_AGENT_KEY", hl.AGENT_KEY)
-        monkeypatch.setenv(f"HEDGEKIT_{wallet.upper()}_WALLET_ADDRESS", hl.MAIN_ADDRESS)
-        yield stub
-    finally:
-        stub.stop()
+    with hyperliquid_stubs(monkeypatch, price, (wallet,), usdc=1_000_000.0) as table:
+        yield table[wallet]
 
 
 def wallet_fills(j: Journal, run_id: int, wallet: str) -> list[tuple[str, str, float, int | None]]:

@@ -10,13 +10,12 @@ the next hours start at inputs 81 and 326). The stubs settle funding when the te
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from hedgekit.core.events import FundingSettled
-from hedgekit.engine.real import VENUE_URLS_ENV, make_venue
+from hedgekit.engine.real import make_venue
 from hedgekit.feeds.base import PricePoint
 from hedgekit.store.journal import Journal
 from tests.engine import test_real
@@ -24,6 +23,7 @@ from tests.engine.test_real import (
     WALLETS,
     assert_safe,
     busy_config,
+    hyperliquid_stubs,
     price_points,
     real_engine,
     stub_feed,
@@ -121,12 +121,7 @@ def test_funding_settled_by_hyperliquid_is_booked_once_per_payment(tmp_path, mon
     cfg = busy_config(tmp_path, name="hyperliquid")
     cfg = cfg.model_copy(update={"instrument": cfg.instrument.model_copy(update={"symbol": "BTCUSDC", "tick_size": 1.0})})
     points = price_points(100)
-    venues = {w: hl.start_stub(points[0].price, usdc=100_000.0) for w in WALLETS}
-    try:
-        monkeypatch.setenv(VENUE_URLS_ENV, json.dumps({w: {"public": s.url, "private": s.url} for w, s in venues.items()}))
-        for w in WALLETS:
-            monkeypatch.setenv(f"HEDGEKIT_{w.upper()}_AGENT_KEY", hl.AGENT_KEY)
-            monkeypatch.setenv(f"HEDGEKIT_{w.upper()}_WALLET_ADDRESS", hl.MAIN_ADDRESS)
+    with hyperliquid_stubs(monkeypatch, points[0].price) as venues:
         journal = Journal.open(tmp_path / "real.db")
         engine = real_engine(cfg, journal)
         settled: list[float] = []
@@ -136,9 +131,6 @@ def test_funding_settled_by_hyperliquid_is_booked_once_per_payment(tmp_path, mon
             rows = stub.accounts[hl.MAIN_ADDRESS.lower()].funding
             venue_total = sum(float(r["delta"]["usdc"]) for r in rows)
             assert status_of(journal, engine.run_id, w).funding == pytest.approx(venue_total, abs=1e-6), w
-    finally:
-        for s in venues.values():
-            s.stop()
 
 
 @pytest.mark.parametrize("held", [0.0, 0.05], ids=["flat", "long"])

@@ -27,6 +27,7 @@ from tests.engine.test_real import (
     WALLETS,
     busy_config,
     fills_of,
+    hyperliquid_stubs,
     paper_feed,
     price_points,
     real_engine,
@@ -187,18 +188,8 @@ def test_on_a_live_feed_a_pushed_fill_is_journaled_before_the_next_price(tmp_pat
 @contextlib.contextmanager
 def hl_stubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, hl.HyperliquidStub]]:
     """A fresh Hyperliquid stub per wallet (each its own account: the dual-wallet set-up)."""
-    first = price_points(1)[0].price
-    table = {w: hl.start_stub(price=first, usdc=100_000.0) for w in WALLETS}
-    try:
-        urls = {w: {"public": s.url, "private": s.url, "ws": {"public": s.ws_url}} for w, s in table.items()}
-        monkeypatch.setenv(VENUE_URLS_ENV, json.dumps(urls))
-        for w in WALLETS:
-            monkeypatch.setenv(f"HEDGEKIT_{w.upper()}_AGENT_KEY", hl.AGENT_KEY)
-            monkeypatch.setenv(f"HEDGEKIT_{w.upper()}_WALLET_ADDRESS", hl.MAIN_ADDRESS)
+    with hyperliquid_stubs(monkeypatch, price_points(1)[0].price, stream=True) as table:
         yield table
-    finally:
-        for s in table.values():
-            s.stop()
 
 
 def test_on_hyperliquid_the_user_stream_gives_the_fills_rest_polling_gives(tmp_path, monkeypatch):

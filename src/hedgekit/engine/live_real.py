@@ -170,6 +170,18 @@ class RealWallets:
         if limit is not None:
             w.guard = DrawdownGuard(limit, venue.equity(price))
 
+    def _catch_up(self, w: LiveWallet, ts: int) -> bool:
+        """Before the venue's fills are delivered: the reconciliation a reconnect or an outage
+        left due, then the timers due by ``ts``. False when reconciliation halted the wallet."""
+        if w.unreconciled:
+            self.reconcile(w)
+            w.unreconciled = False
+            if w.halted is not None:
+                return False
+        if w.runner.next_timer is not None:
+            w.runner.fire_timers(ts)
+        return True
+
     def _process_real(self, w: LiveWallet, venue: RealVenue, item: Bar | PricePoint) -> None:
         """One input in REAL: the exchange filled (or not) on its own; its fills are delivered,
         then due timers, then the unit steps the price crossed; then the checkpoint.
@@ -182,15 +194,10 @@ class RealWallets:
         price = item.close if isinstance(item, Bar) else item.price
         self._stream_check(w, venue)
         try:
-            if w.unreconciled:
-                self.reconcile(w)
-                w.unreconciled = False
-                if w.halted is not None:
-                    return
             # Timers due by now fire first, at the last input's price (as PAPER fires them
             # before it walks to this input); then the venue's fills, then the unit steps.
-            if r.next_timer is not None:
-                r.fire_timers(ts)
+            if not self._catch_up(w, ts):
+                return
             venue.note_price(price)
             w.runner.deliver_stepped(venue.poll(ts, rest=venue.rest_due()), ts)
             self._book_funding(w, venue, ts, now=False)
@@ -280,13 +287,8 @@ class RealWallets:
             ts = max(wall_ms(), w.last_ts)
             price = venue.last_price
             try:
-                if w.unreconciled:
-                    self.reconcile(w)
-                    w.unreconciled = False
-                    if w.halted is not None:
-                        continue
-                if r.next_timer is not None:
-                    r.fire_timers(ts)
+                if not self._catch_up(w, ts):
+                    continue
                 r.deliver_stepped(venue.poll(ts, rest=False), ts)
             except VenueUnavailable as err:
                 w.unreconciled = True
