@@ -112,3 +112,22 @@ def test_a_recovered_order_nobody_issues_again_that_filled_halts_the_wallet_with
     assert sorted(f.fill_id for f in journal.fills(again.run_id, "long")) == sorted(str(t["id"]) for t in long.trades)
     hedge = next(w for w in again.wallets if w.name == "hedge")
     assert hedge.halted is None
+
+
+def test_the_sweep_never_cancels_a_recovered_stop_the_strategy_counts_as_working(tmp_path, stubs):
+    """A recovered client id the resumed strategy already holds as working (its checkpoint has
+    it) is the strategy's: claimed by the sweep, not cancelled (SPEC §4a: its protective stop)."""
+    cfg, points, journal, engine = first_inputs(tmp_path, stubs)
+    engine.release_lease()
+    again = real_engine(cfg, journal)
+    w = next(w for w in again.wallets if w.name == "long")
+    assert w.real is not None
+    stops = [s for s in w.runner.strategy.working.values() if s.kind is OrderKind.STOP_LOSS]
+    lowest = min(stops, key=lambda s: s.price or 0.0)  # the farthest: not reached by the next inputs
+    w.real.recovered[lowest.client_id] = lowest
+    w.real.recovered_ts[lowest.client_id] = points[29].ts
+    later = next(i for i, p in enumerate(points) if p.ts > points[29].ts)
+    asyncio.run(again.run(stub_feed(points[: later + 5], stubs, again.resume_after)))
+    assert lowest.client_id not in w.real.recovered
+    assert [o.client_id for o in stubs["long"].orders_with(lowest.client_id) if o.open] == [lowest.client_id]
+    assert_safe(journal, again.run_id, stubs)

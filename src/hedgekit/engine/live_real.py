@@ -233,7 +233,8 @@ class RealWallets:
                 r.deliver_stepped(venue.claim(cid), ts)
                 continue
             spec = venue.recovered[cid]
-            venue.cancel(cid, ts)  # its events (a last fill, the cancel) are held with the others
+            # Its own events (a last fill, the cancel) are held; the poll's others are delivered.
+            r.deliver_stepped(venue.cancel(cid, ts), ts)
             filled = venue.held_fill(cid)
             if r.strategy.instrument.is_zero_qty(filled):
                 venue.claim(cid)  # nobody's: its cancel report is dropped with it
