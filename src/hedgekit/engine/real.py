@@ -167,6 +167,9 @@ class RealVenue(VenueFunding, CcxtVenue):
         self.start_cash = 0.0
         # client id -> spec: journaled before a crash and found at the venue (``recover``)
         self.recovered: dict[str, OrderSpec] = {}
+        # client id -> its intent's ts, and the venue's events for it held until it is claimed
+        self.recovered_ts: dict[str, int] = {}
+        self.held: dict[str, list[VenueEvent]] = {}
 
     @property
     def cash(self) -> float:
@@ -192,6 +195,7 @@ class RealVenue(VenueFunding, CcxtVenue):
             "closing": dict(self._closing), "position": self.position, "realized": self.realized_pnl,
             "fees": self.fees_paid, "start_cash": self.start_cash, "last_price": self.last_price,
             "recovered": dict(self.recovered), "funding": self.funding_state(),
+            "recovered_ts": dict(self.recovered_ts), "held": {k: list(v) for k, v in self.held.items()},
         }
 
     def restore_engine_state(self, state: dict[str, Any]) -> None:
@@ -211,6 +215,8 @@ class RealVenue(VenueFunding, CcxtVenue):
         self.start_cash = float(state["start_cash"])
         self.last_price = state["last_price"]
         self.recovered = dict(state.get("recovered", {}))
+        self.recovered_ts = dict(state.get("recovered_ts", {}))
+        self.held = {k: list(v) for k, v in state.get("held", {}).items()}
         self.restore_funding(state.get("funding"))
 
     # -- the port, REAL specifics ----------------------------------------------------------------
@@ -223,11 +229,37 @@ class RealVenue(VenueFunding, CcxtVenue):
         """The venue's working orders carrying our client-id prefix (plain and trigger)."""
         return super().open_orders()
 
+    def poll(self, ts: int, *, rest: bool = True) -> list[VenueEvent]:
+        """As ``CcxtVenue.poll``; the events of a recovered order nobody claimed yet are held
+        (the strategy does not know its client id: a fill would be for an unknown order)."""
+        events = super().poll(ts, rest=rest)
+        if not self.recovered:
+            return events
+        out: list[VenueEvent] = []
+        for ev in events:
+            cid = getattr(ev, "client_id", None)
+            if cid in self.recovered:
+                self.held.setdefault(cid, []).append(ev)
+            else:
+                out.append(ev)
+        return out
+
+    def claim(self, client_id: str) -> list[VenueEvent]:
+        """The recovered order is the strategy's from now on: its held events, in order."""
+        self.recovered.pop(client_id, None)
+        self.recovered_ts.pop(client_id, None)
+        return self.held.pop(client_id, [])
+
+    def held_fill(self, client_id: str) -> float:
+        """What of a recovered, unclaimed order filled at the venue (held, not delivered)."""
+        return sum(ev.qty for ev in self.held.get(client_id, []) if isinstance(ev, OrderFilled))
+
     def submit(self, spec: OrderSpec, ts: int) -> list[VenueEvent]:
         """As ``CcxtVenue.submit``, but an order whose intent was journaled before a crash and
-        that ``recover`` found at the venue is not sent again (its fills come through ``poll``)."""
-        if self.recovered.pop(spec.client_id, None) is not None:
-            return []
+        that ``recover`` found at the venue is not sent again: its events held so far are
+        its answer (later ones come through ``poll``)."""
+        if spec.client_id in self.recovered:
+            return self.claim(spec.client_id)
         previous = self._orders.get(spec.client_id)
         if previous is not None and previous.status is OrderStatus.NEW:
             # Sent before, never answered (the venue was unavailable): look it up first.
@@ -235,10 +267,10 @@ class RealVenue(VenueFunding, CcxtVenue):
             return self.resume(spec, ts)
         return super().submit(spec, ts)
 
-    def recover(self, pending: list[OrderSpec], ts: int) -> list[str]:
+    def recover(self, pending: list[OrderSpec], ts: int, issued: Mapping[str, int] | None = None) -> list[str]:
         """Intents journaled but never answered (a crash between the two): each one the venue
         has is known from now on (so its fills are ours) and is never sent again; the others
-        were never placed. Returns the client ids found."""
+        were never placed. ``issued``: each intent's ts (else ``ts``). Returns the client ids found."""
         found: list[str] = []
         for spec in pending:
             if spec.client_id in self._orders:
@@ -255,6 +287,7 @@ class RealVenue(VenueFunding, CcxtVenue):
             self._orders[spec.client_id] = order
             self._log(ts, order, "placed", spec.qty)
             self.recovered[spec.client_id] = spec
+            self.recovered_ts[spec.client_id] = (issued or {}).get(spec.client_id, ts)
             if spec.type is OrderType.STOP:
                 self._map_triggered(order, answer)
             found.append(spec.client_id)
