@@ -338,6 +338,12 @@ class Strategy:
         )
         return cmds + self.stop(f"{spec.kind} refused twice")
 
+    def _covered(self, closing: Side) -> float:
+        """What the working protective stops and closes in flight on the ``closing`` side still
+        take off the position (their unfilled part)."""
+        return sum(o.qty - self._filled.get(cid, (0.0, 0.0))[0] for cid, o in self.working.items()
+                   if o.side is closing and (o.kind in PROTECTIVE_KINDS or o.kind in _CLOSING_KINDS))  # fmt: skip
+
     # -- fills --------------------------------------------------------------------------
     def _handle_fill(self, ev: OrderFilled) -> list[Command]:
         if ev.fill_id in self._fill_ids:
@@ -360,8 +366,15 @@ class Strategy:
             if ev.is_last:
                 self.working.pop(ev.client_id, None)
             # Stopped: the protective stops were kept for the position; flat, they go.
-            flat = self.instrument.is_zero_qty(self.position.qty)
-            return self.cancel_all() if flat and self.working else []
+            q = self.position.qty
+            if self.instrument.is_zero_qty(q):
+                return self.cancel_all() if self.working else []
+            # A fill that lost the race with the stop's cancel (an entry) grows the position past
+            # what the kept stops cover: that part is closed at market (SPEC §4a).
+            bare = self.instrument.round_qty(abs(q) - self._covered(Side.SELL if q > 0 else Side.BUY))
+            if self.instrument.is_zero_qty(bare) or bare <= 0:
+                return []
+            return self.close_position(bare if q > 0 else -bare, OrderKind.PROTECTIVE_CLOSE)
         if not ev.is_last:
             return []
         # A fill of an order we had already cancelled (the cancel lost the race) is still a
