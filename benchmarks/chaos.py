@@ -121,6 +121,14 @@ def price_paths(runs: int, bars: int) -> list[list[float]]:
 
 
 # -- the two stub venues behind one small interface --------------------------------------------
+def prepared(profile: Any, exchange: Any, inst: Instrument, symbol: str, wallet: str) -> RealVenue:
+    """A wallet's REAL venue on a stub: retries without waiting (the faults are the stub's), 2x."""
+    v = RealVenue(profile, exchange, inst, symbol=symbol, sleep=lambda s: None, retry=RetryPolicy(attempts=8),
+                  wallet=wallet)  # fmt: skip
+    v.prepare(leverage=2)
+    return v
+
+
 class BinanceHarness:
     name = "binance"
     inst = Instrument("BTC/USDT:USDT", tick_size=0.1, lot_size=0.001, min_notional=5.0)
@@ -135,10 +143,7 @@ class BinanceHarness:
         exchange = profile.make_exchange(VenueCredentials(bn.API_KEY, bn.SECRET), network="testnet",
                                          urls=self.stub.urls())  # fmt: skip
         exchange.rateLimit = 1
-        v = RealVenue(profile, exchange, self.inst, symbol="BTC/USDT:USDT", sleep=lambda s: None,
-                      retry=RetryPolicy(attempts=8), wallet=wallet)  # fmt: skip
-        v.prepare(leverage=2)
-        return v
+        return prepared(profile, exchange, self.inst, "BTC/USDT:USDT", wallet)
 
     def stop(self) -> None:
         self.stub.stop()
@@ -230,11 +235,8 @@ class HyperliquidHarness:
         creds = VenueCredentials(secret=hl.AGENT_KEY, wallet_address=hl.MAIN_ADDRESS)
         exchange = profile.make_exchange(creds, network="testnet",
                                          urls={"public": self.stub.url, "private": self.stub.url})  # fmt: skip
-        v = RealVenue(profile, exchange, self.inst, symbol=self.symbol, retry=RetryPolicy(attempts=8),
-                      sleep=lambda s: None, wallet=wallet)  # fmt: skip
-        v.prepare(leverage=2)
         self.profile = profile
-        return v
+        return prepared(profile, exchange, self.inst, self.symbol, wallet)
 
     def stop(self) -> None:
         self.stub.stop()
