@@ -270,9 +270,10 @@ class Orphan:
         return next(w for w in (engine or self.again).wallets if w.name == "long")
 
 
-def orphan_filled(tmp_path: Path, accts: dict[str, Acct], kind: OrderKind) -> Orphan:
+def orphan_filled(tmp_path: Path, accts: dict[str, Acct], kind: OrderKind, *, past_flat: bool = False) -> Orphan:
     """``kind``: a buy entry stop above the market (it adds to the long) or a sell stop below
-    it (it reduces the long); 0.01 either way, fired by a move of 3 past its trigger."""
+    it (it reduces the long: reduce-only as a stop loss); of 0.01, or of the long + 0.01 when
+    ``past_flat`` (it flips the long to a short of 0.01); fired by a move of 3 past its trigger."""
     cfg = venue_config(tmp_path, accts)
     points = price_points(100)
     journal = Journal.open(tmp_path / "real.db")
@@ -284,18 +285,20 @@ def orphan_filled(tmp_path: Path, accts: dict[str, Acct], kind: OrderKind) -> Or
     assert held > 0
     buy = kind is OrderKind.STOP_ENTRY_BUY
     side, unit = (Side.BUY, 9) if buy else (Side.SELL, -9)
+    qty = round(held + 0.01, 3) if past_flat else 0.01
+    reduce_only = kind is OrderKind.STOP_LOSS
     trigger = float(round(long.price + (2 if buy else -2)))
     cid = make_client_id("long", 0, unit, kind, 99)
-    spec = OrderSpec(cid, "long", kind, side, OrderType.STOP, 0.01, trigger, reduce_only=not buy, unit=unit)
+    spec = OrderSpec(cid, "long", kind, side, OrderType.STOP, qty, trigger, reduce_only=reduce_only, unit=unit)
     journal.record_intent(engine.run_id, "long", spec, points[29].ts)
-    long.preload(cid, side, 0.01, trigger, reduce_only=not buy)  # sent; then SIGKILL
+    long.preload(cid, side, qty, trigger, reduce_only=reduce_only)  # sent; then SIGKILL
     sent_before = len(long.sent())
     long.move_to(trigger + (3 if buy else -3))  # fired while the process was down
-    assert long.position() == pytest.approx(held + side.sign * 0.01)
+    assert long.position() == pytest.approx(held + side.sign * qty)
     again = real_engine(cfg, journal)  # reconciliation on attach: the fill is found and held
     orphan = Orphan(cfg, points, journal, again, cid, held, sent_before)
     venue = orphan.wallet().real
-    assert venue is not None and venue.held_fill(cid) == pytest.approx(0.01)
+    assert venue is not None and venue.held_fill(cid) == pytest.approx(qty)
     return orphan
 
 
@@ -372,6 +375,27 @@ def test_the_fill_of_a_recovered_stop_that_reduced_the_position_is_not_bought_ba
     assert [s for s in long.sent()[o.sent_before:] if s.type == "market"] == []
     assert long.position() == pytest.approx(before)
     adopted.release_lease()
+
+
+def test_the_fill_of_a_recovered_order_that_flipped_the_position_is_closed_to_flat_never_reopened(tmp_path, accts):
+    """The orphan (a sell entry stop larger than the long) flipped the long to a short of 0.01:
+    that short is bought back, reduce-only, down to flat; re-opening the long would be opening a
+    position, so it is not done. The venue is flat, the strategy believes it is long: halt."""
+    o = orphan_filled(tmp_path, accts, OrderKind.STOP_ENTRY_SHORT, past_flat=True)
+    long = accts["long"]
+    assert long.position() == pytest.approx(-0.01)
+    o.again.alerts = alerts = RecordedAlerts()
+    asyncio.run(o.again.run(stub_feed(o.points[: o.later + 5], accts, o.again.resume_after)))
+    close = orphan_close_id(o.cid)
+    vcid = long.venue_id(close)
+    assert long.sent()[o.sent_before:] == [Sent(vcid, "buy", "market", 0.01, True)]  # and nothing after
+    assert long.position() == 0
+    w = o.wallet()
+    assert w.halted is not None and f"closed buy 0.01 at market, reduce-only ({close})" in w.halted
+    assert "back to flat; undoing the rest would open a position" in w.halted
+    assert f"The venue's position is +0, the strategy's {o.held:+g}" in w.halted
+    assert any(a.startswith("RECONCILED long: HALTED: ") and o.cid in a for a in alerts.lines)
+    assert_safe_on(o.journal, o.again.run_id, accts)
 
 
 def test_a_refused_close_of_an_orphans_fill_halts_the_wallet_loudly_naming_the_bare_quantity(tmp_path, accts):

@@ -267,8 +267,10 @@ class RealWallets:
             return  # still executing: what it reports stays held
         filled = venue.held_fill(cid)
         venue.claim(cid)
+        if not filled:
+            return
         acct, ours = venue.account().position, w.runner.strategy.position.qty
-        if not filled or w.runner.strategy.instrument.is_zero_qty(acct - ours):
+        if w.runner.strategy.instrument.is_zero_qty(acct - ours):
             return
         w.halted = (f"{cid}, the close of the fill of an orphan recovered after a crash, filled {filled:g}, but the "
                     f"strategy has since taken that orphan as its own: the venue's position is {acct:+g}, the "

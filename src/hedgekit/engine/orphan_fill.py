@@ -59,7 +59,7 @@ def hold_close(venue: RealVenue, close: OrderSpec, ts: int) -> None:
     """Until the close is done at the adapter, its events are held like a recovered order's
     (the strategy would take its fill for an unknown order's); the sweep drops them then."""
     order = venue.get_order(close.client_id)
-    if order is None or not order.status.is_closed:
+    if order is not None and not order.status.is_closed:  # (None: done, and forgotten)
         venue.recovered[close.client_id] = close
         venue.recovered_ts[close.client_id] = ts
 
@@ -110,8 +110,8 @@ def close_orphan_fill(r: WalletRunner, venue: RealVenue, cid: str, ts: int) -> O
             detail = "nothing was sent"
         halted = (f"{head}; {detail}: the venue's position is {acct:+g} where {want:+g} was meant, the "
                   f"strategy's {ours:+g}, {bare:g} of it without a protective stop")  # fmt: skip
-        return OrphanOutcome(f"HALTED: {halted}. Close {bare:g} by hand (or flatten the wallet), then run "
-                             "again with --adopt", halted=halted, bare=bare)  # fmt: skip
+        todo = f"Close {bare:g} by hand (or flatten the wallet)" if bare > half_lot else "Find out why"
+        return OrphanOutcome(f"HALTED: {halted}. {todo}, then run again with --adopt", halted=halted, bare=bare)
     if abs(acct - ours) <= half_lot:
         # Provably as before the crash: the strategy's position and its stops are the
         # venue's again, so it goes on (halting would change nothing at the venue).
@@ -139,7 +139,7 @@ def _send(r: WalletRunner, venue: RealVenue, close: OrderSpec, ts: int) -> list[
     held = venue.claim(cid) if recovered else []
     prior = venue.get_order(cid)
     if (recovered and prior is None) or (prior is not None and prior.status is not OrderStatus.NEW):
-        hold_close(venue, close, ts)  # the venue has it (forgotten once done: it was closed)
+        hold_close(venue, close, ts)  # the venue has it (None: it was closed, then forgotten)
         return held
     if r.on_command is None:
         raise RuntimeError("a REAL wallet's runner has no journal hook: its orders would not be journaled")
