@@ -44,6 +44,9 @@ class OrderKind(StrEnum):
     HEDGE_TAKE_PROFIT = "hedge_take_profit"
     FLATTEN = "flatten"  # emergency close from `hedgekit flatten`
     PROTECTIVE_CLOSE = "protective_close"  # market close of what a refused stop protected (SPEC §4a)
+    # REAL: market close of what an order recovered after a crash, and never issued again by
+    # the strategy, filled (SPEC §4a); the engine's order, never a strategy's
+    ORPHAN_CLOSE = "orphan_close"
 
 
 # Short codes used inside client order ids (exchanges cap their length).
@@ -61,6 +64,7 @@ KIND_CODE: dict[OrderKind, str] = {
     OrderKind.HEDGE_TAKE_PROFIT: "ht",
     OrderKind.FLATTEN: "fl",
     OrderKind.PROTECTIVE_CLOSE: "pc",
+    OrderKind.ORPHAN_CLOSE: "oc",
 }
 KIND_BY_CODE = {v: k for k, v in KIND_CODE.items()}
 
@@ -83,6 +87,18 @@ def make_client_id(wallet: str, cycle: int, unit: int | None, kind: OrderKind, s
     """
     u = "x" if unit is None else (f"m{-unit}" if unit < 0 else str(unit))
     return f"{CLIENT_ID_PREFIX}-{wallet}-{cycle}-{u}-{KIND_CODE[kind]}-{seq}"
+
+
+def orphan_close_id(client_id: str) -> str:
+    """The client id of the close of an orphan's fill (``OrderKind.ORPHAN_CLOSE``): the
+    orphan's id with the kind code ``oc``, as long as it, one per orphan (so a restart finds
+    it by lookup instead of sending it twice), and no strategy's (strategies never issue that
+    kind)."""
+    head, sep, seq = client_id.rpartition("-")
+    rest, sep2, _code = head.rpartition("-")
+    if not (sep and sep2 and client_id.startswith(f"{CLIENT_ID_PREFIX}-")):
+        raise HedgekitError(f"{client_id!r} is not a hedgekit client id (hk-<wallet>-<cycle>-<unit>-<kind>-<seq>)")
+    return f"{rest}-{KIND_CODE[OrderKind.ORPHAN_CLOSE]}-{seq}"
 
 
 @fast_init

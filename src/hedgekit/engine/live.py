@@ -315,7 +315,7 @@ class LiveEngine(RealWallets):
                 wallet = LiveWallet(
                     wc.name, i, strategy.name, runner, self._walker(runner), cursor=cursor, seen=cursor, started=snap.started,
                     funding_index=snap.funding_index, last_ts=snap.last_ts,
-                    bars=runner.atr if isinstance(runner.atr, AtrTracker) else None, guard=snap.guard,
+                    bars=runner.atr if isinstance(runner.atr, AtrTracker) else None, guard=snap.guard, halted=snap.halted,
                 )
             else:
                 # The account is opened on the first input (a grid hedge's default allocation
@@ -622,7 +622,7 @@ class LiveEngine(RealWallets):
         def snapshot(at_ts: int) -> bytes:
             hook, r.on_command = r.on_command, None  # a closure over the journal: not state
             try:
-                return dump_snapshot(Snapshot(r, w.funding_index, at_ts, w.started, w.guard))
+                return dump_snapshot(Snapshot(r, w.funding_index, at_ts, w.started, w.guard, halted=w.halted))
             finally:
                 r.on_command = hook
 

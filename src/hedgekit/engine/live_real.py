@@ -24,12 +24,13 @@ from hedgekit.config import BacktestConfig, GridHedgeConfig, WalletConfig
 from hedgekit.core.commands import Place
 from hedgekit.core.errors import ParameterError
 from hedgekit.core.instrument import Instrument
-from hedgekit.core.orders import PROTECTIVE_KINDS, OrderSpec, OrderStatus, Side, diff_orders
+from hedgekit.core.orders import OrderSpec, OrderStatus, diff_orders, orphan_close_id
 from hedgekit.core.strategy import Strategy
 from hedgekit.core.volatility import daily_volatility
 from hedgekit.engine.guard import DrawdownGuard
 from hedgekit.engine.lease import wall_ms
 from hedgekit.engine.live_state import LiveWallet
+from hedgekit.engine.orphan_fill import close_orphan_fill, is_orphan_close, unprotected
 from hedgekit.engine.real import RealVenue
 from hedgekit.engine.runner import WalletRunner
 from hedgekit.engine.session import build_strategy, drawdown_limits
@@ -215,7 +216,7 @@ class RealWallets:
             self._guard_alert(w)
         w.last_ts = ts
         w.seen = item.seq
-        self._checkpoint(w, item.seq, ts, force=False)
+        self._checkpoint(w, item.seq, ts, force=w.halted is not None)  # a halt is durable at once
 
     def _sweep_recovered(self, w: LiveWallet, venue: RealVenue, ts: int) -> None:
         """Orders recovered after a crash (``RealVenue.recover``) that the resumed strategy has
@@ -223,32 +224,66 @@ class RealWallets:
         that issued them are past (a replay), or were never seen again (a live feed), so no
         one will claim them. One the strategy already counts as working is its own (claimed);
         any other is an orphan of ours: cancelled. One that filled (its fills held: the
-        strategy does not know it) leaves a position the strategy does not know: the wallet
-        halts with the diff (SPEC §7), its orders left as they are."""
+        strategy does not know it) left a position the strategy does not know, without a
+        stop (SPEC §4a): that fill is undone at market, reduce-only (``engine.orphan_fill``);
+        the wallet goes on if the venue's position is the strategy's again, else halts."""
         r = w.runner
         for cid, issued in list(venue.recovered_ts.items()):
             if issued >= ts or cid not in venue.recovered:
                 continue
-            if cid in r.strategy.working:
+            if is_orphan_close(cid):
+                self._release_close(w, venue, cid)
+            elif cid in r.strategy.working:
                 r.deliver_stepped(venue.claim(cid), ts)
                 continue
-            spec = venue.recovered[cid]
-            # Its own events (a last fill, the cancel) are held; the poll's others are delivered.
-            r.deliver_stepped(venue.cancel(cid, ts), ts)
-            filled = venue.held_fill(cid)
-            if r.strategy.instrument.is_zero_qty(filled):
-                venue.claim(cid)  # nobody's: its cancel report is dropped with it
-                note = f"cancelled orphan {cid} ({spec.kind} {spec.side} {spec.qty:g}): recovered after a crash, never issued again"
             else:
-                w.halted = (f"order {cid} ({spec.kind} {spec.side} {spec.qty:g}), recovered after a crash and never "
-                            f"issued again by the strategy, filled {filled:g} at the venue: the venue's position "
-                            f"is {venue.position.qty:+g}, the strategy's {r.strategy.position.qty:+g}")  # fmt: skip
-                note = (f"HALTED: {w.halted}. Find out why, close or keep that part by hand (flatten the wallet), "
-                        "then run again with --adopt")  # fmt: skip
-            (logger.error if note.startswith("HALTED") else logger.warning)(f"{w.name}: reconciliation: {note}")
-            self.alerts.reconciliation(w.name, note)
+                self._sweep_orphan(w, venue, cid, ts)
             if w.halted is not None:
                 return
+
+    def _sweep_orphan(self, w: LiveWallet, venue: RealVenue, cid: str, ts: int) -> None:
+        r = w.runner
+        spec = venue.recovered[cid]
+        # Its own events (a last fill, the cancel) are held; the poll's others are delivered.
+        r.deliver_stepped(venue.cancel(cid, ts), ts)
+        if r.strategy.instrument.is_zero_qty(venue.held_fill(cid)):
+            venue.claim(cid)  # nobody's: its cancel report is dropped with it
+            self._note(w, f"cancelled orphan {cid} ({spec.kind} {spec.side} {spec.qty:g}): recovered after a "
+                          "crash, never issued again")  # fmt: skip
+            return
+        out = close_orphan_fill(r, venue, cid, ts)
+        w.halted = out.halted
+        self._note(w, out.note, bare=out.bare)
+
+    def _release_close(self, w: LiveWallet, venue: RealVenue, cid: str) -> None:
+        """A close of an orphan's fill (``engine.orphan_fill``) whose events are held: left
+        while its orphan is still to be handled (which claims it), dropped once it is done.
+        Its orphan gone otherwise (issued again by the strategy after the restart, which
+        took its fill) leaves a diff only a person can sort out: the wallet halts."""
+        if any(orphan_close_id(o) == cid for o in venue.recovered if not is_orphan_close(o)):
+            return
+        order = venue.get_order(cid)
+        if order is not None and not order.status.is_closed:
+            return  # still executing: what it reports stays held
+        filled = venue.held_fill(cid)
+        venue.claim(cid)
+        if not filled:
+            return
+        acct, ours = venue.account().position, w.runner.strategy.position.qty
+        if w.runner.strategy.instrument.is_zero_qty(acct - ours):
+            return
+        w.halted = (f"{cid}, the close of the fill of an orphan recovered after a crash, filled {filled:g}, but the "
+                    f"strategy has since taken that orphan as its own: the venue's position is {acct:+g}, the "
+                    f"strategy's {ours:+g}")  # fmt: skip
+        self._note(w, f"HALTED: {w.halted}. Flatten the wallet, or check and run again with --adopt",
+                   bare=self._unprotected(w, acct))  # fmt: skip
+
+    def _note(self, w: LiveWallet, note: str, *, bare: float = 0.0) -> None:
+        """A reconciliation's note: logged, and alerted (a position without a stop: urgently)."""
+        (logger.error if note.startswith("HALTED") else logger.warning)(f"{w.name}: reconciliation: {note}")
+        self.alerts.reconciliation(w.name, note)
+        if bare > w.runner.strategy.instrument.lot_size / 2:
+            self.alerts.error(w.name, f"{bare:g} of the venue's position has no protective stop: {note}")
 
     def _book_funding(self, w: LiveWallet, venue: RealVenue, ts: int, *, now: bool) -> None:
         """The funding the venue settled (once per hour, or ``now``), told to the strategy as
@@ -261,10 +296,7 @@ class RealWallets:
     @staticmethod
     def _unprotected(w: LiveWallet, position: float) -> float:
         """How much of ``position`` (signed) the wallet's working protective stops do not cover."""
-        closing = Side.SELL if position > 0 else Side.BUY
-        covered = sum(s.qty for s in w.runner.strategy.working.values()
-                      if s.kind in PROTECTIVE_KINDS and s.side is closing)  # fmt: skip
-        return max(abs(position) - covered, 0.0)
+        return unprotected(w.runner.strategy, position)
 
     # -- user streams ------------------------------------------------------------------------------
     def _stream_check(self, w: LiveWallet, venue: RealVenue) -> None:
@@ -348,12 +380,27 @@ class RealWallets:
         sent twice), missed fills are applied in order, the strategy's desired orders are
         diffed against the venue's (missing placed, our orphans cancelled, foreign ones left
         and reported), and the venue's position is checked against the journal's. A position
-        that disagrees halts the wallet (``halted``) unless ``adopt``. Returns what it did."""
+        that disagrees halts the wallet (``halted``) unless ``adopt``. Returns what it did.
+
+        A halt is in the checkpoint: a restart keeps it (the wallet trades nothing, its orders
+        stay, and this says why) unless ``adopt`` lifts it. Lifted, the fills of recovered
+        orders nobody claimed are taken as the venue has them (never closed again: the user
+        may have done that by hand), and the venue's position must still be covered."""
         venue = w.real
         assert venue is not None
         r = w.runner
         ts = w.last_ts if self.data_time else max(wall_ms(), w.last_ts)
         notes: list[str] = []
+        lifted = w.halted is not None
+        if lifted and not self.adopt:
+            note = (f"HALTED (kept from an earlier run): {w.halted}. It trades nothing and its orders stay "
+                    "as they are; once that is sorted out, run again with --adopt")  # fmt: skip
+            logger.error(f"{w.name}: reconciliation: {note}")
+            self.alerts.reconciliation(w.name, note)
+            return [note]
+        if lifted:
+            notes.append(f"halt lifted by --adopt: {w.halted}")
+            w.halted = None
         rows = [o for o in self.journal.orders(self.run_id, w.name, working_only=True)
                 if o.status is OrderStatus.NEW and venue.get_order(o.client_id) is None]  # fmt: skip
         pending = [
@@ -372,6 +419,12 @@ class RealWallets:
                 if o.client_id.startswith(f"hk-{w.name}-") and o.client_id not in venue.recovered:
                     notes.append(f"cancelled orphan {o.client_id} (left from an earlier run)")
                     venue.cancel(o.client_id, ts)
+        if lifted:  # (unfilled ones are left to the sweep: a replay may still issue them)
+            for cid in [c for c in venue.recovered if c not in r.strategy.working and venue.held_fill(c)]:
+                r.deliver_stepped(venue.cancel(cid, ts), ts)  # its own events stay held
+                notes.append(f"ADOPTED the fill of {cid} ({venue.held_fill(cid):g}, recovered after a crash) as "
+                             "the venue has it")  # fmt: skip
+                venue.claim(cid)
         for f in venue.foreign_orders():
             notes.append(f"foreign order {f.venue_id} ({f.side} {f.type} {f.qty:g}) left alone")
         acct = venue.account()
@@ -388,7 +441,8 @@ class RealWallets:
                 w.halted = f"position mismatch: {diff_text}"
                 notes.append(f"HALTED, not adopted: {diff_text}; the wallet's protective stops cover "
                              f"{abs(acct.position) - uncovered:g} of it, so adopting it would leave {uncovered:g} "
-                             "without a stop. Close that part by hand (or flatten the wallet), then run again")  # fmt: skip
+                             "without a stop. Close that part by hand (or flatten the wallet), then run again "
+                             "with --adopt")  # fmt: skip
             elif self.adopt:
                 venue.position.qty, venue.position.avg_price = acct.position, acct.avg_price
                 notes.append(f"ADOPTED: {diff_text}")
@@ -396,6 +450,12 @@ class RealWallets:
                 w.halted = f"position mismatch: {diff_text}"
                 notes.append(f"HALTED: {diff_text}; its orders stay as they are. Find out why (a trade by "
                              "hand?), then run again with --adopt to take the venue's position")  # fmt: skip
+        if lifted and w.halted is None:
+            bare = self._unprotected(w, acct.position)
+            if bare > inst.lot_size / 2:  # SPEC §4a, as for an adopted difference
+                w.halted = f"{bare:g} of the venue's position {acct.position:+g} has no protective stop"
+                notes.append(f"HALTED, not adopted: {w.halted}. Close that part by hand (or flatten the wallet), "
+                             "then run again with --adopt")  # fmt: skip
         for n in notes:
             (logger.error if n.startswith("HALTED") else logger.warning)(f"{w.name}: reconciliation: {n}")
         if notes:

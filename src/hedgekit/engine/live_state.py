@@ -129,6 +129,7 @@ class Snapshot:
     # REAL: the venue's plain-data state (RealVenue.engine_state); the runner's venue, a live
     # ccxt client, is not stored (None in the snapshot) and is re-attached on resume.
     venue_state: dict | None = None
+    halted: str | None = None  # REAL: LiveWallet.halted, kept by a restart (absent before it was)
 
 
 def dump_snapshot(snap: Snapshot) -> bytes:

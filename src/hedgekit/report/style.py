@@ -47,6 +47,7 @@ KIND_STYLES: dict[str, KindStyle] = {
     "hedge_take_profit": KindStyle("hedge take profit", "#eab308", "circle", "o"),
     "flatten": KindStyle("flatten", "#6b7280", "square", "s"),
     "protective_close": KindStyle("protective close (stop refused)", "#991b1b", "square-x", "s"),
+    "orphan_close": KindStyle("orphan close (recovered fill)", "#9f1239", "square-x-open", "s"),
     "liquidation": KindStyle("liquidation", "#000000", "hexagram", "h"),
 }
 _EXTRA_KIND_COLORS = ("#7c3aed", "#be123c", "#65a30d", "#0e7490", "#a16207")
