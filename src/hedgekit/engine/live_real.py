@@ -132,7 +132,8 @@ class RealWallets:
         venue = self.cfg.venue.name
         field = f"wallets ({wc.name}).grid.volatility"
         fix = "set grid.volatility (a daily σ: 0.02 = 2 % a day) or a shorter grid.volatility_lookback_days"
-        source = source or public_candles(self.cfg, wc.name, network=self.network)
+        if source is None:
+            source = public_candles(self.cfg, wc.name, network=self.network)
         try:
             rows = source.daily_candles(days + 1, ts)
         except FeedError as e:
