@@ -415,23 +415,6 @@ def test_paper_replay_of_a_grid_without_volatility_matches_the_backtest_also_acr
     assert (two_out / "orders.csv").read_bytes() == (bt_out / "orders.csv").read_bytes()
 
 
-def test_a_live_feed_refuses_a_grid_without_volatility(tmp_path, monkeypatch):
-    """It cannot wait lookback days for its σ: a clear error at start, before any feed."""
-    import hedgekit.cli
-
-    def no_feed(*_args):
-        raise AssertionError("the run must be refused before its feed is made")
-
-    monkeypatch.setattr(hedgekit.cli, "_make_feed", no_feed)
-    cfg_path = sigma_less_grid_config(tmp_path)
-    res = CliRunner().invoke(app, ["run", str(cfg_path), "--mode", "paper", "--feed", "live",
-                                   "--db", str(tmp_path / "j.db")])
-    assert res.exit_code != 0
-    assert "grid.volatility is not set (wallet grid)" in res.output
-    assert "Set grid.volatility" in res.output
-    assert Journal.open(tmp_path / "j.db").runs() == []  # refused before a run was started
-
-
 def test_the_warm_up_rule_is_the_same_for_the_backtest_and_the_live_engine():
     from hedgekit.engine.session import Warmup
 

@@ -266,6 +266,30 @@ def test_a_gap_fills_the_stop_at_the_gap_price(hyperliquid_stub: HyperliquidStub
     assert (fill["px"], fill["sz"], fill["closedPnl"]) == ("40000", "0.02", "-60")
 
 
+
+def test_a_gap_within_the_stops_slippage_bound_fills_there_and_past_it_trades_nothing(
+    hyperliquid_stub: HyperliquidStub,
+) -> None:
+    """A triggered market stop is the venue's market order: an IOC at the limit price ccxt sent
+    (the trigger less the 5 % slippage for a sell). A gap to inside that bound fills at the gap
+    price (PAPER's gap rule); a gap past it finds nothing to trade: the order ends cancelled,
+    the position is left as it was."""
+    profile, ex = prepared(hyperliquid_stub)
+    send(profile, ex, spec(OrderKind.MARKET_BUY, Side.BUY, OrderType.MARKET, 0.04), ref_price=43_000)
+    near = spec(OrderKind.STOP_LOSS, Side.SELL, OrderType.STOP, 0.02, 42_000, seq=2, reduce_only=True)
+    far = spec(OrderKind.STOP_LOSS, Side.SELL, OrderType.STOP, 0.02, 39_000, seq=3, reduce_only=True)
+    send(profile, ex, near)
+    (fill,) = hyperliquid_stub.move_to(39_950, gap=True)
+    (wire,) = order_actions(hyperliquid_stub)[1]["orders"]
+    assert (wire["p"], wire["t"]) == ("39900", {"trigger": {"isMarket": True, "triggerPx": "42000", "tpsl": "sl"}})
+    assert (fill["px"], fill["sz"]) == ("39950", "0.02")
+
+    oid = send(profile, ex, far)["id"]  # limit 37050
+    assert hyperliquid_stub.move_to(37_000, gap=True) == []
+    assert ex.fetch_order(oid, SYMBOL)["status"] == "canceled"
+    assert hyperliquid_stub.account(MAIN_ADDRESS).szi == Decimal("0.02")
+    assert ex.fetch_open_orders(SYMBOL) == []
+
 # --- builder fee and referrer --------------------------------------------------------------
 
 def full_session(stub: HyperliquidStub, *, verbose: bool = False) -> None:

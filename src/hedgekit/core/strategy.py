@@ -116,7 +116,12 @@ class Strategy:
                 return []  # a stopped wallet no longer opens anything
             return self._on_rejected(spec, event)
         if self.stopped:
-            return []
+            # A stopped wallet keeps its protective stops: one the venue cancels is still repaired.
+            kept = self.working.get(event.client_id) if isinstance(event, OrderCancelled) else None
+            if kept is None or kept.kind not in PROTECTIVE_KINDS:
+                return []
+            del self.working[event.client_id]  # type: ignore[union-attr]
+            return self._on_cancelled(kept, event)  # type: ignore[arg-type]
         if isinstance(event, UnitChanged):
             self.last_price = event.price
             return self._on_unit(event)

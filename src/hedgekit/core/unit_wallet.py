@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from hedgekit.core.commands import Command
 from hedgekit.core.errors import ParameterError, require_positive
-from hedgekit.core.events import OrderRejected
+from hedgekit.core.events import OrderCancelled, OrderRejected
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import (
     OPENING_KINDS,
@@ -177,6 +177,18 @@ class UnitWallet(Strategy):
         if spec.kind in OPENING_KINDS and spec.unit is not None:
             return self._opening_refused(spec, event.reason, event.price)
         return self._other_refused(spec, event)
+
+    def _on_cancelled(self, spec: OrderSpec, event: OrderCancelled) -> list[Command]:
+        # A stop the venue cancelled (Hyperliquid: triggered, and its market order found nothing
+        # within its slippage bound after a gap) is refused like a rejected one (SPEC §4a): a
+        # protective stop still protecting the position is sent once more, then closed at
+        # market; an opening one is re-sent once, then kept deferred at its level.
+        q = self.position.qty
+        if spec.kind in PROTECTIVE_KINDS and q * spec.side.sign < 0 and not self.instrument.is_zero_qty(q):
+            return self._protective_refused(spec, "cancelled by the venue", self._protect_retried)
+        if spec.kind in OPENING_KINDS and spec.unit is not None and not self.stopped:
+            return self._opening_refused(spec, "cancelled by the venue", None)
+        return []
 
     def _other_refused(self, spec: OrderSpec, event: OrderRejected) -> list[Command]:
         """A refusal of an order outside the window (entry market buy, a close): the wallet

@@ -37,7 +37,7 @@ aggregated into 1-minute bars, so there the ATR is a 1-minute ATR and the warm-u
 many minutes); with a grid hedge without ``grid.volatility`` the first
 ``grid.volatility_lookback_days`` days of the replay, whose (time, close) every grid hedge gets
 through ``GridHedge.seed_history`` before its start, as in the backtest, to estimate σ from.
-A live feed cannot wait those days: a grid without ``grid.volatility`` is refused there.
+A live feed cannot wait those days: there (as in REAL) σ comes from the exchange's daily candles.
 
 A wallet keeps its warm-up prices in memory only: it writes no checkpoint before it starts
 (but for a flatten, after which it never starts), so while any wallet warms up the run's
@@ -60,7 +60,7 @@ import numpy as np
 from loguru import logger
 
 from hedgekit.alerts import Alerts
-from hedgekit.config import BacktestConfig, GridHedgeConfig
+from hedgekit.config import BacktestConfig
 from hedgekit.core.atr import AtrTracker
 from hedgekit.core.commands import Command, Place
 from hedgekit.core.errors import HedgekitError
@@ -154,7 +154,7 @@ class LiveEngine(RealWallets):
         self.data_time = source.startswith(("replay:", "stdin"))
         self.run_id = 0
         self.wallets: list[LiveWallet] = []
-        self.warmup: Warmup = warmup_of(cfg, venue_history=mode == "real")
+        self.warmup: Warmup = warmup_of(cfg, venue_history=mode == "real" or not self.data_time)
         self._stop = asyncio.Event()
         self.lease_timeout_s = lease_timeout_s()
         self.holder = f"{os.getpid()}@{socket.gethostname()}"
@@ -174,15 +174,6 @@ class LiveEngine(RealWallets):
     def open(self, now_ms: int) -> None:
         """Start a new run, or resume the unfinished one with the same mode, config and source.
         Takes the run's lease: RunBusy when a live process holds it."""
-        if self.warmup.days and not self.data_time:
-            cfg = self.cfg
-            grids = [w.name for w in cfg.wallets if isinstance(w, GridHedgeConfig) and w.grid.volatility is None]
-            raise HedgekitError(
-                f"grid.volatility is not set (wallet {', '.join(grids)}): a backtest or a replay "
-                f"estimates it from the first grid.volatility_lookback_days={self.warmup.days} days of "
-                "data, which a live feed would have to wait for. Set grid.volatility (a daily σ: "
-                "0.02 = 2 % a day) to run on a live feed"
-            )
         j = self.journal
         run_id = j.find_resumable_run(mode=self.mode, config_json=self.config_json, source=self.source)
         resumed = run_id is not None
@@ -549,6 +540,8 @@ class LiveEngine(RealWallets):
         sim = SimExchange(r.strategy.instrument, sim_config(self.cfg, wc, w.index, price))
         r.venue = port_for(self.mode, sim, r.strategy)
         w.walker = MarketWalker(r, sim)
+        if not self.data_time:
+            self._seed_sigma(w, None, item.ts)  # a live feed: the exchange's daily candles (as REAL)
         if r.strategy.wants_history and w.history is not None:
             r.strategy.seed_history(*w.history.arrays())  # as the backtest: the warm-up's bars
             w.history = None

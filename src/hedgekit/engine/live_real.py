@@ -31,10 +31,11 @@ from hedgekit.engine.guard import DrawdownGuard
 from hedgekit.engine.lease import wall_ms
 from hedgekit.engine.live_state import LiveWallet
 from hedgekit.engine.orphan_fill import close_orphan_fill, is_orphan_close, unprotected
-from hedgekit.engine.real import RealVenue
+from hedgekit.engine.real import RealVenue, public_candles
 from hedgekit.engine.runner import WalletRunner
 from hedgekit.engine.session import build_strategy, drawdown_limits
-from hedgekit.feeds.base import Bar, PricePoint
+from hedgekit.feeds.base import Bar, FeedError, PricePoint
+from hedgekit.feeds.daily import DailyCandles
 from hedgekit.store.journal import Journal, RequestOutcome
 from hedgekit.venues.ccxt_venue import VenueUnavailable
 
@@ -44,6 +45,7 @@ class RealWallets:
     journal: Journal
     run_id: int
     adopt: bool
+    network: str
     alerts: Alerts
     data_time: bool
     venue_factory: Callable[[str], RealVenue] | None
@@ -118,28 +120,37 @@ class RealWallets:
                 wc = wc.model_copy(update={"spot_quantity": qty})
         return build_strategy(wc, instrument, self.cfg.venue.max_leverage)
 
-    def _seed_sigma(self, w: LiveWallet, venue: RealVenue, ts: int) -> None:
-        """REAL, a grid hedge without ``grid.volatility``: its σ history is the venue's last
-        ``grid.volatility_lookback_days + 1`` daily candles up to now (the open one included),
-        handed to the strategy as the backtest hands it the warm-up (``seed_history``)."""
+    def _seed_sigma(self, w: LiveWallet, source: DailyCandles | None, ts: int) -> None:
+        """A grid hedge without ``grid.volatility`` on the market's clock (REAL, or PAPER /
+        RECOMMENDATION on a live feed): its σ history is the last ``grid.volatility_lookback_days
+        + 1`` daily candles up to now (the open one included) of ``source`` (REAL: its venue;
+        None: the live feed's exchange, public candles), handed to the strategy as the backtest
+        hands it the warm-up (``seed_history``)."""
         wc = self.cfg.wallets[w.index]
         if not (isinstance(wc, GridHedgeConfig) and wc.grid.volatility is None):
             return
         days = wc.grid.volatility_lookback_days
-        rows = venue.daily_candles(days + 1, ts)
+        venue = self.cfg.venue.name
+        field = f"wallets ({wc.name}).grid.volatility"
+        fix = "set grid.volatility (a daily σ: 0.02 = 2 % a day) or a shorter grid.volatility_lookback_days"
+        if source is None:
+            source = public_candles(self.cfg, wc.name, network=self.network)
+        try:
+            rows = source.daily_candles(days + 1, ts)
+        except FeedError as e:
+            raise ParameterError(field, None, f"not set, and its σ history could not be read: {e}; {fix}") from None
         if len(rows) < days + 1:
             raise ParameterError(
-                f"wallets ({wc.name}).grid.volatility", None,
-                f"not set, and {self.cfg.venue.name} answered {len(rows)} daily candle(s) of {venue.symbol} "
-                f"where grid.volatility_lookback_days={days} needs {days + 1}: set grid.volatility "
-                "(a daily σ: 0.02 = 2 % a day) or a shorter grid.volatility_lookback_days",
-            )
+                field, None,
+                f"not set, and {venue} answered {len(rows)} daily candle(s) of {source.symbol} where "
+                f"grid.volatility_lookback_days={days} needs {days + 1}: {fix}",
+            )  # fmt: skip
         t = np.array([r[0] for r in rows], dtype=np.int64)
         close = np.array([r[4] for r in rows], dtype=float)
         sigma = daily_volatility(t, close, days)
         first, last = (time.strftime("%Y-%m-%d", time.gmtime(x / 1000)) for x in (t[0], t[-1]))
-        logger.info(f"{w.name}: σ {sigma:.6f} (daily) from {len(rows)} daily candles of {venue.symbol} on "
-                    f"{self.cfg.venue.name}, {first} to {last} (closes {close[0]:,.2f} to {close[-1]:,.2f})")  # fmt: skip
+        logger.info(f"{w.name}: σ {sigma:.6f} (daily) from {len(rows)} daily candles of {source.symbol} on "
+                    f"{venue}, {first} to {last} (closes {close[0]:,.2f} to {close[-1]:,.2f})")  # fmt: skip
         w.runner.strategy.seed_history(t, close)
 
     def _real_venue(self, wallet: str, leverage: float, state: dict | None) -> RealVenue:

@@ -26,6 +26,7 @@ from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import Order, OrderSpec, OrderStatus, OrderTrigger, OrderType
 from hedgekit.core.position import Position
 from hedgekit.core.records import FillRecord
+from hedgekit.feeds.daily import PublicDailyCandles
 from hedgekit.venues.ccxt_funding import VenueFunding
 from hedgekit.venues.ccxt_profile import Network, VenueCredentials, VenueProfile
 from hedgekit.venues.ccxt_stream import UserStream
@@ -153,6 +154,16 @@ def make_venue(
     if cfg.venue.user_stream and (not urls or "ws" in urls):
         kwargs["stream"] = UserStream(lambda: client(True), symbol, name=wallet)
     return RealVenue(profile, client(False), cfg.instrument_model(), symbol=symbol, **kwargs)
+
+
+def public_candles(cfg: BacktestConfig, wallet: str, *, network: str,
+                   environ: Mapping[str, str] | None = None) -> PublicDailyCandles:  # fmt: skip
+    """The daily candles of the live feed's exchange without a key (PAPER and RECOMMENDATION
+    on a live feed): the venue's testnet unless mainnet, as the feed reads prices; the
+    wallet's ``HEDGEKIT_VENUE_URLS`` entry points it elsewhere (the tests' stubs)."""
+    urls = venue_urls(wallet, environ)
+    return PublicDailyCandles(cfg.venue.name, ccxt_symbol(cfg.instrument.symbol), sandbox=network != "mainnet",
+                              urls=urls)  # fmt: skip
 
 
 class RealVenue(VenueFunding, CcxtVenue):

@@ -198,18 +198,22 @@ class BinanceTradeStream(LiveFeed):
 FeedMode = Literal["trades", "ticker", "rest"]
 
 
-def _exchange_class(exchange_id: str) -> type[Any]:
-    if exchange_id in ccxt.pro.exchanges:
+def _exchange_class(exchange_id: str, sync: bool = False) -> type[Any]:
+    if sync and exchange_id in ccxt.exchanges:
+        return getattr(ccxt, exchange_id)
+    if not sync and exchange_id in ccxt.pro.exchanges:
         return getattr(ccxt.pro, exchange_id)
-    if exchange_id in ccxt.async_support.exchanges:
+    if not sync and exchange_id in ccxt.async_support.exchanges:
         return getattr(ccxt.async_support, exchange_id)
     close = difflib.get_close_matches(str(exchange_id), ccxt.async_support.exchanges, n=3)
     hint = f"did you mean {' or '.join(close)}?" if close else "see ccxt.exchanges for the ids"
     raise ParameterError("exchange_id", exchange_id, f"not an exchange ccxt knows; {hint}")
 
 
-def _make_exchange(exchange_id: str, sandbox: bool, config: Mapping[str, Any] | None) -> Any:
-    exchange = _exchange_class(exchange_id)(dict(config or {}))
+def make_exchange(exchange_id: str, sandbox: bool, config: Mapping[str, Any] | None, *, sync: bool = False) -> Any:
+    """A keyless ccxt client of ``exchange_id`` (ccxt.pro / async, or plain ``sync`` ccxt),
+    on its testnet when ``sandbox``."""
+    exchange = _exchange_class(exchange_id, sync)(dict(config or {}))
     if sandbox:
         if not exchange.urls.get("test"):
             raise ParameterError(
@@ -270,7 +274,7 @@ class CcxtFeed(LiveFeed):
         if not isinstance(symbol, str) or not symbol.strip():
             raise ParameterError("symbol", symbol, "use ccxt's unified symbol, e.g. BTC/USDT:USDT")
         if exchange is None:
-            self.exchange = _make_exchange(exchange_id, sandbox, config)
+            self.exchange = make_exchange(exchange_id, sandbox, config)
             self._owns_exchange = True
         else:
             self.exchange = exchange

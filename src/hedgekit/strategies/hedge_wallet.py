@@ -148,12 +148,13 @@ class HedgeWallet(UnitWallet):
         return cmds
 
     def _on_cancelled(self, spec: OrderSpec, event: OrderCancelled) -> list[Command]:
+        cmds = super()._on_cancelled(spec, event)  # a stop still protecting the short (SPEC §4a)
+        if cmds or spec.kind is not COVER or spec.unit is None:
+            return cmds
         # The venue expired a cover (reduce-only with nothing left to reduce): its slot lives
         # on as the short below it, deferred.
-        if spec.kind is COVER and spec.unit is not None:
-            self._defer(SHORT, Side.SELL, self._short_qty(self._level(spec.unit - 1)), spec.unit - 1)
-            return self._resubmit_deferred()
-        return []
+        self._defer(SHORT, Side.SELL, self._short_qty(self._level(spec.unit - 1)), spec.unit - 1)
+        return self._resubmit_deferred()
 
     def _other_refused(self, spec: OrderSpec, event: OrderRejected) -> list[Command]:
         if spec.kind is OrderKind.MARKET_BUY_FULL:

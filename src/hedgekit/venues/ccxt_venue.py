@@ -53,6 +53,7 @@ from hedgekit.core.orders import (
 )
 from hedgekit.core.position import Position
 from hedgekit.core.records import FillRecord, OrderLogRecord
+from hedgekit.feeds.daily import fetch_daily_candles
 from hedgekit.logs import MASK, redact
 from hedgekit.venues.base import AccountState, ExchangePort
 from hedgekit.venues.ccxt_profile import VenueProfile
@@ -149,9 +150,7 @@ class CcxtVenue:
     def daily_candles(self, count: int, until_ms: int) -> list[list[float]]:
         """The last ``count`` daily candles ``[open ms, o, h, l, c, v]`` up to ``until_ms`` (the
         day's open candle included, its close the last price), oldest first."""
-        rows = self._call("fetch daily candles", self.exchange.fetch_ohlcv, self.symbol, "1d", None, count,
-                          {"until": until_ms})  # fmt: skip
-        return [[float(x) for x in r[:6]] for r in rows if r[0] <= until_ms][-count:]
+        return list(self._call("fetch daily candles", fetch_daily_candles, self.exchange, self.symbol, count, until_ms))
 
     def note_price(self, price: float) -> None:
         """The latest market price (from the feed): quoted in margin refusals."""

@@ -9,8 +9,10 @@ an agent registered for the account is answered ``{"status": "err", ...}`` like 
 
 One perpetual (``BTC``, asset 0) is traded. The stub keeps resting limit orders and trigger
 orders (``tpsl`` "sl"/"tp", ``isMarket``) and fires them from a scripted price path:
-``move_to(price)`` walks the price there; a triggered stop fills at its trigger, or at
-``price`` when ``gap=True``; a resting limit fills at its limit. Positions, entry prices,
+``move_to(price)`` walks the price there; a triggered stop fills where the walk crossed its
+trigger: at the trigger, or at ``price`` when ``gap=True`` (PAPER's gap rule) - a market stop
+only within its limit (slippage) price, see below; a resting limit fills at its limit.
+Positions, entry prices,
 realized PnL and fees are tracked per account; every fill gets a trade id (``tid``).
 
 A grid hedge's start reads ``spotClearinghouseState`` (an account's ``spot`` balances, set by
@@ -31,9 +33,12 @@ fail at random (429/502 before acting; 502 after acting or a lost answer for an 
 position pays or receives ``szi x price x rate``, listed by ``userFunding`` (and the rate by the
 public ``fundingHistory``).
 
-Stub simplifications (deliberate, documented): unlimited liquidity at the current price; a
-triggered market stop fills in full at its trigger (or the gap price) whatever its slippage
-bound; trigger orders are margin-checked when placed and when they fire (then
+Stub simplifications (deliberate, documented): unlimited liquidity at the current price, and
+none beyond it: a triggered market stop executes as the venue's market order, an IOC bounded by
+the order's limit price (ccxt sends the trigger ± the slippage), so it fills in full at its
+trigger or a gap price within that bound, and not at all past it (a gap beyond the slippage:
+the order ends "canceled"; the venue's exact status word for it is not known here); trigger
+orders are margin-checked when placed and when they fire (then
 "marginCanceled") but reserve none while they wait; funding is not charged. The exact text the venue
 sends for a reused cloid is not known here; the stub answers "Duplicate cloid. asset=0".
 
@@ -608,6 +613,10 @@ class HyperliquidStub:
                 order.tif = "Gtc"
                 if self._marketable(order):
                     return self._execute(order, order.sz, self.price, crossed=True)
+                return []
+            if (px > order.limit_px) if order.is_buy else (px < order.limit_px):
+                # A market trigger is an IOC at its limit (slippage) price: past it, nothing trades.
+                self._set_status(order, "canceled")
                 return []
         return self._execute(order, order.sz, px, crossed=order.is_trigger)
 

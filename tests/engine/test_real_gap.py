@@ -1,0 +1,108 @@
+"""SPEC §4a against a venue that cancels a triggered stop: on Hyperliquid a stop-market order is
+a market order bounded by its slippage (ccxt sends the trigger less 5 % for a sell), so a gap
+past that bound trades nothing and the venue cancels the stop. The wallet must not keep the
+position bare: the stop is sent once more, then what it protected is closed at market
+(reduce-only) and the wallet stops, saying why."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+from loguru import logger
+
+from hedgekit.feeds.base import PricePoint
+from hedgekit.store.journal import Journal
+from tests.engine.test_real import (
+    busy_config,
+    hyperliquid_stubs,
+    price_points,
+    real_engine,
+    stub_feed,
+)
+
+
+def test_a_gap_past_the_stops_slippage_bound_closes_the_position_at_market(tmp_path, monkeypatch):
+    from tests.venues.stubs.hyperliquid import MAIN_ADDRESS
+
+    cfg = busy_config(tmp_path, name="hyperliquid")
+    cfg = cfg.model_copy(update={"instrument": cfg.instrument.model_copy(update={"symbol": "BTCUSDC", "tick_size": 1.0})})
+    points = price_points(3)
+    with hyperliquid_stubs(monkeypatch, points[0].price) as stubs:
+        journal = Journal.open(tmp_path / "real.db")
+        real = real_engine(cfg, journal)
+        accounts = {w: s.account(MAIN_ADDRESS) for w, s in stubs.items()}
+        held: dict[str, Decimal] = {}
+        gap = round(points[-1].price * 0.9)  # 10 % down: past every sell stop's 5 % bound
+
+        async def feed() -> AsyncIterator[PricePoint]:
+            async for pt in stub_feed(points, stubs, real.resume_after):
+                yield pt
+            for w, stub in stubs.items():  # both wallets long, their sell stops below
+                held[w] = accounts[w].szi
+                stops = [o.sz for o in stub.orders.values() if o.status == "open" and o.is_trigger and not o.is_buy]
+                assert held[w] > 0 and sum(stops) >= held[w], w  # protected before the gap
+                stub.move_to(gap, gap=True)
+            for k in range(1, 5):  # the inputs after the gap, at its price
+                yield PricePoint(points[-1].ts + 60_000 * k, gap, points[-1].seq + k, gap=k == 1)
+
+        lines: list[str] = []
+        sink = logger.add(lambda m: lines.append(str(m)), level="WARNING", format="{message}")
+        try:
+            asyncio.run(real.run(feed()))
+        finally:
+            logger.remove(sink)
+    for w, acct in accounts.items():
+        closes = [f for f in acct.fills if f["dir"] == "Close Long"]
+        assert acct.szi == 0, w  # closed at market, never left without its stops
+        assert all(f["px"] == str(gap) for f in closes) and sum(Decimal(f["sz"]) for f in closes) == held[w], w
+        status = next(s for s in journal.wallet_status(real.run_id) if s.wallet == w)
+        assert status.position == 0 and status.phase == "STOPPED", w
+        said = [line for line in lines if line.startswith(f"{w}: ")]
+        assert any("refused (cancelled by the venue); sent once more" in line for line in said), w
+        assert any("refused twice (cancelled by the venue); closing" in line for line in said), w
+
+
+def test_an_entry_stop_the_venue_cancels_after_a_gap_stays_in_the_window_deferred(tmp_path, monkeypatch):
+    """The same venue behaviour for an opening stop (SPEC §4a: never silently skipped): the
+    long wallet's entry above, cancelled by a gap up past its bound, is re-sent once, then kept
+    as a deferred slot at its level; the position keeps its stops."""
+    from tests.venues.stubs.hyperliquid import MAIN_ADDRESS
+
+    cfg = busy_config(tmp_path, name="hyperliquid")
+    cfg = cfg.model_copy(update={"instrument": cfg.instrument.model_copy(update={"symbol": "BTCUSDC", "tick_size": 1.0})})
+    points = price_points(1)
+    start = points[-1]
+    down = [start.price - 20.0 * k for k in range(1, 8)]  # 140 USD down: the first stop (one unit) fills
+    gap = round(start.price * 1.1)
+    with hyperliquid_stubs(monkeypatch, start.price, ("long",)) as stubs:
+        journal = Journal.open(tmp_path / "real.db")
+        cfg = cfg.model_copy(update={"wallets": [w for w in cfg.wallets if w.name == "long"]})
+        real = real_engine(cfg, journal)
+        stub = stubs["long"]
+
+        async def feed() -> AsyncIterator[PricePoint]:
+            async for pt in stub_feed(points, stubs, real.resume_after):
+                yield pt
+            seq, ts = start.seq, start.ts
+            for k, price in enumerate([*down, gap, gap, gap], start=1):
+                stub.move_to(price, gap=price == gap)
+                yield PricePoint(ts + 15_000 * k, price, seq + k, gap=price == gap)
+
+        lines: list[str] = []
+        sink = logger.add(lambda m: lines.append(str(m)), level="WARNING", format="{message}")
+        try:
+            asyncio.run(real.run(feed()))
+        finally:
+            logger.remove(sink)
+        szi = stub.account(MAIN_ADDRESS).szi
+        stops = sum(o.sz for o in stub.orders.values() if o.status == "open" and o.is_trigger and not o.is_buy)
+        cancelled = [o for o in stub.orders.values() if o.is_trigger and o.is_buy and o.status == "canceled"]
+    strategy = real.wallets[0].runner.strategy
+    deferred = [(o.kind.value, o.unit) for o in strategy.deferred.values()]  # type: ignore[attr-defined]
+    assert len(cancelled) == 2  # the entry and its one re-send
+    assert ("stop_entry_buy", 0) in deferred
+    assert 0 < szi <= stops  # the position still has its stops
+    assert any("stop_entry_buy at unit 0 refused (cancelled by the venue); re-sized" in line for line in lines), lines
+    assert any("stop_entry_buy at unit 0 refused (cancelled by the venue); deferred" in line for line in lines), lines
