@@ -145,6 +145,7 @@ def _read_csv(path: Path, required: tuple[str, ...], dtype: dict[str, type] | No
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         raise ReportError(f"{path}: not a readable CSV ({reason})") from None
+    del raw  # before the stamps are parsed (a year of equity rows is ~60 MB of text)
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ReportError(f"{path}: missing column(s) {', '.join(missing)}; "
