@@ -152,6 +152,7 @@ def main() -> int:
     loaded = synthetic_year()
     c = loaded.candles
     print(f"SYNTHETIC coin-year: {len(c):,} 1m bars (seeded random walk, not market data), dual wallet")
+    print("  load average at the start {:.2f} {:.2f} {:.2f} on {} CPUs".format(*os.getloadavg(), os.cpu_count()))
     t_before = ys.seconds(c.open, c.high, c.low, c.close)
     run_backtest(cfg, loaded=loaded)  # warm-up (imports, caches)
     t_fast = best_of(lambda: run_backtest(cfg, loaded=loaded), 3)
