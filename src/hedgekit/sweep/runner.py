@@ -4,7 +4,8 @@ process (``LocalExecutor``, for a quick look and for tests).
 On Ray the loaded data sets (candles and funding, numpy arrays) are put in the object store
 once; one actor per CPU receives them at start-up (read-only views of the shared memory, no
 copy) and keeps them for every trial it runs, so a trial sends only its config and gets back
-one row of metrics. A cluster's nodes need hedgekit installed (the same version).
+one row of metrics (and its ``TrialStat``). Trials go dearest first, so the actors finish
+together. A cluster's nodes need hedgekit installed (the same version).
 """
 
 from __future__ import annotations
@@ -134,10 +135,6 @@ class _Worker:
             arrays += [c.ts, c.open, c.high, c.low, c.close]
         return all(not a.flags.owndata and not a.flags.writeable for a in arrays)
 
-    def peak_rss_mb(self) -> float:
-        """This worker's peak resident memory so far (MB)."""
-        return _peak_rss_mb()
-
 
 class RayExecutor(Executor):
     """Trials on Ray actors, one per CPU (``cpus``; default every CPU Ray has)."""
@@ -207,9 +204,6 @@ class RayExecutor(Executor):
 
     def worker_pids(self) -> list[int]:
         return self._ray.get([a.pid.remote() for a in self._actors])
-
-    def peak_rss_mb(self) -> list[float]:
-        return self._ray.get([a.peak_rss_mb.remote() for a in self._actors])
 
     def close(self) -> None:
         for a in getattr(self, "_actors", []):
