@@ -57,6 +57,7 @@ TRIALS ?= 1000
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_backtest.py
 	$(BIN)/python benchmarks/bench_paper.py
+	$(BIN)/python benchmarks/bench_memory.py
 	$(BIN)/python benchmarks/bench_sweep.py --trials $(TRIALS)
 
 # The REAL adapter against faulty stub exchanges (issue 12): venue × fault × runs, all 0; then

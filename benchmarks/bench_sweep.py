@@ -7,7 +7,9 @@ random walk, not market data), dual wallet:
 2. the reference loop over the fast path (target >= 20x);
 3. a sweep of N trials (default 1,000: random points of unit size and leverage) on a local Ray
    with 2 CPUs (``PARAMS``), end to end (Ray start-up, data in the object store, every trial, results and
-   sweep.html written), as a ratio to the yardstick (target <= 300x).
+   sweep.html written), as a ratio to the yardstick (target <= 300x), and where its time went:
+   each phase, the trials' own time (measured in the workers) against the rest, each worker's
+   idle time at the end and its resident memory after its 5th and its last trial.
 
 Benchmarks print; they never assert timings. ``--trials 100`` gives a quicker run (the sweep
 ratio is then also shown scaled to 1,000 trials).
@@ -68,7 +70,9 @@ def best_of(fn, repeat: int) -> float:
     return best
 
 
-def sweep_seconds(cfg, loaded: LoadedData, trials: int, cpus: int, out: Path) -> tuple[float, int, str, list, list]:
+def sweep_seconds(cfg, loaded: LoadedData, trials: int, cpus: int, out: Path) -> dict:
+    """The sweep end to end, and where its time went (s): ``phases`` in order, the workers'
+    ``stats`` (one ``TrialStat`` per trial)."""
     from hedgekit.sweep.grid import Dataset, run_sweep, sweep_points
     from hedgekit.sweep.html import build_sweep_report
     from hedgekit.sweep.params import parse_params
@@ -77,23 +81,59 @@ def sweep_seconds(cfg, loaded: LoadedData, trials: int, cpus: int, out: Path) ->
 
     specs = parse_params(PARAMS)
     t0 = time.perf_counter()
+    phases: dict[str, float] = {}
     points, configs = sweep_points(cfg, specs, trials, seed=1)
     datasets = [Dataset("synthetic-year", None, None, None, loaded)]
-    with RayExecutor([loaded], cpus=cpus) as ex:
-        # A tenth first, then the rest: the workers' peak memory after each shows any growth.
-        k = max(1, trials // 10)
-        rows = run_sweep(points[:k], configs[:k], datasets, ex)
-        rss_early = ex.peak_rss_mb()
-        rows += run_sweep(points[k:], configs[k:], datasets, ex, first_trial=k)
-        rss_end = ex.peak_rss_mb()
+    ex = RayExecutor([loaded], cpus=cpus)
+    with ex:
+        phases.update(ex.timings)
+        t = time.perf_counter()
+        rows = run_sweep(points, configs, datasets, ex)
+        phases["trials"] = time.perf_counter() - t
         where = ex.description
+        t = time.perf_counter()
+    phases["ray shutdown"] = time.perf_counter() - t
+    t = time.perf_counter()
     meta = {"kind": "sweep", "command": "benchmarks/bench_sweep.py", "config": "dual_wallet.yaml",
             "params": [s.path for s in specs], "trials": trials, "datasets": [datasets[0].meta()],
             "executor": where, "seconds": time.perf_counter() - t0}
     write_results(out, rows, meta)
+    phases["results files"] = time.perf_counter() - t
+    t = time.perf_counter()
     build_sweep_report(out)
-    errors = sum(1 for r in rows if "error" in r)
-    return time.perf_counter() - t0, errors, where, rss_early, rss_end
+    phases["sweep.html"] = time.perf_counter() - t
+    return {"seconds": time.perf_counter() - t0, "phases": phases, "stats": ex.stats, "where": where,
+            "workers": ex.parallel, "errors": sum(1 for r in rows if "error" in r)}
+
+
+def print_sweep(res: dict, trials: int, t_ys: float) -> None:
+    secs, stats, n = res["seconds"], res["stats"], res["workers"]
+    print(f"  sweep           {secs:8.1f} s   {trials:,} trials of {' '.join(PARAMS)}")
+    print(f"                  on {res['where']}, end to end "
+          f"({trials / secs:.2f} trials/s, {res['errors']} refused)")
+    ratio = secs / t_ys
+    print(f"                  ratio to yardstick {ratio:7.1f}x   (target for 1,000 trials <= 300x)")
+    print("                  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in res["phases"].items()))
+    busy = sum(s.seconds for s in stats)
+    cpu = sum(s.cpu_seconds for s in stats)
+    ideal = busy / n
+    print(f"                  trials' own time: {busy:.1f} s wall ({cpu:.1f} s CPU) over {n} workers = "
+          f"{ideal:.1f} s; overhead (everything else) {secs - ideal:.1f} s = {(secs - ideal) / secs:.0%} of the sweep")
+    tail = res["phases"]["trials"] - ideal
+    print(f"                  of which dispatch + idle workers in the trial phase {tail:.1f} s")
+    by: dict[int, list] = {}
+    for s in stats:
+        by.setdefault(s.worker, []).append(s)
+    t_end = max(s.finished for s in stats)
+    for pid, ss in by.items():
+        k = min(5, len(ss))
+        print(f"                  worker {pid}: {len(ss)} trials, idle at the end {t_end - ss[-1].finished:.1f} s; "
+              f"RSS after trial {k} {ss[k - 1].rss_mb:.0f} MB, after the last {ss[-1].rss_mb:.0f} MB "
+              f"(peak {max(s.peak_rss_mb for s in ss):.0f} MB)")
+    if trials != 1000:
+        per = busy / trials
+        print(f"                  scaled to 1,000 trials: ~{(secs - ideal + per * 1000 / n) / t_ys:.0f}x "
+              "(the same overhead, the trials' mean time; an estimate)")
 
 
 def main() -> int:
@@ -112,6 +152,7 @@ def main() -> int:
     loaded = synthetic_year()
     c = loaded.candles
     print(f"SYNTHETIC coin-year: {len(c):,} 1m bars (seeded random walk, not market data), dual wallet")
+    print("  load average at the start {:.2f} {:.2f} {:.2f} on {} CPUs".format(*os.getloadavg(), os.cpu_count()))
     t_before = ys.seconds(c.open, c.high, c.low, c.close)
     run_backtest(cfg, loaded=loaded)  # warm-up (imports, caches)
     t_fast = best_of(lambda: run_backtest(cfg, loaded=loaded), 3)
@@ -124,20 +165,11 @@ def main() -> int:
         print(f"  reference loop  {t_ref:8.3f} s   fast/reference speed-up {t_ref / t_fast:5.1f}x   (target >= 20x)")
     if args.trials:
         with tempfile.TemporaryDirectory(prefix="hk-bench-sweep-") as tmp:
-            secs, errors, where, rss_early, rss_end = sweep_seconds(cfg, loaded, args.trials, args.cpus, Path(tmp))
-        t_ys3 = ys.seconds(c.open, c.high, c.low, c.close)
-        ratio = secs / t_ys3
-        print(f"  sweep           {secs:8.1f} s   {args.trials:,} trials of {' '.join(PARAMS)}")
-        print(f"                  on {where}, end to end "
-              f"({args.trials / secs:.2f} trials/s, {errors} refused)")
-        print(f"                  ratio to yardstick {ratio:7.1f}x   (target for 1,000 trials <= 300x)")
-        k = max(1, args.trials // 10)
-        print("                  worker peak RSS after " + f"{k} trials: "
-              + ", ".join(f"{m:.0f}" for m in rss_early) + f" MB; after {args.trials}: "
-              + ", ".join(f"{m:.0f}" for m in rss_end) + " MB")
-        if args.trials != 1000:
-            print(f"                  scaled to 1,000 trials: ~{ratio * 1000 / args.trials:.0f}x "
-                  "(start-up not scaled: an estimate)")
+            res = sweep_seconds(cfg, loaded, args.trials, args.cpus, Path(tmp))
+        load = os.getloadavg()
+        print_sweep(res, args.trials, ys.seconds(c.open, c.high, c.low, c.close))
+        print(f"                  load average after the sweep {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+              f"(the machine's other work slows the trials; the ratio is only fair on an idle machine)")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import tempfile
 import time
@@ -180,6 +181,9 @@ def backtest(
                     progress=lambda i, n: bar.update(task, completed=i),
                 )
         folder = result.write(out_dir, equity_every=equity_every)
+        summary = result.summary
+        del result  # the run and its frames go before the reports read the files back (peak memory)
+        gc.collect()
         written = ["fills.csv", "orders.csv", "equity.csv", "cycles.csv", "summary.json"]
         written += _write_reports(folder, html=html, png=png)
         elapsed = time.perf_counter() - t0
@@ -191,8 +195,8 @@ def backtest(
         _fail(HedgekitError(f"--out {out_dir}: cannot write the results ({_os_reason(err, out_dir)})"))
         return
     if not quiet:
-        print_summary(result.summary)
-        print_data_quality(result.summary)
+        print_summary(summary)
+        print_data_quality(summary)
         console.print(f"wrote {folder}/ ({', '.join(written)}) in {elapsed:.2f}s", highlight=False)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.units import UnitMode, UnitSpec, atr_unit
+from hedgekit.engine.memo import same_arrays
 
 FEE_MULTIPLE = 4.0  # a unit must be at least this many taker fees on its price
 
@@ -67,8 +68,13 @@ class CoarseBars:
                 "message": self.message}
 
 
+@same_arrays  # every wallet of a run, and every trial of a sweep worker, asks it of the same bars
+def median_range(high: np.ndarray, low: np.ndarray) -> float:
+    return float(np.median(high - low))
+
+
 def coarse_bars(wallet: str, high: np.ndarray, low: np.ndarray, unit: float) -> CoarseBars:
-    return CoarseBars(wallet, float(np.median(high - low)), unit, len(high))
+    return CoarseBars(wallet, median_range(high, low), unit, len(high))
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,10 +114,17 @@ _NUMERIC = {
 
 
 def _read_text(path: Path) -> str:
+    return _decoded(path, _read_bytes(path))
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as err:
         raise ReportError(f"{path}: cannot read it ({err.strerror or err})") from None
+
+
+def _decoded(path: Path, raw: bytes) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -131,12 +138,14 @@ def _read_csv(path: Path, required: tuple[str, ...], dtype: dict[str, type] | No
     if not path.is_file():
         raise ReportError(f"{path}: file not found; write the folder first with "
                           f"`hedgekit backtest --out {path.parent}`")
-    text = _read_text(path)
+    raw = _read_bytes(path)
+    _decoded(path, raw)  # UTF-8 or a clear error; the parser reads the bytes (no text copies of a big file)
     try:
-        df = pd.read_csv(io.StringIO(text), dtype=dtype or {"wallet": str, "order_id": str, "kind": str, "phase": str})
+        df = pd.read_csv(io.BytesIO(raw), encoding="utf-8-sig", dtype=dtype or {"wallet": str, "order_id": str, "kind": str, "phase": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         raise ReportError(f"{path}: not a readable CSV ({reason})") from None
+    del raw  # before the stamps are parsed (a year of equity rows is ~60 MB of text)
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ReportError(f"{path}: missing column(s) {', '.join(missing)}; "

@@ -440,9 +440,8 @@ def compute_run_metrics(equity: pd.DataFrame, fills: pd.DataFrame,
     s_wallets = summary.get("wallets", {}) or {}
     cfg_wallets = {w.get("name"): w for w in (summary.get("config", {}) or {}).get("wallets", []) or []}
     first_price = (summary.get("data") or {}).get("first_price")
-    eq = equity.copy()
-    if "ts" not in eq:  # epoch ms, when the caller has parsed the stamps already
-        eq["ts"] = to_epoch_ms(eq["timestamp"])
+    # epoch ms, unless the caller has parsed the stamps already (no copy of a year of rows then)
+    eq = equity if "ts" in equity else equity.assign(ts=to_epoch_ms(equity["timestamp"]))
     names = list(s_wallets) + [w for w in pd.unique(eq["wallet"].astype(str)) if w not in s_wallets]
     fills = fills if fills is not None else pd.DataFrame(columns=["timestamp", "wallet"])
     fw = fills["wallet"].astype(str) if len(fills) else pd.Series([], dtype=str)

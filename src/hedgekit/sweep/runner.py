@@ -4,22 +4,60 @@ process (``LocalExecutor``, for a quick look and for tests).
 On Ray the loaded data sets (candles and funding, numpy arrays) are put in the object store
 once; one actor per CPU receives them at start-up (read-only views of the shared memory, no
 copy) and keeps them for every trial it runs, so a trial sends only its config and gets back
-one row of metrics. A cluster's nodes need hedgekit installed (the same version).
+one row of metrics (and its ``TrialStat``). Trials go dearest first, so the actors finish
+together. A cluster's nodes need hedgekit installed (the same version).
 """
 
 from __future__ import annotations
 
 import os
+import resource
+import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from hedgekit.core.errors import HedgekitError
 from hedgekit.engine.session import LoadedData
-from hedgekit.sweep.trial import Task, run_task
+from hedgekit.sweep.trial import Task, dearest_first, run_task
 
-__all__ = ["Executor", "LocalExecutor", "RayExecutor", "make_executor"]
+__all__ = ["Executor", "LocalExecutor", "RayExecutor", "TrialStat", "make_executor"]
 
 Result = tuple[Task, dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class TrialStat:
+    """How one task ran on its worker, kept beside the rows (never in them): what splits a
+    sweep's time into trials and the rest, and shows a worker's memory across trials."""
+
+    worker: int  # process id
+    seconds: float  # wall time of the trial in the worker
+    cpu_seconds: float  # the worker's CPU time over the trial
+    rss_mb: float  # the worker's resident memory after the trial
+    peak_rss_mb: float  # the worker's peak resident memory so far
+    finished: float  # time.time() at the end of the trial
+
+
+def _rss_mb() -> float:
+    """Resident memory now (Linux /proc; elsewhere the peak so far)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return _peak_rss_mb()
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+def measured_task(task: Task, datasets: list[LoadedData]) -> tuple[dict[str, Any], TrialStat]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    row = run_task(task, datasets)
+    stat = TrialStat(os.getpid(), time.perf_counter() - t0, time.process_time() - c0, _rss_mb(),
+                     _peak_rss_mb(), time.time())
+    return row, stat
 
 
 def _quiet_logs() -> None:
@@ -33,10 +71,12 @@ def _quiet_logs() -> None:
 
 
 class Executor:
-    """Runs tasks and yields ``(task, row)`` as they finish (not in submission order)."""
+    """Runs tasks and yields ``(task, row)`` as they finish (not in submission order); each
+    task's ``TrialStat`` is appended to ``stats``."""
 
     parallel = 1
     description = ""
+    stats: list[TrialStat]
 
     def run(self, tasks: Iterable[Task]) -> Iterator[Result]:
         raise NotImplementedError
@@ -58,6 +98,7 @@ class LocalExecutor(Executor):
 
     def __init__(self, datasets: list[LoadedData]) -> None:
         self.datasets = datasets
+        self.stats = []
 
     def run(self, tasks: Iterable[Task]) -> Iterator[Result]:
         from loguru import logger
@@ -65,7 +106,9 @@ class LocalExecutor(Executor):
         logger.disable("hedgekit")
         try:
             for task in tasks:
-                yield task, run_task(task, self.datasets)
+                row, stat = measured_task(task, self.datasets)
+                self.stats.append(stat)
+                yield task, row
         finally:
             logger.enable("hedgekit")
 
@@ -77,8 +120,8 @@ class _Worker:
         _quiet_logs()
         self.datasets = list(datasets)
 
-    def run(self, task: Task) -> dict[str, Any]:
-        return run_task(task, self.datasets)
+    def run(self, task: Task) -> tuple[dict[str, Any], TrialStat]:
+        return measured_task(task, self.datasets)
 
     def pid(self) -> int:
         return os.getpid()
@@ -92,12 +135,6 @@ class _Worker:
             arrays += [c.ts, c.open, c.high, c.low, c.close]
         return all(not a.flags.owndata and not a.flags.writeable for a in arrays)
 
-    def peak_rss_mb(self) -> float:
-        """This worker's peak resident memory so far (MB)."""
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
 
 class RayExecutor(Executor):
     """Trials on Ray actors, one per CPU (``cpus``; default every CPU Ray has)."""
@@ -110,7 +147,11 @@ class RayExecutor(Executor):
             raise HedgekitError(
                 "Ray is not installed: pip install 'hedgekit[sweep]' (or run with --no-ray)") from None
         self._ray = ray
+        self._datasets = datasets
         self._started = False
+        self.stats = []
+        self.timings: dict[str, float] = {}  # start-up steps (s): "ray.init", "workers"
+        t0 = time.perf_counter()
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                       "logging_level": "ERROR"}
@@ -124,6 +165,8 @@ class RayExecutor(Executor):
                 raise HedgekitError(f"--address {address}: cannot connect to a Ray cluster there ({err}); "
                                     "start one with `ray start --head` or leave --address out for a local Ray") from None
             self._started = True
+        self.timings["ray.init"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         total = int(ray.cluster_resources().get("CPU", 1))
         n = max(1, min(cpus or total, total))
         self.parallel = n
@@ -134,10 +177,11 @@ class RayExecutor(Executor):
         self._actors: list[Any] = [actor.remote(*refs) for _ in range(n)]  # Ray actor handles
         shared = all(ray.get([a.zero_copy.remote() for a in self._actors]))
         self.description += ", data shared zero-copy" if shared else ", data copied into each worker"
+        self.timings["workers"] = time.perf_counter() - t0  # data in the store, actors up
 
     def run(self, tasks: Iterable[Task]) -> Iterator[Result]:
         ray = self._ray
-        pending = iter(tasks)
+        pending = iter(dearest_first(list(tasks), self._datasets))
         inflight: dict[Any, tuple[Any, Task]] = {}
 
         def feed(actor) -> bool:
@@ -153,15 +197,13 @@ class RayExecutor(Executor):
         while inflight:
             done, _ = ray.wait(list(inflight), num_returns=1)
             actor, task = inflight.pop(done[0])
-            row = ray.get(done[0])
+            row, stat = ray.get(done[0])
+            self.stats.append(stat)
             feed(actor)
             yield task, row
 
     def worker_pids(self) -> list[int]:
         return self._ray.get([a.pid.remote() for a in self._actors])
-
-    def peak_rss_mb(self) -> list[float]:
-        return self._ray.get([a.peak_rss_mb.remote() for a in self._actors])
 
     def close(self) -> None:
         for a in getattr(self, "_actors", []):

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from hedgekit.config import BacktestConfig
+from hedgekit.config import BacktestConfig, HedgeWalletConfig, LongWalletConfig
+from hedgekit.core.units import UnitMode
+from hedgekit.engine.memo import same_arrays
 from hedgekit.engine.session import LoadedData, run_backtest
 from hedgekit.report.metrics import (
     cagr,
@@ -23,7 +25,8 @@ from hedgekit.report.metrics import (
     simple_returns,
 )
 
-__all__ = ["METRICS", "OBJECTIVES", "Objective", "Task", "evaluate", "run_task", "window"]
+__all__ = ["METRICS", "OBJECTIVES", "Objective", "Task", "dearest_first", "evaluate", "expected_cost", "run_task",
+           "window"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +63,26 @@ class Task:
     end: int | None = None
 
 
+_periods_per_year = same_arrays(periods_per_year)  # of the same bars, trial after trial
+
+
 def window(loaded: LoadedData, start: int | None, end: int | None) -> LoadedData:
     """The bars ``start <= ts < end`` of a loaded data set (shares memory). Funding payments
     outside the bars are never applied by the engine, so the funding series is kept whole."""
     if start is None and end is None:
         return loaded
-    return replace(loaded, candles=loaded.candles.slice(start, end))
+    key = (id(loaded), start, end)
+    hit = _windows.get(key)
+    if hit is not None and hit[0] is loaded:
+        return hit[1]
+    part = replace(loaded, candles=loaded.candles.slice(start, end))
+    if len(_windows) >= 16:  # a walk-forward has a few windows, each asked again and again
+        _windows.pop(next(iter(_windows)))
+    _windows[key] = (loaded, part)  # the same window object for a worker's next trial
+    return part
+
+
+_windows: dict[tuple[int, int | None, int | None], tuple[LoadedData, LoadedData]] = {}
 
 
 def _num(v: Any) -> float | None:
@@ -86,7 +103,7 @@ def evaluate(cfg: BacktestConfig, loaded: LoadedData) -> dict[str, Any]:
         curve += w.equity
     start_eq = float(total["start_equity"])
     full = np.concatenate([[start_eq], curve])
-    ppy = periods_per_year(ts)
+    ppy = _periods_per_year(ts)
     years = (len(ts) / ppy) if ppy else 0.0
     mdd = max_drawdown(full)
     growth = cagr(start_eq, float(full[-1]), years) if years > 0 else None
@@ -117,6 +134,41 @@ def evaluate(cfg: BacktestConfig, loaded: LoadedData) -> dict[str, Any]:
         row[f"wallet.{name}.return_pct"] = float(w["return_pct"])
         row[f"wallet.{name}.max_drawdown_pct"] = float(w["max_drawdown_pct"])
     return row
+
+
+def expected_cost(task: Task, datasets: list[LoadedData]) -> float:
+    """A trial's cost relative to the others' (a ranking, not seconds): its bars times the unit
+    levels a price move crosses, about 1 / (unit as a fraction of the price), summed over the
+    unit wallets. A unit 10x smaller costs about 10x more."""
+    c = datasets[task.dataset].candles
+    lo = 0 if task.start is None else int(np.searchsorted(c.ts, task.start, side="left"))
+    hi = len(c) if task.end is None else int(np.searchsorted(c.ts, task.end, side="left"))
+    if hi <= lo:
+        return 0.0
+    price = float(c.open[lo])
+    levels = 0.0
+    for w in task.cfg.wallets:
+        if not isinstance(w, LongWalletConfig | HedgeWalletConfig):
+            levels += 1.0  # a grid hedge: its spacing is not a unit; one level, like a 100 % unit
+            continue
+        spec = w.unit.spec()
+        if spec.mode is UnitMode.FIXED:
+            frac = spec.value / price
+        elif spec.mode is UnitMode.ATR:  # ~ the median bar range, from the first bars
+            k = min(hi, lo + 10_000)
+            frac = spec.value * float(np.median(c.high[lo:k] - c.low[lo:k])) / price
+        else:
+            frac = spec.value
+        levels += 1.0 / max(frac, 1e-9)
+    return (hi - lo) * levels
+
+
+def dearest_first(tasks: list[Task], datasets: list[LoadedData]) -> list[Task]:
+    """The tasks, dearest first (longest processing time first): the workers then finish on
+    the cheapest trials, together, instead of one running a slow trial alone at the end."""
+    costs = [expected_cost(t, datasets) for t in tasks]
+    order = sorted(range(len(tasks)), key=lambda i: -costs[i])  # stable: ties keep their order
+    return [tasks[i] for i in order]
 
 
 def run_task(task: Task, datasets: list[LoadedData]) -> dict[str, Any]:
