@@ -368,9 +368,13 @@ def _fast(bars, wallets, walkers, fund_ts, fund_rate, fi, stats, progress, oppos
             if i >= n:
                 break
         ts = int(ts_arr[i])
-        while fi < len(fund_ts) and fund_ts[fi] <= ts:
-            _apply_funding(walkers, float(fund_rate[fi]), int(fund_ts[fi]))
-            fi += 1
+        if fi < len(fund_ts) and fund_ts[fi] <= ts:
+            while fi < len(fund_ts) and fund_ts[fi] <= ts:
+                _apply_funding(walkers, float(fund_rate[fi]), int(fund_ts[fi]))
+                fi += 1
+            # Paid before bar i, as the reference does; bar i itself is scanned again against
+            # the band as it is now: a quiet one (the usual case) joins the next quiet run.
+            continue
         walk_bar(walkers, i, bars, skip_quiet=True, opposite=opposite)
         stats.stepped_bars += 1
         c = float(close[i])
