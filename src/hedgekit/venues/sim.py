@@ -106,7 +106,10 @@ class SimExchange(SimMargin, SimFaults):
         self.realized_pnl = 0.0
         self.liquidated = False
         self.fills: list[FillRecord] = []
-        self.order_log: list[OrderLogRecord] = []
+        # The order log is kept as rows (tuples in ``OrderLogRecord``'s field order) while the
+        # run goes and made records when ``order_log`` is read: a sweep trial never reads it.
+        self._order_rows: list[tuple] = []
+        self._order_log: list[OrderLogRecord] = []
         self.funding_log: list[FundingPaid] = []  # every payment, in order (cycles.csv)
 
         self._spot = instrument.contract is ContractType.SPOT
@@ -135,6 +138,16 @@ class SimExchange(SimMargin, SimFaults):
         self._liquidations = 0
 
     # -- queries ------------------------------------------------------------------------
+    @property
+    def order_log(self) -> list[OrderLogRecord]:
+        """Every order event (placed, triggered, filled, cancelled, rejected), in order. The
+        same list on every read: a caller may clear it or insert into it."""
+        rows = self._order_rows
+        if rows:
+            self._order_log.extend([OrderLogRecord(*row) for row in rows])
+            rows.clear()
+        return self._order_log
+
     def open_orders(self) -> list[Order]:
         """Working orders (open, triggered or partially filled), in submission order."""
         return list(self._open.values())
@@ -560,10 +573,9 @@ class SimExchange(SimMargin, SimFaults):
     ) -> None:
         spec = order.spec
         self.revision += 1
-        self.order_log.append(OrderLogRecord(
-            ts, spec.client_id, event, str(spec.kind), spec.side, qty, spec.price, spec.unit,
-            price, reason,
-        ))
+        self._order_rows.append(
+            (ts, spec.client_id, event, str(spec.kind), spec.side, qty, spec.price, spec.unit, price, reason)
+        )
 
 
 def _price_of(spec: OrderSpec) -> float:
