@@ -222,7 +222,9 @@ class SimExchange(SimMargin, SimFaults):
                 self._execute(order, self._taker_price(spec), False, ts, out)
             else:
                 self._rest(order)
-        if not self.liquidated and self._liquidatable_at(last):
+        # Only a fill can make the account liquidatable at the unchanged price (before the
+        # call it was not: every move, funding payment and fill checks it).
+        if out and not self.liquidated and self._liquidatable_at(last):
             self._liquidate(ts, last, out)
         return self._report(out)
 
@@ -258,7 +260,8 @@ class SimExchange(SimMargin, SimFaults):
         if self.last_price is None:
             self.last_price = price
             return self._report(out)
-        self._resume_partials(ts, out)
+        if self._resume:
+            self._resume_partials(ts, out)
         if not self.liquidated and self._liquidatable_at(self.last_price):
             self._liquidate(ts, self.last_price, out)
         if price != self.last_price and not self.liquidated:
@@ -363,7 +366,7 @@ class SimExchange(SimMargin, SimFaults):
     def _reducible(self, side: Side) -> float:
         """How much an order on ``side`` can reduce the position (0 if same side or flat)."""
         q = self.position.qty
-        return abs(q) if q * side.sign < 0 else 0.0
+        return abs(q) if (q < 0 if side is _BUY else q > 0) else 0.0
 
     def _execute(
         self, order: Order, price: float, maker: bool, ts: int, out: list[SimEvent],
@@ -397,7 +400,7 @@ class SimExchange(SimMargin, SimFaults):
         self._book_fill(order, qty, price, maker, ts, out, last=clamped)
         if clamped:
             self._close(order, _CANCEL, ts, out, "reduce-only: clamped to the position, the rest expired")
-        elif order.status.is_closed:
+        elif order.status is _FILLED:  # (just filled: FILLED or PARTIALLY_FILLED)
             self._unlist(spec.client_id)
 
     def _book_fill(
@@ -427,7 +430,7 @@ class SimExchange(SimMargin, SimFaults):
         price: float | None = None,
     ) -> None:
         """Cancel or reject a working order and report it."""
-        cid = order.client_id
+        cid = order.spec.client_id
         left = self.instrument.round_qty(order.leaves_qty)
         order.apply(trigger)
         self._unlist(cid)
@@ -440,7 +443,8 @@ class SimExchange(SimMargin, SimFaults):
 
     def _unlist(self, cid: str) -> None:
         self._open.pop(cid, None)
-        self._resume.pop(cid, None)
+        if self._resume:
+            self._resume.pop(cid, None)
         entry = self._entries.pop(cid, None)
         if entry is not None:
             book, item = entry
@@ -478,7 +482,7 @@ class SimExchange(SimMargin, SimFaults):
 
     # -- the price path -----------------------------------------------------------------
     def _travel(self, target: float, ts: int, gap: bool, out: list[SimEvent]) -> None:
-        up = target > self._price()
+        up = target > self.last_price  # type: ignore[operator]  # set: move_to checked it
         book = self._up if up else self._down
         while not self.liquidated:
             level: float | None = None
