@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from hedgekit.core.orders import Side
 
+_BUY = Side.BUY
+
 
 @dataclass(slots=True)
 class Position:
@@ -20,7 +22,7 @@ class Position:
     qty_decimals: int = 8
 
     def apply_fill(self, side: Side, qty: float, price: float) -> float:
-        signed = qty * side.sign
+        signed = qty if side is _BUY else -qty  # qty * side.sign, without the property call
         realized = 0.0
         if self.qty == 0 or (self.qty > 0) == (signed > 0):
             new_qty = self.qty + signed

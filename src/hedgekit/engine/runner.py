@@ -167,8 +167,8 @@ class WalletRunner:
                 phase = None
             if commands:
                 self.execute(commands, ts, queue)  # ends with _sync_tracker()
-            else:
-                self._sync_tracker()
+            elif self.tracker is None or self.tracker.grid is not strategy.grid:
+                self._sync_tracker()  # (the test above is its own: skipped when in sync)
         self._settle(ts, phase)
 
     def execute(self, commands: Sequence[Command], ts: int, queue: deque[VenueEvent] | None = None) -> None:

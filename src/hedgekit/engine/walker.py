@@ -98,7 +98,7 @@ class MarketWalker:
         for target in (o, first, second, close) if gap else (first, second, close):
             p = venue.last_price
             if not (p is not None and lo < p < hi and lo < target < hi and venue.drift(target)):
-                self.advance(target, ts, gap=gap, quiet_skip=True)
+                self._walk(target, ts, gap, True)  # ``advance`` without its quiet test: just made
                 lo, hi = self.band()
             gap = False
 
@@ -110,6 +110,9 @@ class MarketWalker:
         """
         if quiet_skip and self._quiet(target):
             return
+        self._walk(target, ts, gap, quiet_skip)
+
+    def _walk(self, target: float, ts: int, gap: bool, quiet_skip: bool) -> None:
         if gap:
             self._gap_to(target, ts)
             return

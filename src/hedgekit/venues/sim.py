@@ -106,7 +106,10 @@ class SimExchange(SimMargin, SimFaults):
         self.realized_pnl = 0.0
         self.liquidated = False
         self.fills: list[FillRecord] = []
-        self.order_log: list[OrderLogRecord] = []
+        # The order log is kept as rows (tuples in ``OrderLogRecord``'s field order) while the
+        # run goes and made records when ``order_log`` is read: a sweep trial never reads it.
+        self._order_rows: list[tuple] = []
+        self._order_log: list[OrderLogRecord] = []
         self.funding_log: list[FundingPaid] = []  # every payment, in order (cycles.csv)
 
         self._spot = instrument.contract is ContractType.SPOT
@@ -135,6 +138,16 @@ class SimExchange(SimMargin, SimFaults):
         self._liquidations = 0
 
     # -- queries ------------------------------------------------------------------------
+    @property
+    def order_log(self) -> list[OrderLogRecord]:
+        """Every order event (placed, triggered, filled, cancelled, rejected), in order. The
+        same list on every read: a caller may clear it or insert into it."""
+        rows = self._order_rows
+        if rows:
+            self._order_log.extend([OrderLogRecord(*row) for row in rows])
+            rows.clear()
+        return self._order_log
+
     def open_orders(self) -> list[Order]:
         """Working orders (open, triggered or partially filled), in submission order."""
         return list(self._open.values())
@@ -209,7 +222,9 @@ class SimExchange(SimMargin, SimFaults):
                 self._execute(order, self._taker_price(spec), False, ts, out)
             else:
                 self._rest(order)
-        if not self.liquidated and self._liquidatable_at(last):
+        # Only a fill can make the account liquidatable at the unchanged price (before the
+        # call it was not: every move, funding payment and fill checks it).
+        if out and not self.liquidated and self._liquidatable_at(last):
             self._liquidate(ts, last, out)
         return self._report(out)
 
@@ -245,7 +260,8 @@ class SimExchange(SimMargin, SimFaults):
         if self.last_price is None:
             self.last_price = price
             return self._report(out)
-        self._resume_partials(ts, out)
+        if self._resume:
+            self._resume_partials(ts, out)
         if not self.liquidated and self._liquidatable_at(self.last_price):
             self._liquidate(ts, self.last_price, out)
         if price != self.last_price and not self.liquidated:
@@ -350,7 +366,7 @@ class SimExchange(SimMargin, SimFaults):
     def _reducible(self, side: Side) -> float:
         """How much an order on ``side`` can reduce the position (0 if same side or flat)."""
         q = self.position.qty
-        return abs(q) if q * side.sign < 0 else 0.0
+        return abs(q) if (q < 0 if side is _BUY else q > 0) else 0.0
 
     def _execute(
         self, order: Order, price: float, maker: bool, ts: int, out: list[SimEvent],
@@ -384,7 +400,7 @@ class SimExchange(SimMargin, SimFaults):
         self._book_fill(order, qty, price, maker, ts, out, last=clamped)
         if clamped:
             self._close(order, _CANCEL, ts, out, "reduce-only: clamped to the position, the rest expired")
-        elif order.status.is_closed:
+        elif order.status is _FILLED:  # (just filled: FILLED or PARTIALLY_FILLED)
             self._unlist(spec.client_id)
 
     def _book_fill(
@@ -414,7 +430,7 @@ class SimExchange(SimMargin, SimFaults):
         price: float | None = None,
     ) -> None:
         """Cancel or reject a working order and report it."""
-        cid = order.client_id
+        cid = order.spec.client_id
         left = self.instrument.round_qty(order.leaves_qty)
         order.apply(trigger)
         self._unlist(cid)
@@ -427,7 +443,8 @@ class SimExchange(SimMargin, SimFaults):
 
     def _unlist(self, cid: str) -> None:
         self._open.pop(cid, None)
-        self._resume.pop(cid, None)
+        if self._resume:
+            self._resume.pop(cid, None)
         entry = self._entries.pop(cid, None)
         if entry is not None:
             book, item = entry
@@ -465,7 +482,7 @@ class SimExchange(SimMargin, SimFaults):
 
     # -- the price path -----------------------------------------------------------------
     def _travel(self, target: float, ts: int, gap: bool, out: list[SimEvent]) -> None:
-        up = target > self._price()
+        up = target > self.last_price  # type: ignore[operator]  # set: move_to checked it
         book = self._up if up else self._down
         while not self.liquidated:
             level: float | None = None
@@ -560,10 +577,9 @@ class SimExchange(SimMargin, SimFaults):
     ) -> None:
         spec = order.spec
         self.revision += 1
-        self.order_log.append(OrderLogRecord(
-            ts, spec.client_id, event, str(spec.kind), spec.side, qty, spec.price, spec.unit,
-            price, reason,
-        ))
+        self._order_rows.append(
+            (ts, spec.client_id, event, str(spec.kind), spec.side, qty, spec.price, spec.unit, price, reason)
+        )
 
 
 def _price_of(spec: OrderSpec) -> float:

@@ -102,6 +102,8 @@ class SimMargin:
         """Why a fill of ``qty`` at ``price`` cannot be afforded, or None."""
         pos = self.position
         q0 = pos.qty
+        if q0 * side.sign < 0 and qty <= abs(q0):
+            return None  # the fill only reduces the position: it frees margin (as below)
         scratch = Position(pos.qty, pos.avg_price, pos.qty_decimals)
         realized = scratch.apply_fill(side, qty, price)
         q1 = scratch.qty
