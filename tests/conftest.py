@@ -1,12 +1,18 @@
-"""Shared fixtures: a throwaway PostgreSQL cluster (one per test session / xdist worker)."""
+"""Shared test set-up: the hypothesis profile (no deadlines) and a throwaway PostgreSQL cluster (one per test session / xdist worker)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests._postgres import PgCluster, find_bindir, reap_stale_clusters
+
+# Property tests assert behaviour, never speed: no per-example deadline and no "too slow"
+# health check (both fail on a busy 2-core machine; test_unit_bounds did at load 8).
+settings.register_profile("hedgekit", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("hedgekit")
 
 
 @pytest.fixture(scope="session")
