@@ -59,6 +59,24 @@ def busy_config(tmp_path: Path, **venue: object) -> BacktestConfig:
     return load_config(path)
 
 
+def hyperliquid_config(tmp_path: Path, **venue: object) -> BacktestConfig:
+    """``busy_config`` on Hyperliquid: its prices have at most 5 significant figures (whole
+    dollars at BTC's price), so the instrument's tick is 1 and PAPER's levels are the venue's."""
+    cfg = busy_config(tmp_path, name="hyperliquid", **venue)
+    return cfg.model_copy(update={"instrument": cfg.instrument.model_copy(update={"symbol": "BTCUSDC", "tick_size": 1.0})})
+
+
+@contextlib.contextmanager
+def log_lines(level: str = "WARNING") -> Iterator[list[str]]:
+    """The engine's log messages at ``level`` and above, while in the block."""
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level=level, format="{message}")
+    try:
+        yield lines
+    finally:
+        logger.remove(sink)
+
+
 def price_points(bars: int, start: int = 0) -> list[PricePoint]:
     c = load_candles(bundled_path(BUNDLED_BTC_1M))
     path: list[tuple[int, float]] = []
@@ -417,10 +435,7 @@ def test_a_mainnet_run_says_so_on_every_log_line_and_in_status(tmp_path, stubs):
 
 
 def test_paper_and_real_on_the_hyperliquid_stub_give_the_same_fills(tmp_path, monkeypatch):
-    """Hyperliquid prices have at most 5 significant figures (1 USD at BTC's price): the
-    instrument's tick is 1 so PAPER's levels are the venue's."""
-    cfg = busy_config(tmp_path, name="hyperliquid")
-    cfg = cfg.model_copy(update={"instrument": cfg.instrument.model_copy(update={"symbol": "BTCUSDC", "tick_size": 1.0})})
+    cfg = hyperliquid_config(tmp_path)
     points = price_points(100)
     pj = Journal.open(tmp_path / "paper.db")
     paper = LiveEngine(cfg, mode="paper", journal=pj, source="replay:stub-path", printer=lambda _l: None)
@@ -468,12 +483,8 @@ def test_the_venue_unreachable_mid_input_is_reconciled_at_the_next_one(tmp_path,
                 stubs["long"].fail_next(outages[pt.seq], 503)
             yield pt
 
-    errors: list[str] = []
-    sink = logger.add(lambda m: errors.append(str(m)), level="ERROR", format="{message}")
-    try:
+    with log_lines("ERROR") as errors:
         asyncio.run(engine.run(feed()))
-    finally:
-        logger.remove(sink)
     assert len([e for e in errors if "reconciling before the next input" in e]) >= 2, errors
     assert_safe(journal, engine.run_id, stubs)
     assert len(stubs["long"].trades) >= 5

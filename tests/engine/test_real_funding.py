@@ -23,6 +23,7 @@ from tests.engine.test_real import (
     WALLETS,
     assert_safe,
     busy_config,
+    hyperliquid_config,
     hyperliquid_stubs,
     price_points,
     real_engine,
@@ -118,8 +119,7 @@ def test_the_strategy_is_told_each_payment(tmp_path, binance, monkeypatch):
 
 def test_funding_settled_by_hyperliquid_is_booked_once_per_payment(tmp_path, monkeypatch):
     hl = pytest.importorskip("tests.venues.stubs.hyperliquid")
-    cfg = busy_config(tmp_path, name="hyperliquid")
-    cfg = cfg.model_copy(update={"instrument": cfg.instrument.model_copy(update={"symbol": "BTCUSDC", "tick_size": 1.0})})
+    cfg = hyperliquid_config(tmp_path)
     points = price_points(100)
     with hyperliquid_stubs(monkeypatch, points[0].price) as venues:
         journal = Journal.open(tmp_path / "real.db")

@@ -10,13 +10,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
-from loguru import logger
-
 from hedgekit.feeds.base import PricePoint
 from hedgekit.store.journal import Journal
 from tests.engine.test_real import (
-    busy_config,
+    hyperliquid_config,
     hyperliquid_stubs,
+    log_lines,
     price_points,
     real_engine,
     stub_feed,
@@ -26,8 +25,7 @@ from tests.engine.test_real import (
 def test_a_gap_past_the_stops_slippage_bound_closes_the_position_at_market(tmp_path, monkeypatch):
     from tests.venues.stubs.hyperliquid import MAIN_ADDRESS
 
-    cfg = busy_config(tmp_path, name="hyperliquid")
-    cfg = cfg.model_copy(update={"instrument": cfg.instrument.model_copy(update={"symbol": "BTCUSDC", "tick_size": 1.0})})
+    cfg = hyperliquid_config(tmp_path)
     points = price_points(3)
     with hyperliquid_stubs(monkeypatch, points[0].price) as stubs:
         journal = Journal.open(tmp_path / "real.db")
@@ -47,12 +45,8 @@ def test_a_gap_past_the_stops_slippage_bound_closes_the_position_at_market(tmp_p
             for k in range(1, 5):  # the inputs after the gap, at its price
                 yield PricePoint(points[-1].ts + 60_000 * k, gap, points[-1].seq + k, gap=k == 1)
 
-        lines: list[str] = []
-        sink = logger.add(lambda m: lines.append(str(m)), level="WARNING", format="{message}")
-        try:
+        with log_lines() as lines:
             asyncio.run(real.run(feed()))
-        finally:
-            logger.remove(sink)
     for w, acct in accounts.items():
         closes = [f for f in acct.fills if f["dir"] == "Close Long"]
         assert acct.szi == 0, w  # closed at market, never left without its stops
@@ -70,8 +64,7 @@ def test_an_entry_stop_the_venue_cancels_after_a_gap_stays_in_the_window_deferre
     as a deferred slot at its level; the position keeps its stops."""
     from tests.venues.stubs.hyperliquid import MAIN_ADDRESS
 
-    cfg = busy_config(tmp_path, name="hyperliquid")
-    cfg = cfg.model_copy(update={"instrument": cfg.instrument.model_copy(update={"symbol": "BTCUSDC", "tick_size": 1.0})})
+    cfg = hyperliquid_config(tmp_path)
     points = price_points(1)
     start = points[-1]
     down = [start.price - 20.0 * k for k in range(1, 8)]  # 140 USD down: the first stop (one unit) fills
@@ -90,12 +83,8 @@ def test_an_entry_stop_the_venue_cancels_after_a_gap_stays_in_the_window_deferre
                 stub.move_to(price, gap=price == gap)
                 yield PricePoint(ts + 15_000 * k, price, seq + k, gap=price == gap)
 
-        lines: list[str] = []
-        sink = logger.add(lambda m: lines.append(str(m)), level="WARNING", format="{message}")
-        try:
+        with log_lines() as lines:
             asyncio.run(real.run(feed()))
-        finally:
-            logger.remove(sink)
         szi = stub.account(MAIN_ADDRESS).szi
         stops = sum(o.sz for o in stub.orders.values() if o.status == "open" and o.is_trigger and not o.is_buy)
         cancelled = [o for o in stub.orders.values() if o.is_trigger and o.is_buy and o.status == "canceled"]

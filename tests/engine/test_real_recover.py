@@ -5,7 +5,6 @@ bundled real BTCUSDT path of tests/engine/test_real.py."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import ccxt
 import pytest
-from loguru import logger
 
 from hedgekit.alerts import Alerts
 from hedgekit.config import BacktestConfig
@@ -39,6 +37,8 @@ from tests.engine.test_real import (
     assert_safe,
     busy_config,
     first_inputs,
+    hyperliquid_config,
+    log_lines,
     market_feed,
     price_points,
     real_engine,
@@ -214,8 +214,7 @@ def accts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
 def venue_config(tmp_path: Path, accts: dict[str, Acct]) -> BacktestConfig:
     if isinstance(accts["long"], BinanceAcct):
         return busy_config(tmp_path)
-    cfg = busy_config(tmp_path, name="hyperliquid")  # 5 significant figures: whole dollars
-    return cfg.model_copy(update={"instrument": cfg.instrument.model_copy(update={"symbol": "BTCUSDC", "tick_size": 1.0})})
+    return hyperliquid_config(tmp_path)
 
 
 class RecordedAlerts(Alerts):
@@ -225,16 +224,6 @@ class RecordedAlerts(Alerts):
 
     def _put(self, line: str, *, urgent: bool = False) -> None:
         self.lines.append(("URGENT " if urgent else "") + line)
-
-
-@contextlib.contextmanager
-def log_lines() -> Iterator[list[str]]:
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(str(m)), level="WARNING", format="{message}")
-    try:
-        yield lines
-    finally:
-        logger.remove(sink)
 
 
 def assert_safe_on(journal: Journal, run_id: int, accts: dict[str, Acct]) -> None:

@@ -27,6 +27,7 @@ from tests.engine.test_real import (
     WALLETS,
     busy_config,
     fills_of,
+    hyperliquid_config,
     hyperliquid_stubs,
     paper_feed,
     price_points,
@@ -200,9 +201,7 @@ def test_on_hyperliquid_the_user_stream_gives_the_fills_rest_polling_gives(tmp_p
     price went past a stop, not at the stop as PAPER's walker does.)"""
     runs = {}
     for stream in (False, True):
-        base = busy_config(tmp_path, name="hyperliquid", user_stream=stream)
-        cfg = base.model_copy(update={"instrument": base.instrument.model_copy(update={"symbol": "BTCUSDC",
-                                                                                         "tick_size": 1.0})})
+        cfg = hyperliquid_config(tmp_path, user_stream=stream)
         with hl_stubs(monkeypatch) as stubs:
             rj = Journal.open(tmp_path / f"real-{stream}.db")
             real = real_engine(cfg, rj)
