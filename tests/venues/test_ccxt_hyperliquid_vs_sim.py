@@ -222,3 +222,21 @@ def test_cancelling_a_partly_filled_order_reports_its_fill_then_the_cancel(stub:
         ("OrderFilled", 0.005, 0.015), ("OrderCancelled", None, None)]
     assert venue.cancel(grid.client_id, 4) == []  # idempotent
     assert venue.account().position == 0.015
+
+
+def test_an_order_ended_by_a_status_ccxt_does_not_map_is_reported_cancelled_not_kept_working(
+    stub: HyperliquidStub,
+) -> None:
+    # SPEC §4a: a stop the venue no longer holds must reach the strategy as cancelled (it then
+    # sends it again); kept as working, the position would sit without a stop, silently.
+    venue = venue_on(stub, wallet="hedge")
+    venue.note_price(95_000)
+    venue.submit(spec(OrderKind.MARKET_BUY, Side.BUY, OrderType.MARKET, 0.02, None, 1), 1)
+    stop = spec(OrderKind.STOP_LOSS, Side.SELL, OrderType.STOP, 0.02, 94_000, 2, reduce_only=True)
+    assert venue.submit(stop, 2) == []
+    stub.scheduled_cancel(MAIN_ADDRESS)
+    events = venue.poll(3, rest=True)
+    assert [(type(e).__name__, e.client_id) for e in events if not hasattr(e, "fill_id")] == [
+        ("OrderCancelled", stop.client_id)]
+    order = venue.get_order(stop.client_id)
+    assert order is not None and order.status.is_closed

@@ -519,12 +519,12 @@ class CcxtVenue:
             if order.client_id in self._closing or self._vcid(order.client_id) in open_ids:
                 continue
             found = self._lookup(order)
-            status = "canceled" if found is None else str(found.get("status"))
+            status = "canceled" if found is None else str(found.get("status") or "open")
             filled = 0.0 if found is None else float(found.get("filled") or 0.0)
             if status == "rejected":
                 self._closing[order.client_id] = (
                     OrderTrigger.REJECT, "the venue rejected the order when it triggered", filled)
-            elif status in ("canceled", "expired"):
+            elif status not in ("open", "closed"):  # also a word ccxt leaves raw (HL "scheduledCancel")
                 self._closing[order.client_id] = (OrderTrigger.CANCEL, f"{status} at the venue", filled)
             elif found is not None and order.spec.type is OrderType.STOP:
                 self._map_triggered(order, found)

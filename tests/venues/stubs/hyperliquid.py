@@ -520,6 +520,15 @@ class HyperliquidStub:
             self.ws.flush()
             return fill
 
+    def scheduled_cancel(self, user: str) -> None:
+        """The account's dead man's switch (``scheduleCancel``) fires: every open order ends with
+        the status ``scheduledCancel``, a word ccxt leaves as it is (it maps only ``…Canceled``)."""
+        with self._lock:
+            for order in self.orders.values():
+                if order.user == user.lower() and order.status == "open":
+                    self._set_status(order, "scheduledCancel")
+            self.ws.flush()
+
     def fill_partially(self, oid_or_cloid: int | str, sz: float) -> dict[str, Any]:
         """Fill ``sz`` of a resting order now at its limit price (a partial fill)."""
         with self._lock:
