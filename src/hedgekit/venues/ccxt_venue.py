@@ -115,6 +115,7 @@ class CcxtVenue:
         self.fills: list[FillRecord] = []
         self.order_log: list[OrderLogRecord] = []
         self.last_price: float | None = None
+        self._quoted: float | None = None  # the feed's price: a market order's reference
         self.position = Position(qty_decimals=instrument.qty_decimals)  # from our own fills
         self.realized_pnl = 0.0
         self.foreign_trades: list[dict[str, Any]] = []  # trades on orders that are not ours
@@ -153,8 +154,10 @@ class CcxtVenue:
         return list(self._call("fetch daily candles", fetch_daily_candles, self.exchange, self.symbol, count, until_ms))
 
     def note_price(self, price: float) -> None:
-        """The latest market price (from the feed): quoted in margin refusals."""
-        self.last_price = price
+        """The latest market price (from the feed): quoted in margin refusals, and the reference
+        of market orders (a fill's own price, which also sets ``last_price``, can be far from the
+        market after a gap: an IOC bounded around it would not trade)."""
+        self.last_price = self._quoted = price
 
     # -- journal state -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -337,7 +340,8 @@ class CcxtVenue:
     def _place(self, order: Order, ts: int, *, reround: bool) -> list[VenueEvent]:
         spec = order.spec
         cid = spec.client_id
-        req = self.profile.order_request(spec, self.symbol, ref_price=self.last_price)
+        ref = self._quoted if self._quoted is not None else self.last_price
+        req = self.profile.order_request(spec, self.symbol, ref_price=ref)
         for attempt in range(self.retry.attempts):
             try:
                 answer = self.exchange.create_order(req.symbol, req.type, req.side, req.amount, req.price,
