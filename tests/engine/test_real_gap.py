@@ -142,5 +142,6 @@ def test_the_grid_hedge_closes_its_hedge_at_market_when_a_gap_gets_its_stop_canc
     assert all(f["px"] == str(gap) for f in closes) and sum(Decimal(f["sz"]) for f in closes) == held[0]
     status = next(s for s in journal.wallet_status(real.run_id) if s.wallet == "grid")
     assert status.position == 0 and status.phase == "STOPPED"
-    assert any(line.startswith("grid: hedge_stop_loss ") and line.endswith("cancelled by the venue") for line in lines), lines
-    assert "grid: the hedge's protective orders keep failing: closing the hedge and stopping" in lines
+    said = [line for line in lines if line.startswith("grid: hedge_stop_loss at ")]
+    assert said[0].endswith("refused (cancelled by the venue); sent once more"), lines
+    assert "refused twice (cancelled by the venue); closing the hedge" in said[1] and len(said) == 2, lines
