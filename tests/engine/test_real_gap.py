@@ -13,6 +13,8 @@ from decimal import Decimal
 from hedgekit.feeds.base import PricePoint
 from hedgekit.store.journal import Journal
 from tests.engine.test_real import (
+    grid_config,
+    grid_stub,
     hyperliquid_config,
     hyperliquid_stubs,
     log_lines,
@@ -95,3 +97,51 @@ def test_an_entry_stop_the_venue_cancels_after_a_gap_stays_in_the_window_deferre
     assert 0 < szi <= stops  # the position still has its stops
     assert any("stop_entry_buy at unit 0 refused (cancelled by the venue); re-sized" in line for line in lines), lines
     assert any("stop_entry_buy at unit 0 refused (cancelled by the venue); deferred" in line for line in lines), lines
+
+
+def test_the_grid_hedge_closes_its_hedge_at_market_when_a_gap_gets_its_stop_cancelled(tmp_path, monkeypatch):
+    """The grid hedge (SPEC §5) on the same venue: short 0.2 BTC with its buy stop above, the
+    price gaps 10 % up. On the way the venue fills the four sell rungs left (limits, at their
+    levels) and cancels the stop; each stop the grid re-lays for the bigger hedge is past its
+    bound at once and cancelled too. The hedge must end closed at market at the gap price, the
+    grid stopped saying why, nothing left working at the venue."""
+    from tests.venues.stubs.hyperliquid import MAIN_ADDRESS
+
+    cfg = grid_config(tmp_path, "hyperliquid", {"stop_loss_pct": 0.002, "take_profit_pct": 0.003})
+    start = price_points(1)[-1]
+    with grid_stub("hyperliquid", start.price, "grid", monkeypatch) as stub:
+        journal = Journal.open(tmp_path / "real.db")
+        real = real_engine(cfg, journal)
+        acct = stub.account(MAIN_ADDRESS)
+        gap = round(start.price * 1.1)
+        held: list[Decimal] = []
+
+        async def feed() -> AsyncIterator[PricePoint]:
+            async for pt in stub_feed([start], {"grid": stub}, real.resume_after):
+                yield pt
+            price, k = start.price, 0
+            while acct.szi == 0 or k < 3:  # up 20 USD an input until the first rung fills, then two more inputs
+                k += 1
+                price += 20.0 if acct.szi == 0 else 0.0
+                stub.move_to(price)
+                yield PricePoint(start.ts + 15_000 * k, price, start.seq + k)
+            stops = [o.sz for o in stub.orders.values() if o.status == "open" and o.is_trigger and o.is_buy]
+            assert acct.szi < 0 and sum(stops) >= -acct.szi  # a short hedge under its stop
+            stub.move_to(gap, gap=True)
+            held.append(-acct.szi)
+            for j in range(1, 5):  # the inputs after the gap, at its price
+                yield PricePoint(start.ts + 15_000 * (k + j), gap, start.seq + k + j, gap=j == 1)
+
+        with log_lines() as logged:
+            asyncio.run(real.run(feed()))
+        working = [o for o in stub.orders.values() if o.status == "open"]
+    lines = [line.rstrip() for line in logged]
+    closes = [f for f in acct.fills if f["dir"] == "Close Short"]
+    assert held == [Decimal("1")]  # the four rungs left filled in the gap: the whole 1 BTC hedged
+    assert acct.szi == 0 and working == []
+    assert all(f["px"] == str(gap) for f in closes) and sum(Decimal(f["sz"]) for f in closes) == held[0]
+    status = next(s for s in journal.wallet_status(real.run_id) if s.wallet == "grid")
+    assert status.position == 0 and status.phase == "STOPPED"
+    said = [line for line in lines if line.startswith("grid: hedge_stop_loss at ")]
+    assert said[0].endswith("refused (cancelled by the venue); sent once more"), lines
+    assert "refused twice (cancelled by the venue); closing the hedge" in said[1] and len(said) == 2, lines

@@ -442,6 +442,30 @@ def test_stop_loss_cancelled_by_the_venue_is_replaced() -> None:
     ]
 
 
+def test_a_stop_loss_refused_again_closes_the_hedge_at_market_and_stops_the_grid() -> None:
+    """SPEC §4a as the unit wallets: sent once more, refused again -> closed at market at once."""
+    g = make()
+    g.start(T0, SPEC_PRICE)
+    fill(g, rung_at(g, SPEC_SELLS[0]))
+    first = g.stop_loss_order
+    assert first is not None
+    again = places(g.on_event(OrderCancelled(T0 + 5, first.client_id)))[0]
+    working = {o.client_id for o in g.working.values()} - {again.client_id}  # rungs, take-back, take profit
+
+    cmds = g.on_event(OrderRejected(T0 + 6, again.client_id, "invalid order"))
+
+    assert [(o.kind, o.side, o.type, o.qty, o.reduce_only) for o in places(cmds)] == [
+        (OrderKind.HEDGE_STOP_LOSS, Side.BUY, OrderType.MARKET, 0.2, True)
+    ]
+    assert set(cancels(cmds)) == working and len(working) == 6
+    assert g.phase is Phase.STOPPED and g.stop_loss_order is None
+    assert [w.split(": ", 1)[1] for w in g.warnings if " at 100001.29 refused" in w] == [
+        "hedge_stop_loss at 100001.29 refused (cancelled by the venue); sent once more",
+        "hedge_stop_loss at 100001.29 refused twice (rejected (invalid order)); closing the hedge (-0.2) at market; "
+        "grid stopped",
+    ]
+
+
 # -- rebalance ---------------------------------------------------------------------------------------
 def test_rebalance_recentres_with_a_new_spacing() -> None:
     day0 = 19_700 * DAY_MS

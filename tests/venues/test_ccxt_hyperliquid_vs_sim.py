@@ -240,3 +240,19 @@ def test_an_order_ended_by_a_status_ccxt_does_not_map_is_reported_cancelled_not_
         ("OrderCancelled", stop.client_id)]
     order = venue.get_order(stop.client_id)
     assert order is not None and order.status.is_closed
+
+
+def test_a_market_order_that_finds_nothing_within_its_bound_ends_cancelled_once_not_fatal(stub: HyperliquidStub) -> None:
+    # The market ran past the IOC's slippage bound around the feed's price: the venue answers
+    # "could not immediately match" and keeps the cloid. The re-rounded resend is refused as a
+    # duplicate; that is the first attempt's answer, found by its cloid: the order is over,
+    # unfilled (SPEC §4a: the strategy decides what next), never a crash with the position bare.
+    venue = venue_on(stub, wallet="hedge")
+    venue.note_price(95_000)
+    stub.move_to(101_000)  # 6.3 % up: past the 5 % bound
+    close = spec(OrderKind.MARKET_BUY, Side.BUY, OrderType.MARKET, 0.01, None, 1)
+    events = venue.submit(close, 1)
+    assert [(type(e).__name__, e.client_id) for e in events] == [("OrderCancelled", close.client_id)]
+    assert [o.status for o in stub.orders.values()] == ["canceled"] and stub.account(MAIN_ADDRESS).szi == 0
+    order = venue.get_order(close.client_id)
+    assert order is not None and order.status.is_closed and order.filled_qty == 0

@@ -115,6 +115,7 @@ class CcxtVenue:
         self.fills: list[FillRecord] = []
         self.order_log: list[OrderLogRecord] = []
         self.last_price: float | None = None
+        self._quoted: float | None = None  # the feed's price: a market order's reference
         self.position = Position(qty_decimals=instrument.qty_decimals)  # from our own fills
         self.realized_pnl = 0.0
         self.foreign_trades: list[dict[str, Any]] = []  # trades on orders that are not ours
@@ -153,8 +154,9 @@ class CcxtVenue:
         return list(self._call("fetch daily candles", fetch_daily_candles, self.exchange, self.symbol, count, until_ms))
 
     def note_price(self, price: float) -> None:
-        """The latest market price (from the feed): quoted in margin refusals."""
-        self.last_price = price
+        """The feed's latest price: quoted in margin refusals, and market orders' reference (a
+        fill's price, also in ``last_price``, can be far off after a gap: no IOC trades there)."""
+        self.last_price = self._quoted = price
 
     # -- journal state -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -337,7 +339,7 @@ class CcxtVenue:
     def _place(self, order: Order, ts: int, *, reround: bool) -> list[VenueEvent]:
         spec = order.spec
         cid = spec.client_id
-        req = self.profile.order_request(spec, self.symbol, ref_price=self.last_price)
+        req = self.profile.order_request(spec, self.symbol, ref_price=self._quoted or self.last_price)
         for attempt in range(self.retry.attempts):
             try:
                 answer = self.exchange.create_order(req.symbol, req.type, req.side, req.amount, req.price,
@@ -355,11 +357,13 @@ class CcxtVenue:
                 price = self.last_price
                 at = f" at {price:g}" if price is not None else ""
                 return self._reject(order, ts, f"insufficient margin{at}: {self._clean(err)}", price)
-            except _INVALID as err:
-                if _duplicate(err):  # an earlier attempt did arrive after all
-                    found = self._lookup(order)
-                    if found is not None:
-                        return self._accepted(order, found, ts)
+            except ccxt.BaseError as err:
+                # A duplicate: an earlier attempt did arrive (Hyperliquid: an IOC that found nothing)
+                found = self._lookup(order) if _duplicate(err) else None
+                if found is not None:
+                    return self._accepted(order, found, ts)
+                if not isinstance(err, _INVALID):
+                    raise self._fatal(f"order {cid}", err) from None
                 if reround:
                     again = self._reround(spec)
                     if again is not None:
@@ -367,8 +371,6 @@ class CcxtVenue:
                         order.spec = again
                         return self._place(order, ts, reround=False)
                 return self._reject(order, ts, f"invalid order: {self._clean(err)}")
-            except ccxt.BaseError as err:
-                raise self._fatal(f"order {cid}", err) from None
         raise VenueUnavailable(
             f"order {cid}: the venue did not answer after {self.retry.attempts} attempts; it was not "
             "found by its client id, and it will be looked up again by reconciliation"

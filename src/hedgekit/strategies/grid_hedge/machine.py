@@ -46,6 +46,7 @@ class GridHedge(GridLadder):
     wants_ticks = True  # σ is re-estimated from the prices it is shown
     wants_history = True  # σ estimated from the warm-up when not configured
     SNAPSHOT_VERSION = 2  # 2: params became one pydantic model with grid/risk sections
+    _sl_refused = False  # default for a snapshot written before it existed (same version)
 
     def __init__(
         self, params: GridHedgeParams, instrument: Instrument, *, returns: np.ndarray | None = None
@@ -69,6 +70,7 @@ class GridHedge(GridLadder):
         self._tp_cid: str | None = None
         self._close_cid: str | None = None
         self._protective_rejects = 0
+        self._sl_refused = False  # a hedge stop refused once in this grid: the next refusal closes
         self._phase = Phase.STOPPED
         self._started = False
         self._funding_rate = 0.0
@@ -280,6 +282,7 @@ class GridHedge(GridLadder):
         self._rungs = [_Rung(side) for _ in range(n) for side in sides]
         self._phase = Phase.ACTIVE
         self._protective_rejects = 0
+        self._sl_refused = False
         cmds = self._fill_gaps(include_blocked=True)
         cmds.append(
             SetTimer(
@@ -444,6 +447,17 @@ class GridHedge(GridLadder):
                 self._tp_cid = None
             if self._phase is not Phase.ACTIVE:
                 return []
+            if spec.kind is OrderKind.HEDGE_STOP_LOSS and not self.instrument.is_zero_qty(self.position.qty):
+                # SPEC §4a, as the unit wallets: the stop is sent once more (re-sized to the hedge
+                # if that changed); refused again in this grid, the hedge is closed at market.
+                if self._sl_refused:
+                    self.warnings.append(
+                        f"{self.wallet}: {spec.kind} at {spec.price} refused twice ({what}); closing the hedge "
+                        f"({self.position.qty:g}) at market; grid stopped"
+                    )
+                    return self._stop_grid(ts, spec.kind)
+                self._sl_refused = True
+                self.warnings.append(f"{self.wallet}: {spec.kind} at {spec.price} refused ({what}); sent once more")
             self._protective_rejects += 1
             if self._protective_rejects >= _PROTECTIVE_REJECTS_BEFORE_FLATTEN:
                 self.warnings.append(
