@@ -99,3 +99,36 @@ def test_studies_in_the_journal_database(tmp_path):
     bad = run(tmp_path, *args, "--storage", "optuna.db", "--quiet")
     output, _ = bad.communicate(timeout=240)
     assert bad.returncode == 2 and "give an SQLAlchemy URL" in " ".join(output.split())
+
+
+def test_ray_stream_draws_a_task_only_as_a_worker_frees_up(monkeypatch):
+    """optimize asks optuna for a trial when a worker frees up, after the results so far were
+    handed back: never more than two trials per worker drawn ahead of the results."""
+    import numpy as np
+
+    from hedgekit.config import load_config
+    from hedgekit.engine import backtest as engine
+    from hedgekit.engine.session import LoadedData
+    from hedgekit.feeds.synthetic import random_walk_candles
+    from hedgekit.sweep.runner import RayExecutor
+    from hedgekit.sweep.trial import Task
+    from tests.sweep._helpers import ray_env
+
+    for k, v in ray_env().items():
+        monkeypatch.setenv(k, v)
+    cfg = load_config(HEDGE)
+    loaded = LoadedData(random_walk_candles(2_000, seed=3), engine.Funding(np.empty(0, np.int64), np.empty(0)), "none")
+    drawn: list[int] = []
+
+    def tasks():
+        for i in range(10):
+            drawn.append(i)
+            yield Task(i, cfg)
+
+    seen = []
+    with RayExecutor([loaded], cpus=2) as ex:
+        for got, (task, row) in enumerate(ex.stream(tasks()), start=1):
+            assert "error" not in row, row
+            assert len(drawn) <= 2 * ex.parallel + got - 1  # drawn lazily, one per result handed back
+            seen.append(task.key)
+    assert sorted(seen) == list(range(10))

@@ -179,7 +179,7 @@ def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_sou
             "realized_pnl": round(w.venue.realized_pnl, 2),
             "fees": round(w.venue.fees_paid, 2),
             "funding": round(w.venue.funding_paid, 2),
-            "fills": len(w.venue.fills),
+            "fills": w.venue.fill_count,
             "resets": int(getattr(w.strategy, "resets", 0)),
             "final_phase": str(w.strategy.phase),
             "final_position": w.venue.position.qty,
@@ -203,7 +203,7 @@ def summarize(cfg: BacktestConfig, candles: Candles, run: EngineRun, funding_sou
         "max_drawdown_pct": round(t["max_drawdown_pct"], 4),
         "fees": round(sum(w.venue.fees_paid for w in run.wallets), 2),
         "funding": round(sum(w.venue.funding_paid for w in run.wallets), 2),
-        "fills": sum(len(w.venue.fills) for w in run.wallets),
+        "fills": sum(w.venue.fill_count for w in run.wallets),
         "resets": sum(int(getattr(w.strategy, "resets", 0)) for w in run.wallets),
         # Each wallet's buy-and-hold at its own leverage, weighted by its capital.
         "buy_and_hold_return_pct": round(
@@ -251,7 +251,7 @@ def headline(run: EngineRun) -> dict:
         w.name: {
             "return_pct": round(m["wallets"][w.name]["return_pct"], 4),
             "max_drawdown_pct": round(m["wallets"][w.name]["max_drawdown_pct"], 4),
-            "fills": len(w.venue.fills),
+            "fills": w.venue.fill_count,
         }
         for w in run.wallets
     }

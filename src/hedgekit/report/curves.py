@@ -13,6 +13,7 @@ __all__ = [
     "MS_PER_YEAR",
     "buy_and_hold_costs",
     "buy_and_hold_curve",
+    "buy_and_hold_end",
     "cagr",
     "daily_volatility_of",
     "drawdown_durations",
@@ -46,8 +47,17 @@ def drawdown_series(equity: np.ndarray) -> np.ndarray:
 
 def max_drawdown(equity: np.ndarray) -> float:
     """Largest peak-to-trough fall as a fraction of the peak."""
-    dd = drawdown_series(equity)
-    return float(dd.max()) if dd.size else 0.0
+    eq = np.asarray(equity, dtype=float)
+    if eq.size == 0:
+        return 0.0
+    peak = np.maximum.accumulate(eq)
+    if not (peak[0] > 0 and peak[-1] == peak[-1]):  # a peak <= 0 or a NaN: the general way
+        return float(drawdown_series(eq).max())
+    # Every peak > 0: max(1 - eq/peak) is 1 - min(eq/peak) bit for bit (rounding is monotone),
+    # without drawdown_series' mask and second array (a trial takes several on a year of bars).
+    with np.errstate(invalid="ignore"):  # inf / inf
+        np.divide(eq, peak, out=peak)
+    return float(1.0 - peak.min())
 
 
 def drawdown_durations(equity: np.ndarray, times: np.ndarray | None = None) -> dict[str, float]:
@@ -181,6 +191,27 @@ def buy_and_hold_curve(prices: np.ndarray, start_equity: float, leverage: float 
         left = max(float(eq[i]), 0.0)
         eq[i:] = max(left - taker_fee * qty * p[i], 0.0)
     return np.maximum(eq, 0.0)
+
+
+def buy_and_hold_end(prices: np.ndarray, start_equity: float, leverage: float = 1.0,
+                     first_price: float | None = None, *, maintenance_margin_rate: float = 0.0,
+                     taker_fee: float = 0.0) -> float:
+    """``buy_and_hold_curve(...)[-1]`` (same arithmetic, bit for bit) without building the
+    curve: at leverage 1 one price, else one pass for the liquidation (summary.json needs only
+    the end; a sweep asks it for every trial)."""
+    p = np.asarray(prices, dtype=float)
+    if p.size == 0:
+        raise ValueError("buy_and_hold_end: no prices")
+    p0 = float(first_price) if first_price else float(p[0])
+    qty = start_equity * leverage / p0
+    if leverage > 1:
+        eq = start_equity + qty * (p - p0)
+        hit = eq <= maintenance_margin_rate * qty * p
+        if hit.any():
+            i = int(hit.argmax())
+            left = max(float(eq[i]), 0.0)
+            return max(max(left - taker_fee * qty * float(p[i]), 0.0), 0.0)
+    return max(float(start_equity + qty * (p[-1] - p0)), 0.0)
 
 
 def buy_and_hold_costs(summary: dict | None) -> dict[str, float]:

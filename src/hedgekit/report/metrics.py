@@ -26,6 +26,7 @@ from hedgekit.report.curves import (
     MS_PER_YEAR,
     buy_and_hold_costs,
     buy_and_hold_curve,
+    buy_and_hold_end,
     cagr,
     daily_volatility_of,
     drawdown_durations,
@@ -211,6 +212,22 @@ def _phase_time(rows) -> tuple[dict[str, float], dict[str, float]]:
     return hours, pct
 
 
+def _change_time(ts: np.ndarray, ph: np.ndarray, end_ms: int) -> tuple[dict[str, float], dict[str, float]]:
+    """``_phase_time`` of ``_segments`` of a phase log, in numpy (the log of a year holds
+    thousands of changes; the integer sums are the same)."""
+    if not ts.size:
+        return _phase_time(())
+    keep = np.ones(ts.size, dtype=bool)
+    keep[1:] = ph[1:] != ph[:-1]
+    starts, phases = ts[keep], ph[keep]
+    ends = np.append(starts[1:], max(int(end_ms), int(ts[-1])))
+    names, first, inverse = np.unique(phases, return_index=True, return_inverse=True)
+    sums = np.zeros(len(names), dtype=np.int64)
+    np.add.at(sums, inverse.ravel(), np.maximum(ends - starts, 0))
+    order = np.argsort(first, kind="stable")  # phases in order of appearance
+    return _phase_time((names[i], 0, int(sums[i])) for i in order)
+
+
 def exposure(positions: np.ndarray) -> float:
     """Fraction of points with a non-zero position."""
     p = np.asarray(positions, dtype=float)
@@ -333,9 +350,8 @@ def compute_metrics(
     last_ms = int(end_ms) if end_ms is not None else (int(times[-1] + step) if eq.size else 0)
     first_ms = int(times[0]) if eq.size else None
     if phase_changes is not None:
-        rows = _segments("", np.asarray(phase_changes[0], dtype=np.int64), np.asarray(phase_changes[1], dtype=str),
-                         last_ms)
-        hours, pct = _phase_time((p, s, e) for _, p, s, e in rows)
+        hours, pct = _change_time(np.asarray(phase_changes[0], dtype=np.int64),
+                                  np.asarray(phase_changes[1], dtype=str), last_ms)
     else:
         hours, pct = time_in_phase(phase_segments(f if f is not None else _wallet_fills(pd.DataFrame()),
                                                   last_ms, first_ms))
@@ -345,9 +361,13 @@ def compute_metrics(
     if prices is not None and eq.size:
         p = np.asarray(prices, dtype=float)
         p0 = first_price if first_price else float(p[0])
-        bh = buy_and_hold_curve(np.concatenate([[p0], p]) if start_equity is not None else p,
-                                start, leverage, p0, **(bh_costs or {}))
-        out["buy_and_hold_return_pct"] = (bh[-1] / start - 1.0) * 100.0 if start > 0 else None
+        held = np.concatenate([[p0], p]) if start_equity is not None else p
+        if full:
+            bh = buy_and_hold_curve(held, start, leverage, p0, **(bh_costs or {}))
+            bh_end = float(bh[-1])
+        else:  # the end only (a year of bars, each trial of a sweep)
+            bh_end = buy_and_hold_end(held, start, leverage, p0, **(bh_costs or {}))
+        out["buy_and_hold_return_pct"] = (bh_end / start - 1.0) * 100.0 if start > 0 else None
         out["buy_and_hold_1x_return_pct"] = (p[-1] / p0 - 1.0) * 100.0
         if full:
             out["buy_and_hold_max_drawdown_pct"] = max_drawdown(bh) * 100.0

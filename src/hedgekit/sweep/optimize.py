@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,22 +213,13 @@ def run_optimize(
         done_all += min(finished, trials)
         label = f"window {w.index + 1}/{len(windows)} train"
         while (missing := trials - len(_finished(study))) > 0:
-            batch = [study.ask(dists) for _ in range(min(missing, 2 * executor.parallel))]
-            tasks = []
-            by_number = {}
-            for t in batch:
-                by_number[t.number] = t
-                try:
-                    trial_cfg = apply_params(cfg, dict(t.params), base)
-                except HedgekitError as err:  # a point the config refuses: a failed trial, not the end
-                    row = {"error": str(err)}
-                    study._storage.set_trial_user_attr(t._trial_id, "row", row)
-                    study.tell(t, state=optuna.trial.TrialState.FAIL)
-                    done_all += 1
-                    continue
-                tasks.append(Task(t.number, trial_cfg, 0, w.train_start, w.train_end))
-            for task, row in executor.run(tasks):
-                t = by_number[task.key]
+            by_number: dict[int, Any] = {}
+            refused: list[int] = []
+            # Asked one at a time as workers free up (not in batches a worker waits out).
+            for task, row in executor.stream(_asked(study, dists, cfg, base, w, missing, by_number, refused)):
+                done_all += len(refused)
+                refused.clear()
+                t = by_number.pop(task.key)
                 values: list[Any] | None = None if "error" in row else [row.get(o.metric) for o in objectives]
                 if values is not None and any(v is None for v in values):
                     bad = [o.label for o, v in zip(objectives, values, strict=True) if v is None]
@@ -242,8 +233,28 @@ def run_optimize(
                 done_all += 1
                 if on_result is not None:
                     on_result(done_all, total, {**dict(t.params), **row}, label)
+            done_all += len(refused)
         summaries.append(_score_window(study, cfg, base, w, executor, objectives, rows, dataset.label))
     return OptimizeRun(rows, summaries, resumed, retried)
+
+
+def _asked(study, dists, cfg: BacktestConfig, base, w: Window, n: int, by_number: dict[int, Any],
+           refused: list[int]) -> Iterator[Task]:
+    """``n`` trials asked of ``study``, one at a time, as tasks on the window's train part; a
+    point the config refuses is told failed at once (its number goes to ``refused``)."""
+    import optuna
+
+    for _ in range(n):
+        t = study.ask(dists)
+        try:
+            trial_cfg = apply_params(cfg, dict(t.params), base)
+        except HedgekitError as err:  # a point the config refuses: a failed trial, not the end
+            study._storage.set_trial_user_attr(t._trial_id, "row", {"error": str(err)})
+            study.tell(t, state=optuna.trial.TrialState.FAIL)
+            refused.append(t.number)
+            continue
+        by_number[t.number] = t
+        yield Task(t.number, trial_cfg, 0, w.train_start, w.train_end)
 
 
 def _score_window(study, cfg, base, w: Window, executor: Executor, objectives: list[Objective],

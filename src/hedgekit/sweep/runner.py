@@ -81,6 +81,12 @@ class Executor:
     def run(self, tasks: Iterable[Task]) -> Iterator[Result]:
         raise NotImplementedError
 
+    def stream(self, tasks: Iterable[Task]) -> Iterator[Result]:
+        """Like ``run``, but ``tasks`` is drawn lazily, in its order, a task each time a worker
+        frees up, after the previous result was yielded (an optimizer asks for its next point
+        knowing every result so far, and no worker waits for a batch to finish)."""
+        return self.run(tasks)
+
     def close(self) -> None:
         pass
 
@@ -180,8 +186,14 @@ class RayExecutor(Executor):
         self.timings["workers"] = time.perf_counter() - t0  # data in the store, actors up
 
     def run(self, tasks: Iterable[Task]) -> Iterator[Result]:
+        return self._dispatch(iter(dearest_first(list(tasks), self._datasets)), lazy=False)
+
+    def stream(self, tasks: Iterable[Task]) -> Iterator[Result]:
+        return self._dispatch(iter(tasks), lazy=True)
+
+    def _dispatch(self, pending: Iterator[Task], *, lazy: bool) -> Iterator[Result]:
+        """``lazy``: the freed actor's next task is drawn after the result is yielded."""
         ray = self._ray
-        pending = iter(dearest_first(list(tasks), self._datasets))
         inflight: dict[Any, tuple[Any, Task]] = {}
 
         def feed(actor) -> bool:
@@ -199,8 +211,12 @@ class RayExecutor(Executor):
             actor, task = inflight.pop(done[0])
             row, stat = ray.get(done[0])
             self.stats.append(stat)
-            feed(actor)
-            yield task, row
+            if lazy:
+                yield task, row
+                feed(actor)
+            else:
+                feed(actor)
+                yield task, row
 
     def worker_pids(self) -> list[int]:
         return self._ray.get([a.pid.remote() for a in self._actors])

@@ -105,7 +105,10 @@ class SimExchange(SimMargin, SimFaults):
         self.funding_paid = 0.0
         self.realized_pnl = 0.0
         self.liquidated = False
-        self.fills: list[FillRecord] = []
+        # Fills too are kept as rows (``FillRecord``'s field order) until ``fills`` is read:
+        # a sweep trial only counts them (``fill_count``).
+        self._fill_rows: list[tuple] = []
+        self._fills: list[FillRecord] = []
         # The order log is kept as rows (tuples in ``OrderLogRecord``'s field order) while the
         # run goes and made records when ``order_log`` is read: a sweep trial never reads it.
         self._order_rows: list[tuple] = []
@@ -138,6 +141,20 @@ class SimExchange(SimMargin, SimFaults):
         self._liquidations = 0
 
     # -- queries ------------------------------------------------------------------------
+    @property
+    def fills(self) -> list[FillRecord]:
+        """Every fill, in order; the same list on every read (a caller may clear or insert)."""
+        rows = self._fill_rows
+        if rows:
+            self._fills.extend([FillRecord(*row) for row in rows])
+            rows.clear()
+        return self._fills
+
+    @property
+    def fill_count(self) -> int:
+        """``len(fills)`` without making the records."""
+        return len(self._fills) + len(self._fill_rows)
+
     @property
     def order_log(self) -> list[OrderLogRecord]:
         """Every order event (placed, triggered, filled, cancelled, rejected), in order. The
@@ -418,7 +435,7 @@ class SimExchange(SimMargin, SimFaults):
         self.realized_pnl += realized
         # A filled order has less than half a lot left, which rounds to exactly 0.0.
         leaves = 0.0 if last or order.status is _FILLED else self.instrument.round_qty(order.leaves_qty)
-        self.fills.append(FillRecord(
+        self._fill_rows.append((
             ts, spec.client_id, str(spec.kind), spec.side, qty, price, fee, spec.unit,
             self.position.qty, self.realized_pnl, fill_id, "maker" if maker else "taker",
         ))

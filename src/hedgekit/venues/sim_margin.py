@@ -22,7 +22,6 @@ from hedgekit.core.events import Liquidated, VenueEvent
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import Order, OrderTrigger, Side
 from hedgekit.core.position import Position
-from hedgekit.core.records import FillRecord
 from hedgekit.venues.sim_config import SimConfig
 
 LIQUIDATION_ID = "liquidation"
@@ -41,7 +40,7 @@ class SimMargin:
     fees_paid: float
     realized_pnl: float
     liquidated: bool
-    fills: list[FillRecord]
+    _fill_rows: list[tuple]
     _cross: bool
     _spot: bool
     _liq_q: float
@@ -175,7 +174,7 @@ class SimMargin:
         self.fees_paid += fee
         self.realized_pnl += realized
         self._liquidations += 1
-        self.fills.append(FillRecord(
+        self._fill_rows.append((
             ts, LIQUIDATION_ID, LIQUIDATION_ID, side, qty, price, fee, None, pos.qty,
             self.realized_pnl, f"{LIQUIDATION_ID}#{self._liquidations}", "taker",
         ))
