@@ -89,6 +89,12 @@ def make_client_id(wallet: str, cycle: int, unit: int | None, kind: OrderKind, s
     return f"{CLIENT_ID_PREFIX}-{wallet}-{cycle}-{u}-{KIND_CODE[kind]}-{seq}"
 
 
+def client_id_kind(client_id: str) -> OrderKind | None:
+    """The kind coded in a client id made by ``make_client_id`` (None for any other id)."""
+    parts = client_id.split("-")
+    return KIND_BY_CODE.get(parts[-2]) if len(parts) >= 6 else None
+
+
 def orphan_close_id(client_id: str) -> str:
     """The client id of the close of an orphan's fill (``OrderKind.ORPHAN_CLOSE``): the
     orphan's id with the kind code ``oc``, as long as it, one per orphan (so a restart finds

@@ -21,20 +21,18 @@ from dataclasses import dataclass
 from hedgekit.core.commands import Place
 from hedgekit.core.events import OrderFilled, OrderRejected, VenueEvent
 from hedgekit.core.orders import (
-    KIND_CODE,
     PROTECTIVE_KINDS,
     OrderKind,
     OrderSpec,
     OrderStatus,
     OrderType,
     Side,
+    client_id_kind,
     orphan_close_id,
 )
 from hedgekit.core.strategy import Strategy
 from hedgekit.engine.real import RealVenue
 from hedgekit.engine.runner import WalletRunner
-
-_CLOSE_CODE = KIND_CODE[OrderKind.ORPHAN_CLOSE]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +50,7 @@ def unprotected(strategy: Strategy, position: float) -> float:
 
 
 def is_orphan_close(client_id: str) -> bool:
-    return client_id.rsplit("-", 2)[-2:-1] == [_CLOSE_CODE]
+    return client_id_kind(client_id) is OrderKind.ORPHAN_CLOSE
 
 
 def hold_close(venue: RealVenue, close: OrderSpec, ts: int) -> None:

@@ -12,13 +12,13 @@ import ccxt
 
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.orders import (
-    KIND_BY_CODE,
     Order,
     OrderKind,
     OrderSpec,
     OrderTrigger,
     OrderType,
     Side,
+    client_id_kind,
 )
 
 __all__ = ["ForeignOrder", "RetryPolicy", "VenueFatal", "VenueUnavailable"]
@@ -113,14 +113,12 @@ def _opaque_orphan(row: dict[str, Any], venue_client_id: str, wallet: str) -> Or
 def _orphan(row: dict[str, Any], client_id: str) -> Order | None:
     """An order with our prefix this run does not know (left from an earlier run), rebuilt
     from its id ``hk-<wallet>-<cycle>-<unit>-<kind>-<seq>`` and the venue's fields."""
+    kind = client_id_kind(client_id)
     parts = client_id.split("-")
-    if len(parts) < 6:
-        return None
-    kind: OrderKind | None = KIND_BY_CODE.get(parts[-2])
-    unit_text = parts[-3]
     wallet = "-".join(parts[1:-4])
     if kind is None or not wallet:
         return None
+    unit_text = parts[-3]
     unit = None if unit_text == "x" else (-int(unit_text[1:]) if unit_text.startswith("m") else int(unit_text))
     trigger = _float(row.get("triggerPrice"))
     limit = _float(row.get("price"))
