@@ -343,11 +343,11 @@ class Strategy:
         )
         return cmds + self.stop(f"{spec.kind} refused twice")
 
-    def _covered(self, closing: Side) -> float:
-        """What the working protective stops and closes in flight on the ``closing`` side still
-        take off the position (their unfilled part)."""
+    def covered(self, closing: Side, *, closes: bool = True) -> float:
+        """What the working protective stops (and with ``closes`` the closes in flight) on the
+        ``closing`` side still take off the position: their unfilled part."""
         return sum(o.qty - self._filled.get(cid, (0.0, 0.0))[0] for cid, o in self.working.items()
-                   if o.side is closing and (o.kind in PROTECTIVE_KINDS or o.kind in _CLOSING_KINDS))  # fmt: skip
+                   if o.side is closing and (o.kind in PROTECTIVE_KINDS or closes and o.kind in _CLOSING_KINDS))  # fmt: skip
 
     # -- fills --------------------------------------------------------------------------
     def _handle_fill(self, ev: OrderFilled) -> list[Command]:
@@ -376,7 +376,7 @@ class Strategy:
                 return self.cancel_all() if self.working else []
             # A fill that lost the race with the stop's cancel (an entry) grows the position past
             # what the kept stops cover: that part is closed at market (SPEC §4a).
-            bare = self.instrument.round_qty(abs(q) - self._covered(Side.SELL if q > 0 else Side.BUY))
+            bare = self.instrument.round_qty(abs(q) - self.covered(Side.SELL if q > 0 else Side.BUY))
             if self.instrument.is_zero_qty(bare) or bare <= 0:
                 return []
             return self.close_position(bare if q > 0 else -bare, OrderKind.PROTECTIVE_CLOSE)

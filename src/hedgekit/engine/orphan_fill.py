@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from hedgekit.core.commands import Place
 from hedgekit.core.events import OrderFilled, OrderRejected, VenueEvent
 from hedgekit.core.orders import (
-    PROTECTIVE_KINDS,
     OrderKind,
     OrderSpec,
     OrderStatus,
@@ -44,9 +43,7 @@ class OrphanOutcome:
 
 def unprotected(strategy: Strategy, position: float) -> float:
     """How much of ``position`` (signed) the strategy's working protective stops do not cover."""
-    closing = Side.SELL if position > 0 else Side.BUY
-    covered = sum(s.qty for s in strategy.working.values() if s.kind in PROTECTIVE_KINDS and s.side is closing)
-    return max(abs(position) - covered, 0.0)
+    return max(abs(position) - strategy.covered(Side.SELL if position > 0 else Side.BUY, closes=False), 0.0)
 
 
 def is_orphan_close(client_id: str) -> bool:
