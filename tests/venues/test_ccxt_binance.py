@@ -489,7 +489,7 @@ def test_a_limit_is_margin_checked_when_placed_and_needs_a_time_in_force(rig: Ri
     import time
 
     query = (f"symbol=BTCUSDT&side=SELL&type=LIMIT&quantity=0.001&price=60100&timestamp={int(time.time() * 1000)}"
-             "&recvWindow=5000")  # fmt: skip
+             "&recvWindow=60000")  # fmt: skip
     answer = requests.post(f"{rig.stub.url}/fapi/v1/order", data=f"{query}&signature={sign(query)}",
-                           headers={"X-MBX-APIKEY": API_KEY}, timeout=5)  # fmt: skip
+                           headers={"X-MBX-APIKEY": API_KEY}, timeout=60)  # fmt: skip
     assert answer.json()["code"] == -1102 and "timeInForce" in answer.json()["msg"]
