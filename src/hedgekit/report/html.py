@@ -37,6 +37,7 @@ from hedgekit.report.figures import (
 from hedgekit.report.metrics import (
     compute_run_metrics,
     to_epoch_ms,
+    wide_curves,
 )
 from hedgekit.report.page import page_head, render_page
 from hedgekit.report.style import KIND_STYLES, kind_style, phase_color, phase_order, wallet_colors
@@ -199,22 +200,29 @@ def load_output(out_dir: str | Path) -> RunOutput:
     opath = folder / "orders.csv"
     orders = _read_csv(opath, ("timestamp", "wallet", "event", "kind", "trigger_price", "unit")) \
         if opath.is_file() else None
-    fills = fills.sort_values("ts", kind="stable").reset_index(drop=True)
-    equity = equity.sort_values("ts", kind="stable").reset_index(drop=True)
+    fills = _by_time(fills)
+    equity = _by_time(equity)
 
     names = list(summary.get("wallets") or {})
     names += [w for w in pd.unique(equity["wallet"].astype(str)) if w not in names]
     names = [w for w in names if (equity["wallet"] == w).any()]
-    times = np.sort(equity["ts"].unique())
-    eq_wide = (equity.pivot_table(index="ts", columns="wallet", values="equity", aggfunc="last")
-               .reindex(times).ffill())
-    price = equity.groupby("ts")["price"].last().reindex(times).ffill().to_numpy(dtype=float)
+    curves = wide_curves(equity)  # once, for the charts and the metrics
+    times = curves.times
     step = int(np.median(np.diff(times))) if times.size > 1 else 60_000
-    run = RunOutput(folder, summary, fills, orders, equity, names, times, price,
-                    eq_wide[names], int(times[-1]) + step)
-    run.metrics = compute_run_metrics(equity, fills, summary)
+    run = RunOutput(folder, summary, fills, orders, equity, names, times, curves.price,
+                    curves.equity[names], int(times[-1]) + step)
+    run.metrics = compute_run_metrics(equity, fills, summary, curves)
     run.cycles, run.cycles_source = _load_cycles(folder, fills, summary)
     return run
+
+
+def _by_time(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` sorted by ``ts`` (stable); a file written in time order is taken as it is (a year
+    of equity rows is not copied)."""
+    ts = df["ts"].to_numpy()
+    if ts.size < 2 or bool((ts[1:] >= ts[:-1]).all()):
+        return df
+    return df.sort_values("ts", kind="stable").reset_index(drop=True)
 
 
 def _load_cycles(folder: Path, fills: pd.DataFrame, summary: dict) -> tuple[pd.DataFrame, str]:
