@@ -182,7 +182,7 @@ def backtest(
                 )
         folder = result.write(out_dir, equity_every=equity_every)
         summary = result.summary
-        del result  # the run and its frames go before the reports read the files back (peak memory)
+        del result, loaded, c  # the run, its frames and the candles go before the reports read the files back (peak memory)
         gc.collect()
         written = ["fills.csv", "orders.csv", "equity.csv", "cycles.csv", "summary.json"]
         written += _write_reports(folder, html=html, png=png)

@@ -490,7 +490,9 @@ def wide_curves(equity: pd.DataFrame) -> WideCurves:
         np.maximum.accumulate(carried, out=carried)
         return out[carried]
 
-    codes, wallets = pd.factorize(column("wallet"), sort=True)
+    codes, wallets = pd.factorize(equity["wallet"], sort=True)  # (not as ~1M Python strings)
+    if order is not None:
+        codes = codes[order]
     wide = {}
     for name in ("equity", "position"):
         values = column(name).astype(float, copy=False)
