@@ -224,14 +224,17 @@ def _set_params(cfg, texts: list[str]):
 
 def _write_reports(folder: Path, *, html: bool, png: bool) -> list[str]:
     names: list[str] = []
-    if html:
-        from hedgekit.report.html import build_report
+    if not (html or png):
+        return names
+    from hedgekit.report.html import build_report, load_output
 
-        names.append(build_report(folder).name)
+    run = load_output(folder)  # read once for the page and the PNGs (a year of equity rows)
+    if html:
+        names.append(build_report(folder, run).name)
     if png:
         from hedgekit.report.png import write_pngs
 
-        names += [p.name for p in write_pngs(folder)]
+        names += [p.name for p in write_pngs(folder, run)]
     return names
 
 

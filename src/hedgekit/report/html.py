@@ -291,9 +291,10 @@ def _load_cycles(folder: Path, fills: pd.DataFrame, summary: dict) -> tuple[pd.D
     return run_cycles(fills, None, summary), "fills.csv"
 
 
-def build_report(out_dir: str | Path) -> Path:
-    """Write ``out_dir/report.html`` from the files of a backtest output folder; returns its path."""
-    run = load_output(out_dir)
+def build_report(out_dir: str | Path, run: RunOutput | None = None) -> Path:
+    """Write ``out_dir/report.html`` from the files of a backtest output folder (``run``: the
+    folder as ``load_output`` read it, when the caller has it); returns its path."""
+    run = run if run is not None else load_output(out_dir)
     colors = wallet_colors(run.wallets)
     figs, money = report_figures(run, colors)
     path = Path(out_dir) / "report.html"
