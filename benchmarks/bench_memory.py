@@ -4,7 +4,8 @@ walk, not market data), dual wallet (issue 13, item 6: under 500 MB).
 Each case runs in its own process and prints that process's peak resident memory:
 
 1. the simulation alone (``run_backtest``, fast path, the result's summary);
-2. ``hedgekit backtest`` end to end: the simulation, fills/orders/equity CSVs, report.html.
+2. ``hedgekit backtest`` end to end: the simulation, fills/orders/equity CSVs, report.html;
+3. ``hedgekit report`` on that folder: report.html rebuilt from the files alone.
 
 A sweep worker's memory across trials is in ``bench_sweep.py`` (after its 5th and its last
 trial) and tested in ``tests/sweep/test_worker_memory.py``. Benchmarks print; they never assert.
@@ -76,7 +77,9 @@ def main() -> int:
         subprocess.run([py, "-c", WRITE.format(path=data)], check=True)
         argv = ["hedgekit.cli", "backtest", "--data", data, "--out", os.path.join(tmp, "out"), "--quiet"]
         full_mb, _ = peak_mb(PEAK.format(argv=argv))
+        report_mb, _ = peak_mb(PEAK.format(argv=["hedgekit.cli", "report", os.path.join(tmp, "out")]))
     print(f"  hedgekit backtest (+ CSVs, report.html)  peak {full_mb:6.0f} MB   (target < {TARGET_MB} MB)")
+    print(f"  hedgekit report (report.html from the folder)  peak {report_mb:6.0f} MB")
     return 0
 
 

@@ -182,7 +182,7 @@ def backtest(
                 )
         folder = result.write(out_dir, equity_every=equity_every)
         summary = result.summary
-        del result  # the run and its frames go before the reports read the files back (peak memory)
+        del result, loaded, c  # the run, its frames and the candles go before the reports read the files back (peak memory)
         gc.collect()
         written = ["fills.csv", "orders.csv", "equity.csv", "cycles.csv", "summary.json"]
         written += _write_reports(folder, html=html, png=png)
@@ -224,14 +224,17 @@ def _set_params(cfg, texts: list[str]):
 
 def _write_reports(folder: Path, *, html: bool, png: bool) -> list[str]:
     names: list[str] = []
-    if html:
-        from hedgekit.report.html import build_report
+    if not (html or png):
+        return names
+    from hedgekit.report.html import build_report, load_output
 
-        names.append(build_report(folder).name)
+    run = load_output(folder)  # read once for the page and the PNGs (a year of equity rows)
+    if html:
+        names.append(build_report(folder, run).name)
     if png:
         from hedgekit.report.png import write_pngs
 
-        names += [p.name for p in write_pngs(folder)]
+        names += [p.name for p in write_pngs(folder, run)]
     return names
 
 

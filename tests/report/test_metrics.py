@@ -28,6 +28,7 @@ from hedgekit.report.metrics import (
     simple_returns,
     sortino_ratio,
     time_in_phase,
+    wide_curves,
 )
 from tests.report._fixture import write_output
 
@@ -318,3 +319,34 @@ def test_run_metrics_of_a_folder_sum_the_wallets(tmp_path):
     assert m["total"]["funding"] == pytest.approx(sum(w["funding"] for w in summary["wallets"].values()))
     assert m["wallets"]["long"]["periods_per_year"] == pytest.approx(MS_PER_YEAR / 60_000)
     assert m["wallets"]["long"]["leverage"] == 2.0
+
+
+def test_wide_curves_are_pandas_last_value_per_time_carried_forward():
+    # Rows out of time order, two rows of a wallet at one time (the last not NaN wins), NaN
+    # cells, a wallet missing at some times, one with no position at all, a row without wallet.
+    rng = np.random.default_rng(5)
+    n = 400
+    eq = pd.DataFrame({
+        "ts": rng.integers(0, 60, n) * 60_000,
+        "wallet": rng.choice(np.array(["long", "hedge", "grid", None], dtype=object), n, p=[0.4, 0.3, 0.25, 0.05]),
+        "equity": np.where(rng.random(n) < 0.15, np.nan, rng.normal(1000, 50, n)),
+        "position": np.where(rng.random(n) < 0.15, np.nan, rng.normal(0, 1, n)),
+        "price": np.where(rng.random(n) < 0.1, np.nan, rng.normal(100, 5, n)),
+    })
+    eq.loc[eq["wallet"] == "grid", "position"] = np.nan
+    eq.loc[3, "equity"] = np.inf
+    times = np.sort(eq["ts"].unique())
+
+    got = wide_curves(eq)
+
+    def pivot(col):
+        return eq.pivot_table(index="ts", columns="wallet", values=col, aggfunc="last").reindex(times).ffill()
+
+    assert got.times.tolist() == times.tolist()
+    pd.testing.assert_frame_equal(got.equity, pivot("equity"), check_exact=True, check_names=False,
+                                  check_column_type=False)
+    pd.testing.assert_frame_equal(got.position, pivot("position"), check_exact=True, check_names=False,
+                                  check_column_type=False)
+    assert "grid" in got.equity and "grid" not in got.position
+    want_price = eq.groupby("ts")["price"].last().reindex(times).ffill().to_numpy()
+    np.testing.assert_array_equal(got.price, want_price)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.image as mpimg
 import numpy as np
 
+from hedgekit.report.html import build_report, load_output
 from hedgekit.report.png import write_pngs
 from tests.report._fixture import write_output
 
@@ -46,3 +47,15 @@ def test_pngs_leave_pyplot_alone(tmp_path):
     write_pngs(write_output(tmp_path / "out", bars=300))
 
     assert plt.get_fignums() == before
+
+
+def test_page_and_pngs_from_one_read_of_the_folder_are_those_of_two_reads(tmp_path):
+    # `hedgekit backtest --png` reads the folder once for both: the page must not change what
+    # the PNGs are drawn from.
+    folder = write_output(tmp_path / "out", bars=1000, grid=True)
+    page = build_report(folder).read_bytes()
+    pngs = {p.name: p.read_bytes() for p in write_pngs(folder)}
+
+    run = load_output(folder)
+    assert build_report(folder, run).read_bytes() == page
+    assert {p.name: p.read_bytes() for p in write_pngs(folder, run)} == pngs

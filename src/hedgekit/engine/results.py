@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,7 @@ def build_result(
 
     summary = summarize(cfg, candles, run, funding_source)
     summary["data"]["warmup_bars"] = warmup_bars
-    return BacktestResult(cfg, fills, orders, summary, run, lambda: equity_frame(run))
+    return BacktestResult(cfg, fills, orders, summary, run, partial(equity_frame, run), len(run.bars))
 
 
 def orders_frame(wallets: list[WalletRun]) -> pd.DataFrame:
@@ -67,23 +68,27 @@ def orders_frame(wallets: list[WalletRun]) -> pd.DataFrame:
     return orders
 
 
-def equity_frame(run: EngineRun) -> pd.DataFrame:
+def equity_frame(run: EngineRun, start: int = 0, stop: int | None = None) -> pd.DataFrame:
+    """equity.csv's rows (full precision) of the bars ``start:stop``, all wallets interleaved
+    bar by bar (row = bar * wallets + wallet)."""
     bars = run.bars
-    n = len(bars)
+    span = slice(start, stop)
+    ts = bars.ts[span]
+    n = len(ts)
     k = len(run.wallets)
 
     def stack(arrays: list[np.ndarray]) -> np.ndarray:
-        # Interleave wallets bar by bar: row = bar * k + wallet.
         return np.column_stack(arrays).ravel()
 
+    close = bars.close[span]
     frame = pd.DataFrame({
-        "timestamp": np.repeat(_iso_objects(bars.ts), k),
+        "timestamp": np.repeat(_iso_objects(ts), k),
         "wallet": np.tile(np.array([w.name for w in run.wallets], dtype=object), n),
-        "equity": stack([w.equity for w in run.wallets]),
-        "position": stack([w.position for w in run.wallets]),
-        "price": np.repeat(bars.close, k),
+        "equity": stack([w.equity[span] for w in run.wallets]),
+        "position": stack([w.position[span] for w in run.wallets]),
+        "price": np.repeat(close, k),
     })
-    spots = [spot_curves(w, bars) for w in run.wallets]
+    spots = [spot_curves(w, close, span) for w in run.wallets]
     if any(sp is not None for sp in spots):
         nan = np.full(n, np.nan)
         for col in ("spot_equity", "hedged_equity", "unhedged_equity", "hedge_ratio"):
@@ -108,13 +113,14 @@ def _spot_quantity(w) -> float | None:
     return getattr(getattr(w.strategy, "params", None), "spot_quantity", None)
 
 
-def spot_curves(w, bars) -> dict[str, np.ndarray] | None:
-    """For a grid hedge: the spot holding's value, futures + spot (hedged) and the same
-    capital without the futures trading (unhedged), and |futures| / spot."""
+def spot_curves(w, close: np.ndarray, span: slice = slice(None)) -> dict[str, np.ndarray] | None:
+    """For a grid hedge, at the bars ``span`` (``close`` their closes): the spot holding's
+    value, futures + spot (hedged) and the same capital without the futures trading
+    (unhedged), and |futures| / spot."""
     spot_qty = _spot_quantity(w)
     if spot_qty is None:
         return None
-    return hedge_curves(spot_qty, bars.close, w.equity, w.position, w.venue.config.initial_cash)
+    return hedge_curves(spot_qty, close, w.equity[span], w.position[span], w.venue.config.initial_cash)
 
 
 def hedge_summary(w, bars, bar_ms: int) -> dict | None:

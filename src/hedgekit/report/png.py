@@ -198,9 +198,10 @@ def _hedge(run: RunOutput, colors: dict[str, str], path: Path) -> Path | None:
     return path
 
 
-def write_pngs(out_dir: str | Path) -> list[Path]:
-    """Write the static charts of an output folder into it; returns the files written."""
-    run = load_output(out_dir)
+def write_pngs(out_dir: str | Path, run: RunOutput | None = None) -> list[Path]:
+    """Write the static charts of an output folder into it (``run``: the folder as
+    ``load_output`` read it, when the caller has it); returns the files written."""
+    run = run if run is not None else load_output(out_dir)
     folder = Path(out_dir)
     colors = wallet_colors(run.wallets)
     paths = [
