@@ -1,0 +1,124 @@
+"""The optional mypyc build of the hot path (tools/build_compiled.py): it gives exactly the pure
+Python results, and a build older than its sources is never used."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import hedgekit
+
+SRC = Path(hedgekit.__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "typhonun_DcaTpStrategy"
+REAL = DATA / "BTC_USDT_USDT-5m-futures.feather"
+
+# A child run: the dual-wallet example over real BTC 5m bars (5 weeks), written out.
+_RUN = """
+import sys
+from loguru import logger
+logger.remove()
+import hedgekit
+from hedgekit.cli import example_path
+from hedgekit.config import load_config
+from hedgekit.engine.session import run_backtest
+cfg = load_config(example_path("dual_wallet.yaml"))
+run_backtest(cfg, data=sys.argv[1]).write(sys.argv[2])
+print(hedgekit.build_mode())
+"""
+
+# Reports how the package loaded: its mode and where the simulator came from.
+_PROBE = """
+import warnings
+warnings.simplefilter("always")
+import hedgekit
+import hedgekit.venues.sim as sim
+print(hedgekit.compiled(), hedgekit.build_mode(), sim.__file__, sep="\\n")
+"""
+
+
+def _env(pythonpath: Path, pure: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "HEDGEKIT_PURE"}
+    env["PYTHONPATH"] = str(pythonpath)
+    if pure:
+        env["HEDGEKIT_PURE"] = "1"
+    return env
+
+
+def _run(code: str, *args: str, pythonpath: Path = SRC, pure: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code, *args], env=_env(pythonpath, pure),
+                          capture_output=True, text=True, timeout=600)
+
+
+def _has_build(src: Path = SRC) -> bool:
+    return (src / "hedgekit" / "_compiled.json").is_file()
+
+
+def _copy_package(tmp_path: Path) -> Path:
+    """A copy of the package (with its build, if any) to edit without touching the real one."""
+    shutil.copytree(SRC / "hedgekit", tmp_path / "hedgekit",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL.is_file(), reason="../shared/data is not beside the repo")
+def test_compiled_and_pure_give_identical_results_on_real_data(tmp_path):
+    compiled = _run(_RUN, str(REAL), str(tmp_path / "compiled"))
+    assert compiled.returncode == 0, compiled.stderr
+    if not compiled.stdout.startswith("compiled"):
+        pytest.skip(f"no usable compiled build ({compiled.stdout.strip()}): `make compile` builds one")
+    pure = _run(_RUN, str(REAL), str(tmp_path / "pure"), pure=True)
+    assert pure.returncode == 0, pure.stderr
+    assert pure.stdout.startswith("pure Python (HEDGEKIT_PURE=1)")
+    names = sorted(p.name for p in (tmp_path / "pure").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "compiled").iterdir())
+    assert (tmp_path / "pure" / "fills.csv").read_bytes().count(b"\n") > 20, "the run must trade"
+    for name in names:
+        assert (tmp_path / "compiled" / name).read_bytes() == (tmp_path / "pure" / name).read_bytes(), name
+
+
+def test_a_source_edited_after_the_build_runs_pure_and_says_so(tmp_path):
+    root = _copy_package(tmp_path)
+    manifest = root / "hedgekit" / "_compiled.json"
+    if not manifest.is_file():  # no build here: a manifest of the current sources stands in
+        mods = ["hedgekit.venues.sim", "hedgekit.core.units"]
+        digests = {m: hashlib.sha256((root / (m.replace(".", "/") + ".py")).read_bytes()).hexdigest()
+                   for m in mods}
+        manifest.write_text(json.dumps({"modules": digests}))
+    sim = root / "hedgekit" / "venues" / "sim.py"
+    sim.write_text(sim.read_text() + "\n# edited after the build\n")
+
+    out = _run(_PROBE, pythonpath=root)
+
+    assert out.returncode == 0, out.stderr
+    flag, mode, sim_file = out.stdout.splitlines()
+    assert flag == "False"
+    assert mode == "pure Python (stale: hedgekit.venues.sim changed since it was compiled)"
+    assert sim_file == str(sim)  # the edited source, not the extension module beside it
+    assert out.stderr.count("compiled hot path is stale") == 1
+    assert "`make compile` rebuilds" in out.stderr
+
+
+def test_hedgekit_pure_loads_every_compiled_module_from_source(tmp_path):
+    root = _copy_package(tmp_path)
+    if not _has_build(root):
+        pytest.skip("no compiled build (make compile builds one)")
+    modules = json.loads((root / "hedgekit" / "_compiled.json").read_text())["modules"]
+    probe = "import importlib, hedgekit\n" + "".join(
+        f"print(importlib.import_module({m!r}).__file__)\n" for m in modules) + "print(hedgekit.compiled())"
+
+    pure = _run(probe, pythonpath=root, pure=True)
+    built = _run(probe, pythonpath=root)
+
+    assert pure.returncode == 0 and built.returncode == 0, pure.stderr + built.stderr
+    assert pure.stdout.splitlines()[-1] == "False" and "stale" not in pure.stderr
+    assert all(f.endswith(".py") for f in pure.stdout.splitlines()[:-1])
+    assert built.stdout.splitlines()[-1] == "True"
+    assert all(f.endswith(".so") for f in built.stdout.splitlines()[:-1])
