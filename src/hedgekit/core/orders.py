@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mypy_extensions import mypyc_attr
+
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.fastinit import fast_init
 
@@ -236,6 +238,7 @@ class Order:
         self.apply(_FILL if done else _FILL_PARTIAL)
 
 
+@mypyc_attr(native_class=False)  # compiled build: a plain class, so pickle (Ray) can rebuild it
 @dataclass(frozen=True, slots=True)
 class OrderDiff:
     """Desired working orders (a strategy's) against the orders a venue has open."""

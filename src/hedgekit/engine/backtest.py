@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from hedgekit.core.atr import AtrSeries
 from hedgekit.core.strategy import Phase, Strategy
@@ -41,6 +42,7 @@ from hedgekit.venues.sim import SimExchange
 INF = float("inf")
 
 
+@mypyc_attr(native_class=False)  # compiled build: a plain class, so pickle (Ray) can rebuild it
 @dataclass(frozen=True, slots=True)
 class Bars:
     """The minimum the engine needs: bar open times (ms) and OHLC arrays."""
@@ -55,6 +57,7 @@ class Bars:
         return len(self.ts)
 
 
+@mypyc_attr(native_class=False)  # compiled build: a plain class, so pickle (Ray) can rebuild it
 @dataclass(frozen=True, slots=True)
 class Funding:
     ts: np.ndarray  # ms, when the payment is due
@@ -269,6 +272,9 @@ def _first_hit(low: np.ndarray, high: np.ndarray, start: int, stop: int, lo: flo
     return stop
 
 
+# compiled build: __new__ without __init__ (pickle, snapshots), cls(...) still runs __init__ (not so
+# with serializable=True in mypyc 2.4: its tp_init skips __init__)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class _Curve:
     """One wallet's equity and position per bar, written once at the end of the fast path.
 
