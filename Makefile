@@ -92,7 +92,7 @@ docs: $(STAMP)
 	$(BIN)/python -m hedgekit.docs README.md
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/mypy
 
 clean:

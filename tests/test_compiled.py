@@ -122,3 +122,14 @@ def test_hedgekit_pure_loads_every_compiled_module_from_source(tmp_path):
     assert all(f.endswith(".py") for f in pure.stdout.splitlines()[:-1])
     assert built.stdout.splitlines()[-1] == "True"
     assert all(f.endswith(".so") for f in built.stdout.splitlines()[:-1])
+
+
+def test_version_says_whether_the_hot_path_is_compiled():
+    from typer.testing import CliRunner
+
+    from hedgekit.cli import app
+
+    out = CliRunner().invoke(app, ["--version"])
+
+    assert out.exit_code == 0
+    assert out.output == f"hedgekit {hedgekit.__version__}, backtest hot path {hedgekit.build_mode()}\n"
