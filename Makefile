@@ -30,19 +30,21 @@ $(DEV_STAMP): $(STAMP)
 # sources changes. Without a C compiler it warns and everything runs pure Python; a build
 # older than its sources is never used (hedgekit falls back to pure Python and says so).
 COMPILED_SRC := $(shell $(PY) tools/build_compiled.py --list)
-COMPILE_STAMP := $(VENV)/.compiled
+# The stamp is per clone (the build lives in src/), touched also when the compile failed, so a
+# machine without a compiler is warned once per change, not on every command.
+COMPILE_STAMP := build/compiled.stamp
 $(COMPILE_STAMP): $(STAMP) tools/build_compiled.py $(COMPILED_SRC)
 	$(BIN)/python tools/build_compiled.py
-	touch $(COMPILE_STAMP)
+	mkdir -p build && touch $(COMPILE_STAMP)
 
 compile: $(STAMP)
 	$(BIN)/python tools/build_compiled.py
-	touch $(COMPILE_STAMP)
+	mkdir -p build && touch $(COMPILE_STAMP)
 
 # Removes the compiled build (HEDGEKIT_PURE=1 ignores it without removing it).
 pure:
 	$(PY) tools/build_compiled.py --pure
-	touch $(COMPILE_STAMP)
+	mkdir -p build && touch $(COMPILE_STAMP)
 
 run: $(STAMP) $(COMPILE_STAMP)
 	$(BIN)/hedgekit backtest
@@ -96,5 +98,5 @@ lint: $(DEV_STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) out logs state
+	rm -rf $(VENV) out logs state build
 	$(PY) tools/build_compiled.py --pure
