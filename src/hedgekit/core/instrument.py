@@ -11,8 +11,6 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from mypy_extensions import mypyc_attr
-
 from hedgekit.core.errors import ParameterError, require_positive
 
 # Tolerance, in ticks or lots, under which a float is treated as already on the grid.
@@ -30,7 +28,6 @@ class ContractType(StrEnum):
     SPOT = "spot"
 
 
-@mypyc_attr(native_class=False)  # compiled build: a plain class, so pickle (Ray) can rebuild it
 @dataclass(frozen=True, slots=True)
 class Instrument:
     symbol: str

@@ -238,7 +238,9 @@ class Order:
         self.apply(_FILL if done else _FILL_PARTIAL)
 
 
-@mypyc_attr(native_class=False)  # compiled build: a plain class, so pickle (Ray) can rebuild it
+# Compiled build: a plain class, so pickle (Ray) can rebuild it (a frozen compiled one cannot);
+# its compiled methods then refuse instances of subclasses, so do not subclass it.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class OrderDiff:
     """Desired working orders (a strategy's) against the orders a venue has open."""

@@ -42,7 +42,9 @@ from hedgekit.venues.sim import SimExchange
 INF = float("inf")
 
 
-@mypyc_attr(native_class=False)  # compiled build: a plain class, so pickle (Ray) can rebuild it
+# Compiled build: a plain class, so pickle (Ray) can rebuild it (a frozen compiled one cannot);
+# its compiled methods then refuse instances of subclasses, so do not subclass it.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Bars:
     """The minimum the engine needs: bar open times (ms) and OHLC arrays."""
@@ -57,7 +59,9 @@ class Bars:
         return len(self.ts)
 
 
-@mypyc_attr(native_class=False)  # compiled build: a plain class, so pickle (Ray) can rebuild it
+# Compiled build: a plain class, so pickle (Ray) can rebuild it (a frozen compiled one cannot);
+# its compiled methods then refuse instances of subclasses, so do not subclass it.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Funding:
     ts: np.ndarray  # ms, when the payment is due
@@ -220,7 +224,9 @@ def _check_guards(guarded: list[WalletRun], ts: int, close: float) -> None:
         w.guard.check(w.runner, w.venue, ts, close)  # type: ignore[union-attr]
 
 
-def _reference(bars, wallets, walkers, fund_ts, fund_rate, fi, stats, progress, opposite) -> None:
+def _reference(bars: Bars, wallets: list[WalletRun], walkers: list[MarketWalker], fund_ts: np.ndarray,
+               fund_rate: np.ndarray, fi: int, stats: EngineStats, progress: Progress | None,
+               opposite: bool) -> None:
     n = len(bars)
     ts_arr = bars.ts
     guarded = [w for w in wallets if w.guard is not None]
@@ -342,7 +348,9 @@ def _guard_scan(guarded: list[WalletRun], close: np.ndarray, i: int, k: int) -> 
     return k
 
 
-def _fast(bars, wallets, walkers, fund_ts, fund_rate, fi, stats, progress, opposite) -> None:
+def _fast(bars: Bars, wallets: list[WalletRun], walkers: list[MarketWalker], fund_ts: np.ndarray,
+          fund_rate: np.ndarray, fi: int, stats: EngineStats, progress: Progress | None,
+          opposite: bool) -> None:
     n = len(bars)
     low, high, close, ts_arr = bars.low, bars.high, bars.close, bars.ts
     curves = [_Curve(w) for w in wallets]
