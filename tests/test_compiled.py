@@ -188,3 +188,24 @@ def test_a_checkpoint_written_by_one_build_resumes_identically_in_the_other(kind
         assert loaded["fills"] == dumped["fills"]  # the other build trades on exactly alike
         assert loaded["orders"] == dumped["orders"]
         assert loaded["account"] == dumped["account"]
+
+
+@pytest.mark.parametrize("manifest", [None, "not json"])
+def test_a_build_whose_manifest_is_missing_or_unreadable_is_never_used(tmp_path, manifest):
+    root = _copy_package(tmp_path)
+    if not _has_build(root):
+        pytest.skip("no compiled build (make compile builds one)")
+    path = root / "hedgekit" / "_compiled.json"
+    if manifest is None:
+        path.unlink()
+    else:
+        path.write_text(manifest)
+
+    out = _run(_PROBE, pythonpath=root)
+
+    assert out.returncode == 0, out.stderr
+    flag, mode, sim_file = out.stdout.splitlines()
+    assert (flag, sim_file) == ("False", str(root / "hedgekit" / "venues" / "sim.py"))
+    assert mode == ("pure Python (stale: the build has no manifest)" if manifest is None
+                    else "pure Python (stale: unreadable manifest)")
+    assert out.stderr.count("compiled hot path is stale") == 1

@@ -36,10 +36,15 @@ def _check_build(pkg_dir: str, manifest_name: str = _MANIFEST) -> tuple[str | No
     try:
         with open(os.path.join(pkg_dir, manifest_name), "rb") as f:
             modules: dict[str, str] = json.load(f)["modules"]
+        if not isinstance(modules, dict):
+            raise TypeError(manifest_name)
     except FileNotFoundError:
-        return "not built", []
+        # Extension modules without their manifest cannot be checked: never use them.
+        if not any(n.startswith("_hot__mypyc") for n in os.listdir(pkg_dir)):
+            return "not built", []
+        return "stale: the build has no manifest", _extension_modules(pkg_dir)
     except (OSError, ValueError, KeyError, TypeError):
-        return "stale: unreadable manifest", []  # ours, but unusable: treat like stale
+        return "stale: unreadable manifest", _extension_modules(pkg_dir)
     if os.environ.get("HEDGEKIT_PURE") == "1":
         return "HEDGEKIT_PURE=1", list(modules)
     import hashlib
@@ -53,6 +58,22 @@ def _check_build(pkg_dir: str, manifest_name: str = _MANIFEST) -> tuple[str | No
         except OSError:
             return f"stale: {name} is missing", list(modules)
     return None, list(modules)
+
+
+def _extension_modules(pkg_dir: str) -> list[str]:
+    """Every hedgekit module that has an extension module beside its source."""
+    import os
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    root = os.path.dirname(pkg_dir)
+    found = []
+    for folder, _, files in os.walk(pkg_dir):
+        for f in files:
+            for suffix in EXTENSION_SUFFIXES:
+                if f.endswith(suffix) and os.path.exists(os.path.join(folder, f.removesuffix(suffix) + ".py")):
+                    rel = os.path.relpath(os.path.join(folder, f.removesuffix(suffix)), root)
+                    found.append(rel.replace(os.sep, "."))
+    return found
 
 
 class _SourceFinder:
