@@ -12,7 +12,7 @@ INSTALL = if $(BIN)/python -m uv --version >/dev/null 2>&1; \
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test bench chaos lint docs clean chromium postgres
+.PHONY: run test bench chaos lint docs clean chromium postgres compile pure
 
 # `make run` needs only the runtime dependencies; the test tools come with `make test`.
 # Both are redone when pyproject.toml changes.
@@ -26,7 +26,27 @@ $(DEV_STAMP): $(STAMP)
 	$(call INSTALL,-e '.[dev]')
 	touch $(DEV_STAMP)
 
-run: $(STAMP)
+# The backtest hot path compiled with mypyc (tools/build_compiled.py): rebuilt when one of its
+# sources changes. Without a C compiler it warns and everything runs pure Python; a build
+# older than its sources is never used (hedgekit falls back to pure Python and says so).
+COMPILED_SRC := $(shell $(PY) tools/build_compiled.py --list)
+# The stamp is per clone (the build lives in src/), touched also when the compile failed, so a
+# machine without a compiler is warned once per change, not on every command.
+COMPILE_STAMP := build/compiled.stamp
+$(COMPILE_STAMP): $(STAMP) tools/build_compiled.py $(COMPILED_SRC)
+	$(BIN)/python tools/build_compiled.py
+	mkdir -p build && touch $(COMPILE_STAMP)
+
+compile: $(STAMP)
+	$(BIN)/python tools/build_compiled.py
+	mkdir -p build && touch $(COMPILE_STAMP)
+
+# Removes the compiled build (HEDGEKIT_PURE=1 ignores it without removing it).
+pure:
+	$(PY) tools/build_compiled.py --pure
+	mkdir -p build && touch $(COMPILE_STAMP)
+
+run: $(STAMP) $(COMPILE_STAMP)
 	$(BIN)/hedgekit backtest
 
 # Debian's chromium for the report's real-browser test; skipped when already there. If the
@@ -49,12 +69,12 @@ postgres:
 	  || echo "warning: could not install postgresql; the journal's PostgreSQL tests will be skipped"; \
 	}
 
-test: $(DEV_STAMP) chromium postgres
+test: $(DEV_STAMP) $(COMPILE_STAMP) chromium postgres
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
 # The sweep bench needs Ray (the dev extras); `make bench TRIALS=100` for a quicker sweep.
 TRIALS ?= 1000
-bench: $(DEV_STAMP)
+bench: $(DEV_STAMP) $(COMPILE_STAMP)
 	$(BIN)/python benchmarks/bench_backtest.py
 	$(BIN)/python benchmarks/bench_paper.py
 	$(BIN)/python benchmarks/bench_memory.py
@@ -74,8 +94,9 @@ docs: $(STAMP)
 	$(BIN)/python -m hedgekit.docs README.md
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) out logs state
+	rm -rf $(VENV) out logs state build
+	$(PY) tools/build_compiled.py --pure

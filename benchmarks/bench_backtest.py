@@ -13,6 +13,7 @@ import time
 import numpy as np
 from loguru import logger
 
+import hedgekit
 from hedgekit.cli import example_path
 from hedgekit.config import load_config
 from hedgekit.engine import backtest as engine
@@ -49,6 +50,7 @@ def main() -> int:
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
     cfg = load_config(example_path("dual_wallet.yaml"))
+    print(f"hot path: {hedgekit.build_mode()}")
     report("bundled BTCUSDT 1m (real, Binance USD-M, May 2025)", cfg, load_data(cfg))
     candles = random_walk_candles(525_600, seed=7)
     step = 8 * 3_600_000

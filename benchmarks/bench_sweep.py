@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
+import hedgekit
 from hedgekit.cli import example_path
 from hedgekit.config import load_config
 from hedgekit.engine import backtest as engine
@@ -152,6 +153,7 @@ def main() -> int:
     loaded = synthetic_year()
     c = loaded.candles
     print(f"SYNTHETIC coin-year: {len(c):,} 1m bars (seeded random walk, not market data), dual wallet")
+    print(f"  hot path: {hedgekit.build_mode()}")
     print("  load average at the start {:.2f} {:.2f} {:.2f} on {} CPUs".format(*os.getloadavg(), os.cpu_count()))
     t_before = ys.seconds(c.open, c.high, c.low, c.close)
     run_backtest(cfg, loaded=loaded)  # warm-up (imports, caches)

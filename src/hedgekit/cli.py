@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from hedgekit import __version__, build_mode
 from hedgekit.cli_output import out, print_data_quality, print_download, print_summary
 from hedgekit.core.errors import HedgekitError
 from hedgekit.logs import redact
@@ -31,11 +32,19 @@ console = Console(stderr=True)
 DEFAULT_EXAMPLE = "dual_wallet.yaml"
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"hedgekit {__version__}, backtest hot path {build_mode()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR")] = "INFO",
     log_dir: Annotated[Path, typer.Option("--log-dir", help="rotating log files go here")] = Path("logs"),
     log_json: Annotated[bool, typer.Option("--log-json", help="log files as JSON lines")] = False,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="print the version and whether the hot path is compiled")] = False,
 ) -> None:
     """hedgekit: backtest, paper-trade and run hedging strategies on crypto perpetuals."""
     from hedgekit.logs import setup_logging
@@ -197,7 +206,7 @@ def backtest(
     if not quiet:
         print_summary(summary)
         print_data_quality(summary)
-        console.print(f"wrote {folder}/ ({', '.join(written)}) in {elapsed:.2f}s", highlight=False)
+        console.print(f"wrote {folder}/ ({', '.join(written)}) in {elapsed:.2f}s, {build_mode()}", highlight=False)
 
 
 def _funding_file(cfg) -> str | None:

@@ -26,8 +26,8 @@ from pydantic import (
 
 from hedgekit.core.errors import HedgekitError, ParameterError
 from hedgekit.core.instrument import ContractType, Instrument
+from hedgekit.core.unit_spec import UnitMode, UnitSpec
 from hedgekit.core.unit_wallet import WINDOW
-from hedgekit.core.units import UnitMode, UnitSpec
 
 # The grid hedge's `grid` and `risk` sections are the strategy's own settings models.
 from hedgekit.strategies.grid_hedge.params import GridHedgeParams, GridSettings, RiskSettings

@@ -20,8 +20,9 @@ import numpy as np
 from loguru import logger
 
 from hedgekit.config import UNIT_WALLETS, BacktestConfig, ConfigError
+from hedgekit.core.unit_spec import UnitMode
 from hedgekit.core.unit_wallet import WINDOW
-from hedgekit.core.units import MAX_STEPS_PER_MOVE, UnitMode
+from hedgekit.core.units import MAX_STEPS_PER_MOVE
 from hedgekit.feeds.datadir import check_symbol, iso
 from hedgekit.feeds.history import Candles
 

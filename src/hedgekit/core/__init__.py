@@ -25,7 +25,8 @@ from hedgekit.core.orders import (
     make_client_id,
 )
 from hedgekit.core.position import Position
-from hedgekit.core.units import UnitGrid, UnitMode, UnitSpec, UnitTracker
+from hedgekit.core.unit_spec import UnitMode, UnitSpec
+from hedgekit.core.units import UnitGrid, UnitTracker
 
 __all__ = [
     "AtrUpdated", "Cancel", "Command", "ContractType", "Event", "FundingSettled", "HedgekitError", "Instrument", "Order",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mypy_extensions import mypyc_attr
+
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.fastinit import fast_init
 
@@ -236,6 +238,9 @@ class Order:
         self.apply(_FILL if done else _FILL_PARTIAL)
 
 
+# Compiled build: a plain class, so pickle (Ray) can rebuild it (a frozen compiled one cannot);
+# its compiled methods then refuse instances of subclasses, so do not subclass it.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class OrderDiff:
     """Desired working orders (a strategy's) against the orders a venue has open."""

@@ -88,7 +88,9 @@ def _class_name(cls: type) -> str:
 def _attributes(obj: object) -> dict[str, Any]:
     out = dict(getattr(obj, "__dict__", {}))
     for klass in type(obj).__mro__:
-        for name in getattr(klass, "__slots__", ()):
+        # A class compiled by mypyc (tools/build_compiled.py) lists its attributes in
+        # __mypyc_attrs__ (it has neither __dict__ nor __slots__).
+        for name in (*getattr(klass, "__slots__", ()), *getattr(klass, "__mypyc_attrs__", ())):
             if name not in ("__dict__", "__weakref__") and hasattr(obj, name):
                 out[name] = getattr(obj, name)
     return out

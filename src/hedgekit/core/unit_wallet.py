@@ -17,7 +17,8 @@ from hedgekit.core.orders import (
     Side,
 )
 from hedgekit.core.strategy import Phase, Strategy
-from hedgekit.core.units import UnitGrid, UnitMode, UnitSpec
+from hedgekit.core.unit_spec import UnitMode, UnitSpec
+from hedgekit.core.units import UnitGrid
 
 WINDOW = 4  # orders per window: c±1 … c±4
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
+from mypy_extensions import mypyc_attr
 
 from hedgekit.core.errors import HedgekitError, ParameterError, require_positive
 from hedgekit.core.instrument import Instrument
+from hedgekit.core.unit_spec import UnitMode, UnitSpec, atr_unit
 
 # Most unit steps one price move may make. A real gap crosses a handful of levels; thousands
 # mean a unit far too small for the price (a bad print, a RESET near zero), and walking them
@@ -18,42 +18,9 @@ class UnitStepLimit(HedgekitError):
     """A single price move would cross more than ``MAX_STEPS_PER_MOVE`` unit levels."""
 
 
-class UnitMode(StrEnum):
-    FIXED = "fixed"  # U is an amount of quote currency
-    PERCENT = "percent"  # U = P0 * value (value 0.01 = 1 %)
-    GEOMETRIC = "geometric"  # L(u) = P0 * (1 + value) ** u
-    ATR = "atr"  # U = value * ATR(atr_period) when the grid is laid, rounded to the tick
-
-
-@dataclass(frozen=True, slots=True)
-class UnitSpec:
-    """How the unit size is chosen at each anchor. ATR units read the ATR the engine last
-    sent the strategy (``AtrUpdated``); ``atr_period`` is used by ATR units only."""
-
-    mode: UnitMode
-    value: float
-    atr_period: int = 14
-
-    def __post_init__(self) -> None:
-        require_positive("unit_size", self.value)
-        if self.mode in (UnitMode.PERCENT, UnitMode.GEOMETRIC) and self.value >= 1:
-            raise ParameterError("unit_size", self.value, f"{self.mode} units are a fraction of P0 and must be < 1")
-        p = self.atr_period
-        if isinstance(p, bool) or not isinstance(p, int) or p < 2:
-            raise ParameterError("atr_period", p, "must be a whole number of bars >= 2")
-
-
-def atr_unit(spec: UnitSpec, atr: float | None, instrument: Instrument) -> float:
-    """U = multiple x ATR, rounded to the tick; a clear error when there is no ATR yet."""
-    if atr is None:
-        raise ParameterError(
-            "unit.atr_period", spec.atr_period,
-            f"no ATR yet: ATR units need {spec.atr_period} completed bars before the grid is "
-            "laid (the engine's warm-up provides them)",
-        )
-    return instrument.round_price(spec.value * atr)
-
-
+# compiled build: __new__ without __init__ (pickle, snapshots), cls(...) still runs __init__ (not so
+# with serializable=True in mypyc 2.4: its tp_init skips __init__)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class UnitGrid:
     """Levels L(u) anchored at P0, each rounded to the tick once, when first asked for.
 
@@ -121,6 +88,9 @@ class UnitGrid:
         return inner
 
 
+# compiled build: __new__ without __init__ (pickle, snapshots), cls(...) still runs __init__ (not so
+# with serializable=True in mypyc 2.4: its tp_init skips __init__)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class UnitTracker:
     """Current unit with hysteresis: c moves to c+1 when price >= L(c+1) and to c-1 when
     price <= L(c-1); a jump across k levels yields k steps, in order."""

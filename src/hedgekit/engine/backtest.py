@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from hedgekit.core.atr import AtrSeries
 from hedgekit.core.strategy import Phase, Strategy
@@ -41,6 +42,9 @@ from hedgekit.venues.sim import SimExchange
 INF = float("inf")
 
 
+# Compiled build: a plain class, so pickle (Ray) can rebuild it (a frozen compiled one cannot);
+# its compiled methods then refuse instances of subclasses, so do not subclass it.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Bars:
     """The minimum the engine needs: bar open times (ms) and OHLC arrays."""
@@ -55,6 +59,9 @@ class Bars:
         return len(self.ts)
 
 
+# Compiled build: a plain class, so pickle (Ray) can rebuild it (a frozen compiled one cannot);
+# its compiled methods then refuse instances of subclasses, so do not subclass it.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Funding:
     ts: np.ndarray  # ms, when the payment is due
@@ -217,7 +224,9 @@ def _check_guards(guarded: list[WalletRun], ts: int, close: float) -> None:
         w.guard.check(w.runner, w.venue, ts, close)  # type: ignore[union-attr]
 
 
-def _reference(bars, wallets, walkers, fund_ts, fund_rate, fi, stats, progress, opposite) -> None:
+def _reference(bars: Bars, wallets: list[WalletRun], walkers: list[MarketWalker], fund_ts: np.ndarray,
+               fund_rate: np.ndarray, fi: int, stats: EngineStats, progress: Progress | None,
+               opposite: bool) -> None:
     n = len(bars)
     ts_arr = bars.ts
     guarded = [w for w in wallets if w.guard is not None]
@@ -269,6 +278,9 @@ def _first_hit(low: np.ndarray, high: np.ndarray, start: int, stop: int, lo: flo
     return stop
 
 
+# compiled build: __new__ without __init__ (pickle, snapshots), cls(...) still runs __init__ (not so
+# with serializable=True in mypyc 2.4: its tp_init skips __init__)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class _Curve:
     """One wallet's equity and position per bar, written once at the end of the fast path.
 
@@ -336,7 +348,9 @@ def _guard_scan(guarded: list[WalletRun], close: np.ndarray, i: int, k: int) -> 
     return k
 
 
-def _fast(bars, wallets, walkers, fund_ts, fund_rate, fi, stats, progress, opposite) -> None:
+def _fast(bars: Bars, wallets: list[WalletRun], walkers: list[MarketWalker], fund_ts: np.ndarray,
+          fund_rate: np.ndarray, fi: int, stats: EngineStats, progress: Progress | None,
+          opposite: bool) -> None:
     n = len(bars)
     low, high, close, ts_arr = bars.low, bars.high, bars.close, bars.ts
     curves = [_Curve(w) for w in wallets]

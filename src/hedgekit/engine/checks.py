@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hedgekit.core.instrument import Instrument
-from hedgekit.core.units import UnitMode, UnitSpec, atr_unit
+from hedgekit.core.unit_spec import UnitMode, UnitSpec, atr_unit
 from hedgekit.engine.memo import same_arrays
 
 FEE_MULTIPLE = 4.0  # a unit must be at least this many taker fees on its price

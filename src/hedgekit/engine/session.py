@@ -24,7 +24,7 @@ from hedgekit.config import (
     LongWalletConfig,
 )
 from hedgekit.core.strategy import Strategy
-from hedgekit.core.units import UnitMode
+from hedgekit.core.unit_spec import UnitMode
 from hedgekit.core.volatility import DAY_MS
 from hedgekit.engine import backtest as engine
 from hedgekit.engine.checks import StartChecks, coarse_bars, start_unit, unit_vs_fee

@@ -16,6 +16,8 @@ to the wallet, so a quiet move only sets the price. The reference loop always wa
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from hedgekit.core.events import FundingSettled
 from hedgekit.core.units import UnitTracker
 from hedgekit.engine.runner import WalletRunner
@@ -24,6 +26,9 @@ from hedgekit.venues.sim import SimExchange
 INF = float("inf")
 
 
+# compiled build: __new__ without __init__ (pickle, snapshots), cls(...) still runs __init__ (not so
+# with serializable=True in mypyc 2.4: its tp_init skips __init__)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MarketWalker:
     def __init__(self, runner: WalletRunner, venue: SimExchange) -> None:
         # The runner's port is the simulator, or a sink in front of it (RECOMMENDATION).

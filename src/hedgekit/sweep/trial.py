@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from hedgekit.config import BacktestConfig, HedgeWalletConfig, LongWalletConfig
-from hedgekit.core.units import UnitMode
+from hedgekit.core.unit_spec import UnitMode
 from hedgekit.engine.memo import same_arrays
 from hedgekit.engine.session import LoadedData, run_backtest
 from hedgekit.report.metrics import (

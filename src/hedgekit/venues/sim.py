@@ -20,6 +20,8 @@ import math
 import random
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from hedgekit.core.errors import HedgekitError, ParameterError
 from hedgekit.core.events import (
     FundingPaid,
@@ -35,7 +37,6 @@ from hedgekit.core.position import Position
 from hedgekit.core.records import FillRecord, OrderLogRecord
 from hedgekit.venues.base import AccountState, ExchangePort
 from hedgekit.venues.sim_config import FaultPlan, SimConfig
-from hedgekit.venues.sim_faults import SimFaults
 from hedgekit.venues.sim_margin import LIQUIDATION_ID, SimMargin
 
 __all__ = [
@@ -73,7 +74,10 @@ SimEvent = VenueEvent  # what the simulated venue reports: strategy events plus 
 _Entry = tuple[float, bool, int, str]
 
 
-class SimExchange(SimMargin, SimFaults):
+# Tests (and a user's own venue quirks) subclass the simulator in plain Python; the compiled
+# build must allow that.
+@mypyc_attr(allow_interpreted_subclasses=True)
+class SimExchange(SimMargin):
     """A simulated account trading one instrument (see the module docstring for the model).
 
     Public state: ``last_price``, ``position``, ``cash``, ``fees_paid``, ``funding_paid``

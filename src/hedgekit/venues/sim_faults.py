@@ -1,6 +1,6 @@
 """What the simulated exchange reports, and the faults a ``FaultPlan`` injects into it
 (rejections, duplicated, delayed and reordered reports) to test the engine against a
-misbehaving venue. A mixin of ``SimExchange`` (its state is declared here for the type
+misbehaving venue. The first base class of ``SimExchange`` (its state is declared here for the type
 checker)."""
 
 from __future__ import annotations
@@ -8,10 +8,13 @@ from __future__ import annotations
 import random
 from collections.abc import Set as AbstractSet
 
+from mypy_extensions import mypyc_attr
+
 from hedgekit.core.events import OrderFilled, VenueEvent
 from hedgekit.venues.sim_config import FaultPlan
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # as SimExchange, which derives from it
 class SimFaults:
     faults: FaultPlan
     _fault_rng: random.Random

@@ -1,7 +1,8 @@
 """The simulated account's money (SPEC §6): equity, margin checks and liquidation.
 
-A mixin of ``SimExchange`` (the state is the exchange's; it is declared here for the type
-checker). Money model:
+A base class of ``SimExchange`` (the state is the exchange's; it is declared here for the type
+checker). One chain, ``SimFaults`` <- ``SimMargin`` <- ``SimExchange``, not mixins: the
+compiled build (mypyc) has single inheritance only. Money model:
 
 * ``cash`` is the margin balance: initial cash + realized PnL - fees + funding. Buying does
   not spend cash; the position only ties up margin. ``equity = cash + unrealized PnL``.
@@ -16,13 +17,14 @@ checker). Money model:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from mypy_extensions import mypyc_attr
 
 from hedgekit.core.events import Liquidated, VenueEvent
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import Order, OrderTrigger, Side
 from hedgekit.core.position import Position
 from hedgekit.venues.sim_config import SimConfig
+from hedgekit.venues.sim_faults import SimFaults
 
 LIQUIDATION_ID = "liquidation"
 _MONEY_TOL = 1e-9  # relative tolerance of the margin check
@@ -30,7 +32,8 @@ _BUY, _SELL = Side.BUY, Side.SELL
 _CANCEL = OrderTrigger.CANCEL
 
 
-class SimMargin:
+@mypyc_attr(allow_interpreted_subclasses=True)  # as SimExchange, which derives from it
+class SimMargin(SimFaults):
     instrument: Instrument
     config: SimConfig
     position: Position
@@ -50,11 +53,11 @@ class SimMargin:
     _liquidations: int
     _open: dict[str, Order]
 
-    if TYPE_CHECKING:
-        def _close(
-            self, order: Order, trigger: OrderTrigger, ts: int, out: list[VenueEvent], reason: str,
-            price: float | None = None,
-        ) -> None: ...
+    def _close(
+        self, order: Order, trigger: OrderTrigger, ts: int, out: list[VenueEvent], reason: str,
+        price: float | None = None,
+    ) -> None:
+        raise NotImplementedError  # the exchange's (SimExchange._close)
 
     def equity(self, price: float | None = None) -> float:
         """Cash plus unrealized PnL at ``price`` (default: the last price)."""
