@@ -110,6 +110,19 @@ def test_fixed_fragment_is_n_over_4():
     assert sizes(d.strategy, BUY) == {3: floor4(1000 / 1300)}
 
 
+def test_fragment_given_as_text_sizes_like_the_enum():
+    """"continuous" as text was compared by identity with the enum and sized as fixed."""
+    by_text = LongWallet("w", INSTRUMENT, LongWalletParams(allocation=4000.0, leverage=1.0, unit=UNIT_100,
+                                                           buy_fragment="continuous"))  # type: ignore[arg-type]
+    assert by_text.params.buy_fragment is BuyFragment.CONTINUOUS
+    drivers = [PathDriver(by_text, cash=4000.0), make(BuyFragment.CONTINUOUS), make(BuyFragment.FIXED)]
+    for x in drivers:
+        x.start(1000.0)
+        x.path(1, 2, 3, 2)  # a sell fills: the buy is sized by the fragment
+    text, continuous, fixed = (sizes(x.strategy, BUY) for x in drivers)
+    assert text == continuous != fixed
+
+
 def test_gap_through_several_sells_fills_each_at_the_gap_price():
     d = make()
     d.start(1000.0)

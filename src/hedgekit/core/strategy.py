@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections import deque
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
+
+from mypy_extensions import mypyc_attr
 
 from hedgekit.core.commands import Cancel, Command, Place
 from hedgekit.core.errors import HedgekitError
@@ -50,23 +52,35 @@ class Phase(StrEnum):
     STOPPED = "STOPPED"
 
 
+# Compiled with the hot path (tools/build_compiled.py) and subclassed by plain-Python
+# strategies and plugins. A subclass's class-body override of a plain attribute does not reach
+# a compiled native slot: what subclasses set in their class body is a ClassVar, and the two
+# per-instance settings below are copied in by __init__.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Strategy:
     """Shared bookkeeping. Subclasses implement ``start`` and the ``_on_*`` hooks."""
 
-    name = "strategy"
-    wants_ticks = False  # True: the engine sends a Tick with the price before every Timer
+    name: ClassVar[str] = "strategy"
+    wants_ticks: ClassVar[bool] = False  # True: the engine sends a Tick with the price before every Timer
+    wants_history: ClassVar[bool] = False  # True: seeded with the warm-up's (ts, close) before start
+    # Per instance (a unit wallet sets them from its unit), or in a subclass's class body.
     wants_atr = False  # True: the engine sends AtrUpdated (period ``atr_period``) when it changes
     atr_period = 14
-    wants_history = False  # True: seeded with the warm-up's (ts, close) before start
     # The shape of this strategy's state: bump it when a change makes older snapshots wrong,
     # and a journal written before is refused instead of restored into the new shape.
-    SNAPSHOT_VERSION = 1
+    SNAPSHOT_VERSION: ClassVar[int] = 1
 
     def __init__(self, wallet: str, instrument: Instrument) -> None:
         if not wallet or any(ch not in _ID_CHARS for ch in wallet):
             raise HedgekitError(
                 f"wallet name {wallet!r}: use letters, digits and '_' only (it goes into order ids)"
             )
+        cls = type(self)
+        for attr in ("wants_atr", "atr_period"):
+            slot = vars(Strategy)[attr]  # compiled: the native slot's descriptor
+            value = getattr(cls, attr)
+            if value is not slot and hasattr(slot, "__set__"):  # a class-body override
+                slot.__set__(self, value)
         self.wallet = wallet
         self.instrument = instrument
         self.working: dict[str, OrderSpec] = {}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from mypy_extensions import mypyc_attr
 
 from hedgekit.core.commands import Command
 from hedgekit.core.errors import ParameterError, require_positive
@@ -23,6 +26,9 @@ from hedgekit.core.units import UnitGrid
 WINDOW = 4  # orders per window: c±1 … c±4
 
 
+# A plain class even when this module is compiled: the checks in __post_init__ name the
+# field a bad value came from (a native dataclass would refuse the type first).
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class WalletParams:
     """Money parameters of a unit wallet. ``max_leverage`` is the configured ceiling."""
@@ -70,7 +76,11 @@ def min_order_qty(instrument: Instrument, price: float) -> float:
     return q
 
 
-class UnitWallet(Strategy):
+P = TypeVar("P", bound=WalletParams)
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled with the hot path; see Strategy
+class UnitWallet(Strategy, Generic[P]):
     """What the long and hedge wallets share: the opening market buy of N = allocation x
     leverage, the unit grid anchored at the fill (the engine's tracker follows ``grid``), the
     current unit, the last pure phase that names a mixed one, the RESET count, and the
@@ -83,7 +93,7 @@ class UnitWallet(Strategy):
     when its level is still ahead of the price, at market when the price has passed it.
     """
 
-    def __init__(self, wallet: str, instrument: Instrument, params: WalletParams) -> None:
+    def __init__(self, wallet: str, instrument: Instrument, params: P) -> None:
         super().__init__(wallet, instrument)
         params.check_against(instrument)
         self.params = params

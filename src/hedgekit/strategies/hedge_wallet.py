@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 from hedgekit.core.commands import Command, SetTimer
 from hedgekit.core.errors import ParameterError
 from hedgekit.core.events import OrderCancelled, OrderRejected, Timer, UnitChanged
@@ -33,6 +35,8 @@ STOP = OrderType.STOP
 RESET_RETRY_TIMER = "reset_retry"
 
 
+# A plain class even when compiled (see WalletParams).
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class HedgeWalletParams(WalletParams):
     max_short_notional: float | None = None  # cap on the four short fragments together
@@ -47,9 +51,9 @@ class HedgeWalletParams(WalletParams):
             raise ParameterError("reset_retry_ms", self.reset_retry_ms, "must be > 0")
 
 
-class HedgeWallet(UnitWallet):
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled with the hot path; see Strategy
+class HedgeWallet(UnitWallet[HedgeWalletParams]):
     name = "hedge_wallet"
-    params: HedgeWalletParams
 
     def __init__(self, wallet: str, instrument: Instrument, params: HedgeWalletParams) -> None:
         super().__init__(wallet, instrument, params)

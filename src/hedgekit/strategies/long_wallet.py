@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mypy_extensions import mypyc_attr
+
 from hedgekit.core.commands import Command
 from hedgekit.core.errors import ParameterError
 from hedgekit.core.events import UnitChanged
@@ -33,23 +35,27 @@ class BuyFragment(StrEnum):
     FIXED = "fixed"  # N / 4
 
 
+# A plain class even when compiled (see WalletParams).
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class LongWalletParams(WalletParams):
     buy_fragment: BuyFragment = BuyFragment.CONTINUOUS
 
     def __post_init__(self) -> None:
         WalletParams.__post_init__(self)
+        # Read untyped: compiled, a typed read of a bad value would raise TypeError first.
+        given = getattr(self, "buy_fragment")  # noqa: B009
         try:
-            BuyFragment(self.buy_fragment)
+            fragment = BuyFragment(given)
         except ValueError:
-            raise ParameterError(
-                "buy_fragment", self.buy_fragment, "must be 'continuous' or 'fixed'"
-            ) from None
+            raise ParameterError("buy_fragment", given, "must be 'continuous' or 'fixed'") from None
+        # "fixed" as text is the enum from here on (the wallet compares by identity).
+        object.__setattr__(self, "buy_fragment", fragment)
 
 
-class LongWallet(UnitWallet):
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled with the hot path; see Strategy
+class LongWallet(UnitWallet[LongWalletParams]):
     name = "long_wallet"
-    params: LongWalletParams
 
     def __init__(self, wallet: str, instrument: Instrument, params: LongWalletParams) -> None:
         super().__init__(wallet, instrument, params)
