@@ -29,7 +29,8 @@ from hedgekit.cli import example_path
 from hedgekit.config import load_config
 from hedgekit.engine.session import run_backtest
 cfg = load_config(example_path("dual_wallet.yaml"))
-run_backtest(cfg, data=sys.argv[1]).write(sys.argv[2])
+mode = sys.argv[3] if len(sys.argv) > 3 else "fast"
+run_backtest(cfg, data=sys.argv[1], mode=mode).write(sys.argv[2])
 print(hedgekit.build_mode())
 """
 
@@ -82,6 +83,21 @@ def test_compiled_and_pure_give_identical_results_on_real_data(tmp_path):
     assert (tmp_path / "pure" / "fills.csv").read_bytes().count(b"\n") > 20, "the run must trade"
     for name in names:
         assert (tmp_path / "compiled" / name).read_bytes() == (tmp_path / "pure" / name).read_bytes(), name
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL.is_file(), reason="../shared/data is not beside the repo")
+def test_the_compiled_fast_path_trades_exactly_as_the_pure_reference_loop(tmp_path):
+    """The oracle stays independent of the compiler: the per-bar reference loop run as plain
+    Python writes the same fills and orders as the compiled event-skipping fast path."""
+    fast = _run(_RUN, str(REAL), str(tmp_path / "fast"))
+    assert fast.returncode == 0, fast.stderr
+    if not fast.stdout.startswith("compiled"):
+        pytest.skip(f"no usable compiled build ({fast.stdout.strip()}): `make compile` builds one")
+    ref = _run(_RUN, str(REAL), str(tmp_path / "reference"), "reference", pure=True)
+    assert ref.returncode == 0, ref.stderr
+    for name in ("fills.csv", "orders.csv"):
+        assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
 
 
 def test_a_source_edited_after_the_build_runs_pure_and_says_so(tmp_path):
