@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from mypy_extensions import mypyc_attr
-
+from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.fastinit import fast_init
 
@@ -238,8 +237,7 @@ class Order:
         self.apply(_FILL if done else _FILL_PARTIAL)
 
 
-# Compiled build: a plain class, so pickle (Ray) can rebuild it (a frozen compiled one cannot);
-# its compiled methods then refuse instances of subclasses, so do not subclass it.
+# compiled build: a plain class, for pickle (Ray); do not subclass it (hedgekit.core.compiled)
 @mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class OrderDiff:

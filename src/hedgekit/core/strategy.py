@@ -11,9 +11,8 @@ from collections import deque
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from mypy_extensions import mypyc_attr
-
 from hedgekit.core.commands import Cancel, Command, Place
+from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.errors import HedgekitError
 from hedgekit.core.events import (
     AtrUpdated,
@@ -52,10 +51,9 @@ class Phase(StrEnum):
     STOPPED = "STOPPED"
 
 
-# Compiled with the hot path (tools/build_compiled.py) and subclassed by plain-Python
-# strategies and plugins. A subclass's class-body override of a plain attribute does not reach
-# a compiled native slot: what subclasses set in their class body is a ClassVar, and the two
-# per-instance settings below are copied in by __init__.
+# Compiled with the hot path and subclassed by plain-Python strategies and plugins: what
+# subclasses set in their class body is a ClassVar, and the two per-instance settings below
+# are copied in by __init__ (hedgekit.core.compiled).
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Strategy:
     """Shared bookkeeping. Subclasses implement ``start`` and the ``_on_*`` hooks."""

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from mypy_extensions import mypyc_attr
-
 from hedgekit.core.commands import Command
+from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.errors import ParameterError, require_positive
 from hedgekit.core.events import OrderCancelled, OrderRejected
 from hedgekit.core.instrument import Instrument
@@ -26,8 +25,7 @@ from hedgekit.core.units import UnitGrid
 WINDOW = 4  # orders per window: c±1 … c±4
 
 
-# A plain class even when this module is compiled: the checks in __post_init__ name the
-# field a bad value came from (a native dataclass would refuse the type first).
+# A plain class when compiled: __post_init__ names the bad field (hedgekit.core.compiled).
 @mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class WalletParams:
@@ -79,7 +77,7 @@ def min_order_qty(instrument: Instrument, price: float) -> float:
 P = TypeVar("P", bound=WalletParams)
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # compiled with the hot path; see Strategy
+@mypyc_attr(allow_interpreted_subclasses=True)  # as Strategy
 class UnitWallet(Strategy, Generic[P]):
     """What the long and hedge wallets share: the opening market buy of N = allocation x
     leverage, the unit grid anchored at the fill (the engine's tracker follows ``grid``), the

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from mypy_extensions import mypyc_attr
-
+from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.errors import HedgekitError, ParameterError, require_positive
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.unit_spec import UnitMode, UnitSpec, atr_unit
@@ -18,8 +17,7 @@ class UnitStepLimit(HedgekitError):
     """A single price move would cross more than ``MAX_STEPS_PER_MOVE`` unit levels."""
 
 
-# compiled build: __new__ without __init__ (pickle, snapshots), cls(...) still runs __init__ (not so
-# with serializable=True in mypyc 2.4: its tp_init skips __init__)
+# compiled build: subclassable, and rebuilt by pickle and snapshots (hedgekit.core.compiled)
 @mypyc_attr(allow_interpreted_subclasses=True)
 class UnitGrid:
     """Levels L(u) anchored at P0, each rounded to the tick once, when first asked for.
@@ -88,8 +86,7 @@ class UnitGrid:
         return inner
 
 
-# compiled build: __new__ without __init__ (pickle, snapshots), cls(...) still runs __init__ (not so
-# with serializable=True in mypyc 2.4: its tp_init skips __init__)
+# compiled build: subclassable, and rebuilt by pickle and snapshots (hedgekit.core.compiled)
 @mypyc_attr(allow_interpreted_subclasses=True)
 class UnitTracker:
     """Current unit with hysteresis: c moves to c+1 when price >= L(c+1) and to c-1 when

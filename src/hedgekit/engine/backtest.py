@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from mypy_extensions import mypyc_attr
 
 from hedgekit.core.atr import AtrSeries
+from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.strategy import Phase, Strategy
 from hedgekit.engine.guard import DrawdownGuard
 from hedgekit.engine.runner import WalletRunner
@@ -42,8 +42,7 @@ from hedgekit.venues.sim import SimExchange
 INF = float("inf")
 
 
-# Compiled build: a plain class, so pickle (Ray) can rebuild it (a frozen compiled one cannot);
-# its compiled methods then refuse instances of subclasses, so do not subclass it.
+# compiled build: a plain class, for pickle (Ray); do not subclass it (hedgekit.core.compiled)
 @mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Bars:
@@ -59,8 +58,7 @@ class Bars:
         return len(self.ts)
 
 
-# Compiled build: a plain class, so pickle (Ray) can rebuild it (a frozen compiled one cannot);
-# its compiled methods then refuse instances of subclasses, so do not subclass it.
+# compiled build: a plain class, for pickle (Ray); do not subclass it (hedgekit.core.compiled)
 @mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Funding:
@@ -278,8 +276,7 @@ def _first_hit(low: np.ndarray, high: np.ndarray, start: int, stop: int, lo: flo
     return stop
 
 
-# compiled build: __new__ without __init__ (pickle, snapshots), cls(...) still runs __init__ (not so
-# with serializable=True in mypyc 2.4: its tp_init skips __init__)
+# compiled build: subclassable, and rebuilt by pickle and snapshots (hedgekit.core.compiled)
 @mypyc_attr(allow_interpreted_subclasses=True)
 class _Curve:
     """One wallet's equity and position per bar, written once at the end of the fast path.

@@ -23,9 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mypy_extensions import mypyc_attr
-
 from hedgekit.core.commands import Cancel, Command, Place, Replace, SetTimer, expand
+from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.events import (
     AtrUpdated,
     Event,
@@ -62,8 +61,7 @@ class RunnerLog:
     strategy_events: int = 0
 
 
-# compiled build: __new__ without __init__ (pickle, snapshots), cls(...) still runs __init__ (not so
-# with serializable=True in mypyc 2.4: its tp_init skips __init__)
+# compiled build: subclassable, and rebuilt by pickle and snapshots (hedgekit.core.compiled)
 @mypyc_attr(allow_interpreted_subclasses=True)
 class WalletRunner:
     def __init__(

@@ -16,8 +16,7 @@ to the wallet, so a quiet move only sets the price. The reference loop always wa
 
 from __future__ import annotations
 
-from mypy_extensions import mypyc_attr
-
+from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.events import FundingSettled
 from hedgekit.core.units import UnitTracker
 from hedgekit.engine.runner import WalletRunner
@@ -26,8 +25,7 @@ from hedgekit.venues.sim import SimExchange
 INF = float("inf")
 
 
-# compiled build: __new__ without __init__ (pickle, snapshots), cls(...) still runs __init__ (not so
-# with serializable=True in mypyc 2.4: its tp_init skips __init__)
+# compiled build: subclassable, and rebuilt by pickle and snapshots (hedgekit.core.compiled)
 @mypyc_attr(allow_interpreted_subclasses=True)
 class MarketWalker:
     def __init__(self, runner: WalletRunner, venue: SimExchange) -> None:

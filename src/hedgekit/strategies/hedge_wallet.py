@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mypy_extensions import mypyc_attr
-
 from hedgekit.core.commands import Command, SetTimer
+from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.errors import ParameterError
 from hedgekit.core.events import OrderCancelled, OrderRejected, Timer, UnitChanged
 from hedgekit.core.instrument import Instrument
@@ -35,7 +34,7 @@ STOP = OrderType.STOP
 RESET_RETRY_TIMER = "reset_retry"
 
 
-# A plain class even when compiled (see WalletParams).
+# A plain class when compiled, as WalletParams.
 @mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class HedgeWalletParams(WalletParams):
@@ -51,7 +50,7 @@ class HedgeWalletParams(WalletParams):
             raise ParameterError("reset_retry_ms", self.reset_retry_ms, "must be > 0")
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # compiled with the hot path; see Strategy
+@mypyc_attr(allow_interpreted_subclasses=True)  # as Strategy
 class HedgeWallet(UnitWallet[HedgeWalletParams]):
     name = "hedge_wallet"
 

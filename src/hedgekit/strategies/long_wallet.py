@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mypy_extensions import mypyc_attr
-
 from hedgekit.core.commands import Command
+from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.errors import ParameterError
 from hedgekit.core.events import UnitChanged
 from hedgekit.core.instrument import Instrument
@@ -35,7 +34,7 @@ class BuyFragment(StrEnum):
     FIXED = "fixed"  # N / 4
 
 
-# A plain class even when compiled (see WalletParams).
+# A plain class when compiled, as WalletParams.
 @mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class LongWalletParams(WalletParams):
@@ -53,7 +52,7 @@ class LongWalletParams(WalletParams):
         object.__setattr__(self, "buy_fragment", fragment)
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # compiled with the hot path; see Strategy
+@mypyc_attr(allow_interpreted_subclasses=True)  # as Strategy
 class LongWallet(UnitWallet[LongWalletParams]):
     name = "long_wallet"
 

@@ -20,8 +20,7 @@ import math
 import random
 from typing import TYPE_CHECKING
 
-from mypy_extensions import mypyc_attr
-
+from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.errors import HedgekitError, ParameterError
 from hedgekit.core.events import (
     FundingPaid,
@@ -74,8 +73,8 @@ SimEvent = VenueEvent  # what the simulated venue reports: strategy events plus 
 _Entry = tuple[float, bool, int, str]
 
 
-# Tests (and a user's own venue quirks) subclass the simulator in plain Python; the compiled
-# build must allow that.
+# Tests (and a user's own venue quirks) subclass the simulator in plain Python
+# (hedgekit.core.compiled).
 @mypyc_attr(allow_interpreted_subclasses=True)
 class SimExchange(SimMargin):
     """A simulated account trading one instrument (see the module docstring for the model).

@@ -8,8 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Set as AbstractSet
 
-from mypy_extensions import mypyc_attr
-
+from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.events import OrderFilled, VenueEvent
 from hedgekit.venues.sim_config import FaultPlan
 

@@ -17,8 +17,7 @@ compiled build (mypyc) has single inheritance only. Money model:
 
 from __future__ import annotations
 
-from mypy_extensions import mypyc_attr
-
+from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.events import Liquidated, VenueEvent
 from hedgekit.core.instrument import Instrument
 from hedgekit.core.orders import Order, OrderTrigger, Side
