@@ -37,6 +37,7 @@ from hedgekit.report.figures import (
 )
 from hedgekit.report.metrics import (
     compute_run_metrics,
+    time_ordered,
     to_epoch_ms,
     wide_curves,
 )
@@ -274,8 +275,7 @@ def load_output(out_dir: str | Path) -> RunOutput:
 def _by_time(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` sorted by ``ts`` (stable); a file written in time order is taken as it is (a year
     of equity rows is not copied)."""
-    ts = df["ts"].to_numpy()
-    if ts.size < 2 or bool((ts[1:] >= ts[:-1]).all()):
+    if time_ordered(df["ts"].to_numpy()):
         return df
     return df.sort_values("ts", kind="stable").reset_index(drop=True)
 

@@ -66,6 +66,7 @@ __all__ = [
     "simple_returns",
     "sortino_ratio",
     "time_in_phase",
+    "time_ordered",
     "to_epoch_ms",
     "WalletSeries",
     "WideCurves",
@@ -449,6 +450,11 @@ def run_metrics(times_ms: np.ndarray, prices: np.ndarray | None, wallets: list[W
     return {"wallets": out, "total": t}
 
 
+def time_ordered(ts: np.ndarray) -> bool:
+    """True when the times never go back (a file the backtest wrote): no sort, no copy."""
+    return ts.size < 2 or bool((ts[1:] >= ts[:-1]).all())
+
+
 @dataclass(frozen=True, slots=True)
 class WideCurves:
     """equity.csv's curves one column per wallet, on the run's distinct times."""
@@ -468,7 +474,7 @@ def wide_curves(equity: pd.DataFrame) -> WideCurves:
     (and ``groupby("ts")["price"].last()``), without their group-by temporaries of every row
     (~1M rows on a year of 1m bars)."""
     ts = equity["ts"].to_numpy(dtype=np.int64)
-    order = None if ts.size < 2 or bool((ts[1:] >= ts[:-1]).all()) else np.argsort(ts, kind="stable")
+    order = None if time_ordered(ts) else np.argsort(ts, kind="stable")
     if order is not None:
         ts = ts[order]
     times = np.unique(ts)
