@@ -87,6 +87,14 @@ def rung_at(g: GridHedge, price: float) -> OrderSpec:
     return found[0]
 
 
+def shorted(**overrides) -> GridHedge:
+    """Started at the SPEC price, its first sell rung filled: a hedged grid with a stop loss."""
+    g = make(**overrides)
+    g.start(T0, SPEC_PRICE)
+    fill(g, rung_at(g, SPEC_SELLS[0]))
+    return g
+
+
 # -- derived parameters ------------------------------------------------------------------------
 def test_spec_example_derived_numbers() -> None:
     params = GridHedgeParams.of(symbol="BTCUSDT", spot_quantity=1.0, volatility=0.02, num_levels=5)
@@ -277,9 +285,7 @@ def test_protection_after_one_and_after_two_rung_fills() -> None:
 
 
 def test_protection_shrinks_when_a_take_back_fills_and_goes_when_flat() -> None:
-    g = make()
-    g.start(T0, SPEC_PRICE)
-    fill(g, rung_at(g, SPEC_SELLS[0]))
+    g = shorted()
     fill(g, rung_at(g, SPEC_SELLS[1]))
 
     fill(g, rung_at(g, 96155.08))  # take-back of level 2
@@ -331,9 +337,7 @@ def test_stop_loss_fill_cancels_every_grid_order_and_stops() -> None:
 
 
 def test_take_profit_fill_cancels_every_grid_order_and_stops() -> None:
-    g = make()
-    g.start(T0, SPEC_PRICE)
-    fill(g, rung_at(g, SPEC_SELLS[0]))
+    g = shorted()
     tp = g.take_profit_order
     assert tp is not None
 
@@ -366,9 +370,7 @@ def test_rearm_after_stop_around_the_current_price() -> None:
 
 
 def test_stop_already_passed_when_the_hedge_grows_closes_at_market() -> None:
-    g = make()
-    g.start(T0, SPEC_PRICE)
-    fill(g, rung_at(g, SPEC_SELLS[0]))
+    g = shorted()
 
     # level 2 reported at a gap price: entry 100577.54, stop 104600.64 < last price 105000
     cmds = fill(g, rung_at(g, SPEC_SELLS[1]), price=105000.0, ts=T0 + 2000)
@@ -429,9 +431,7 @@ def test_rejected_rung_is_deferred_to_the_next_rebalance() -> None:
 
 
 def test_stop_loss_cancelled_by_the_venue_is_replaced() -> None:
-    g = make()
-    g.start(T0, SPEC_PRICE)
-    fill(g, rung_at(g, SPEC_SELLS[0]))
+    g = shorted()
     sl = g.stop_loss_order
     assert sl is not None
 
@@ -444,9 +444,7 @@ def test_stop_loss_cancelled_by_the_venue_is_replaced() -> None:
 
 def test_a_stop_loss_refused_again_closes_the_hedge_at_market_and_stops_the_grid() -> None:
     """SPEC §4a as the unit wallets: sent once more, refused again -> closed at market at once."""
-    g = make()
-    g.start(T0, SPEC_PRICE)
-    fill(g, rung_at(g, SPEC_SELLS[0]))
+    g = shorted()
     first = g.stop_loss_order
     assert first is not None
     again = places(g.on_event(OrderCancelled(T0 + 5, first.client_id)))[0]
