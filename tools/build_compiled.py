@@ -45,6 +45,7 @@ MODULES = [
     "hedgekit/engine/runner.py",
     "hedgekit/engine/walker.py",
     "hedgekit/core/units.py",
+    "hedgekit/core/rounding.py",
     "hedgekit/core/position.py",
     "hedgekit/core/orders.py",
     "hedgekit/engine/backtest.py",

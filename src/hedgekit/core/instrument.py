@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from hedgekit.core.errors import ParameterError, require_positive
+from hedgekit.core.rounding import round_places
 
 # Tolerance, in ticks or lots, under which a float is treated as already on the grid.
 _GRID_EPS = 1e-9
@@ -58,13 +59,13 @@ class Instrument:
     # -- prices -------------------------------------------------------------------------
     def round_price(self, price: float) -> float:
         """Nearest tick."""
-        return round(round(price / self.tick_size) * self.tick_size, self.price_decimals)
+        return round_places(round(price / self.tick_size) * self.tick_size, self.price_decimals)
 
     def floor_price(self, price: float) -> float:
-        return round(math.floor(price / self.tick_size + _GRID_EPS) * self.tick_size, self.price_decimals)
+        return round_places(math.floor(price / self.tick_size + _GRID_EPS) * self.tick_size, self.price_decimals)
 
     def ceil_price(self, price: float) -> float:
-        return round(math.ceil(price / self.tick_size - _GRID_EPS) * self.tick_size, self.price_decimals)
+        return round_places(math.ceil(price / self.tick_size - _GRID_EPS) * self.tick_size, self.price_decimals)
 
     def round_trigger(self, price: float, is_sell: bool) -> float:
         """Round a stop trigger so it never fires before the level it stands for.
@@ -79,11 +80,11 @@ class Instrument:
         """Sizes round down to the lot so an order never asks for more than was intended."""
         if qty <= 0:
             return 0.0
-        return round(math.floor(qty / self.lot_size + _GRID_EPS) * self.lot_size, self.qty_decimals)
+        return round_places(math.floor(qty / self.lot_size + _GRID_EPS) * self.lot_size, self.qty_decimals)
 
     def round_qty(self, qty: float) -> float:
         """Nearest lot, for sums of lot-sized values (removes float drift only)."""
-        return round(round(qty / self.lot_size) * self.lot_size, self.qty_decimals)
+        return round_places(round(qty / self.lot_size) * self.lot_size, self.qty_decimals)
 
     def qty_for_notional(self, notional: float, price: float) -> float:
         return self.floor_qty(notional / price)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from hedgekit.core.orders import Side
+from hedgekit.core.rounding import round_places
 
-_BUY = Side.BUY
+_BUY: Final = Side.BUY
 
 
 @dataclass(slots=True)
@@ -27,12 +29,12 @@ class Position:
         if self.qty == 0 or (self.qty > 0) == (signed > 0):
             new_qty = self.qty + signed
             self.avg_price = (abs(self.qty) * self.avg_price + qty * price) / abs(new_qty)
-            self.qty = round(new_qty, self.qty_decimals)
+            self.qty = round_places(new_qty, self.qty_decimals)
             return 0.0
         closing = min(qty, abs(self.qty))
         direction = 1.0 if self.qty > 0 else -1.0
         realized = closing * (price - self.avg_price) * direction
-        new_qty = round(self.qty + signed, self.qty_decimals)
+        new_qty = round_places(self.qty + signed, self.qty_decimals)
         if new_qty == 0:
             self.avg_price = 0.0
         elif (new_qty > 0) != (self.qty > 0):
