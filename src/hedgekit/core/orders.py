@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
 
 from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.errors import HedgekitError
@@ -51,7 +52,7 @@ class OrderKind(StrEnum):
 
 
 # Short codes used inside client order ids (exchanges cap their length).
-KIND_CODE: dict[OrderKind, str] = {
+KIND_CODE: Final[dict[OrderKind, str]] = {
     OrderKind.MARKET_BUY: "mb",
     OrderKind.STOP_LOSS: "sl",
     OrderKind.STOP_ENTRY_BUY: "eb",
@@ -67,17 +68,17 @@ KIND_CODE: dict[OrderKind, str] = {
     OrderKind.PROTECTIVE_CLOSE: "pc",
     OrderKind.ORPHAN_CLOSE: "oc",
 }
-KIND_BY_CODE = {v: k for k, v in KIND_CODE.items()}
+KIND_BY_CODE: Final = {v: k for k, v in KIND_CODE.items()}
 
 # SPEC §4a: the stops that protect a position. They are never cancelled while the position they
 # protect exists; a refused one is sent once more, then what it protected is closed at market.
-PROTECTIVE_KINDS = frozenset({
+PROTECTIVE_KINDS: Final = frozenset({
     OrderKind.STOP_LOSS, OrderKind.STOP_LOSS_FULL, OrderKind.STOP_LOSS_COVER, OrderKind.HEDGE_STOP_LOSS,
 })
 # Window orders that open (or add to) a position: refused ones are re-sized or deferred, never skipped.
-OPENING_KINDS = frozenset({OrderKind.STOP_ENTRY_BUY, OrderKind.STOP_ENTRY_SHORT})
+OPENING_KINDS: Final = frozenset({OrderKind.STOP_ENTRY_BUY, OrderKind.STOP_ENTRY_SHORT})
 
-CLIENT_ID_PREFIX = "hk"
+CLIENT_ID_PREFIX: Final = "hk"
 
 
 def make_client_id(wallet: str, cycle: int, unit: int | None, kind: OrderKind, seq: int) -> str:
@@ -156,14 +157,17 @@ class OrderTrigger(StrEnum):
 # Members used on every order event, bound once: on Python 3.11 looking a member up on its
 # enum class (``Side.BUY``) goes through the enum metaclass's attribute hook, which costs
 # several times a global lookup.
-_BUY, _SELL = Side.BUY, Side.SELL
-_MARKET = OrderType.MARKET
-_CLOSED = (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
-_FILL, _FILL_PARTIAL = OrderTrigger.FILL, OrderTrigger.FILL_PARTIAL
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_MARKET: Final = OrderType.MARKET
+_CLOSED: Final = (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
+_FILL: Final = OrderTrigger.FILL
+_FILL_PARTIAL: Final = OrderTrigger.FILL_PARTIAL
 
-_S, _T = OrderStatus, OrderTrigger
+_S: Final = OrderStatus
+_T: Final = OrderTrigger
 # (state, trigger) -> next state. Anything not listed is an illegal move.
-_TRANSITIONS: dict[tuple[OrderStatus, OrderTrigger], OrderStatus] = {
+_TRANSITIONS: Final[dict[tuple[OrderStatus, OrderTrigger], OrderStatus]] = {
     (_S.NEW, _T.ACCEPT): _S.OPEN,
     (_S.NEW, _T.REJECT): _S.REJECTED,
     (_S.NEW, _T.CANCEL): _S.CANCELLED,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from hedgekit.core.commands import Cancel, Command, Place
 from hedgekit.core.compiled import mypyc_attr
@@ -405,6 +405,6 @@ def _unit_then_price(o: OrderSpec) -> tuple[int, float]:
 
 
 # Reduce-only market closes a stopped wallet keeps in flight.
-_CLOSING_KINDS = frozenset({OrderKind.FLATTEN, OrderKind.PROTECTIVE_CLOSE})
+_CLOSING_KINDS: Final = frozenset({OrderKind.FLATTEN, OrderKind.PROTECTIVE_CLOSE})
 
-_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_ID_CHARS: Final = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")

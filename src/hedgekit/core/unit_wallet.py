@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from hedgekit.core.commands import Command
 from hedgekit.core.compiled import mypyc_attr
@@ -22,7 +22,7 @@ from hedgekit.core.strategy import Phase, Strategy
 from hedgekit.core.unit_spec import UnitMode, UnitSpec
 from hedgekit.core.units import UnitGrid
 
-WINDOW = 4  # orders per window: c±1 … c±4
+WINDOW: Final = 4  # orders per window: c±1 … c±4
 
 
 # A plain class when compiled: __post_init__ names the bad field (hedgekit.core.compiled).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.errors import HedgekitError, ParameterError, require_positive
 from hedgekit.core.instrument import Instrument
@@ -10,7 +12,7 @@ from hedgekit.core.unit_spec import UnitMode, UnitSpec, atr_unit
 # Most unit steps one price move may make. A real gap crosses a handful of levels; thousands
 # mean a unit far too small for the price (a bad print, a RESET near zero), and walking them
 # would flood the run with orders: it is refused instead (SPEC §10: never hang or balloon).
-MAX_STEPS_PER_MOVE = 10_000
+MAX_STEPS_PER_MOVE: Final = 10_000
 
 
 class UnitStepLimit(HedgekitError):

@@ -27,7 +27,7 @@ import gc
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 import numpy as np
 
@@ -39,7 +39,7 @@ from hedgekit.engine.runner import WalletRunner
 from hedgekit.engine.walker import MarketWalker
 from hedgekit.venues.sim import SimExchange
 
-INF = float("inf")
+INF: Final = float("inf")
 
 
 # compiled build: a plain class, for pickle (Ray); do not subclass it (hedgekit.core.compiled)
@@ -354,16 +354,14 @@ def _fast(bars: Bars, wallets: list[WalletRun], walkers: list[MarketWalker], fun
     guarded = [w for w in wallets if w.guard is not None]
     i = 0
     next_report = 0
-    fund_stop = -1  # bar index of the next funding payment, for payment ``fund_for``
-    fund_for = -1
+    # The bar index of each funding payment, found at once (one searchsorted call each cost
+    # ~2 % of a run).
+    fund_bar: list[int] = np.searchsorted(ts_arr, fund_ts, side="left").tolist()
     while i < n:
         # The next bar that must be walked: first hit of the band, a funding time, a timer.
         stop = n
-        if fi < len(fund_ts):
-            if fund_for != fi:
-                fund_for = fi
-                fund_stop = int(np.searchsorted(ts_arr, fund_ts[fi], side="left"))
-            stop = min(stop, fund_stop)
+        if fi < len(fund_bar):
+            stop = min(stop, fund_bar[fi])
         for w in walkers:
             nt = w.runner.next_timer
             if nt is not None:

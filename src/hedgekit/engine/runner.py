@@ -21,7 +21,7 @@ import heapq
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from hedgekit.core.commands import Cancel, Command, Place, Replace, SetTimer, expand
 from hedgekit.core.compiled import mypyc_attr
@@ -40,7 +40,7 @@ from hedgekit.core.units import UnitTracker
 from hedgekit.venues.base import ExchangePort
 
 # The strategy event classes, for dispatch on the exact type in the delivery loop.
-_STRATEGY_EVENTS = frozenset(Event.__args__)
+_STRATEGY_EVENTS: Final = frozenset(Event.__args__)
 
 
 class AtrSource(Protocol):

@@ -16,13 +16,15 @@ to the wallet, so a quiet move only sets the price. The reference loop always wa
 
 from __future__ import annotations
 
+from typing import Final
+
 from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.events import FundingSettled
 from hedgekit.core.units import UnitTracker
 from hedgekit.engine.runner import WalletRunner
 from hedgekit.venues.sim import SimExchange
 
-INF = float("inf")
+INF: Final = float("inf")
 
 
 # compiled build: subclassable, and rebuilt by pickle and snapshots (hedgekit.core.compiled)

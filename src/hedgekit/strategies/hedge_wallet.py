@@ -10,6 +10,7 @@ firing second would be clipped to the remaining long and leave the wallet flat i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from hedgekit.core.commands import Command, SetTimer
 from hedgekit.core.compiled import mypyc_attr
@@ -20,18 +21,22 @@ from hedgekit.core.orders import OrderKind, OrderSpec, OrderType, Side
 from hedgekit.core.strategy import Phase
 from hedgekit.core.unit_wallet import WINDOW, UnitWallet, WalletParams, min_order_qty
 
-FULL = OrderKind.STOP_LOSS_FULL
-SHORT = OrderKind.STOP_ENTRY_SHORT
-COVER = OrderKind.STOP_LOSS_COVER
-ENTRY_KINDS = (OrderKind.MARKET_BUY, OrderKind.MARKET_BUY_FULL)
+FULL: Final = OrderKind.STOP_LOSS_FULL
+SHORT: Final = OrderKind.STOP_ENTRY_SHORT
+COVER: Final = OrderKind.STOP_LOSS_COVER
+ENTRY_KINDS: Final = (OrderKind.MARKET_BUY, OrderKind.MARKET_BUY_FULL)
 # Used on every event, so bound once: on Python 3.11 looking a member up on its enum
 # class (``Phase.ADVANCE``) costs several times a global lookup.
-STOPPED, RESET, STARTING, ADVANCE, RETRACEMENT, DECLINE, RECOVERY = (
-    Phase.STOPPED, Phase.RESET, Phase.STARTING, Phase.ADVANCE, Phase.RETRACEMENT, Phase.DECLINE, Phase.RECOVERY
-)
-STOP = OrderType.STOP
+STOPPED: Final = Phase.STOPPED
+RESET: Final = Phase.RESET
+STARTING: Final = Phase.STARTING
+ADVANCE: Final = Phase.ADVANCE
+RETRACEMENT: Final = Phase.RETRACEMENT
+DECLINE: Final = Phase.DECLINE
+RECOVERY: Final = Phase.RECOVERY
+STOP: Final = OrderType.STOP
 
-RESET_RETRY_TIMER = "reset_retry"
+RESET_RETRY_TIMER: Final = "reset_retry"
 
 
 # A plain class when compiled, as WalletParams.

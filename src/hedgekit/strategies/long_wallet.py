@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from hedgekit.core.commands import Command
 from hedgekit.core.compiled import mypyc_attr
@@ -20,13 +21,17 @@ from hedgekit.core.position import Position
 from hedgekit.core.strategy import Phase
 from hedgekit.core.unit_wallet import WINDOW, UnitWallet, WalletParams, min_order_qty, split_qty
 
-SELL, BUY = OrderKind.STOP_LOSS, OrderKind.STOP_ENTRY_BUY
+SELL: Final = OrderKind.STOP_LOSS
+BUY: Final = OrderKind.STOP_ENTRY_BUY
 # Used on every event, so bound once: on Python 3.11 looking a member up on its enum
 # class (``Phase.ADVANCE``) costs several times a global lookup.
-STOPPED, STARTING, ADVANCE, RETRACEMENT, DECLINE, RECOVER = (
-    Phase.STOPPED, Phase.STARTING, Phase.ADVANCE, Phase.RETRACEMENT, Phase.DECLINE, Phase.RECOVER
-)
-STOP = OrderType.STOP
+STOPPED: Final = Phase.STOPPED
+STARTING: Final = Phase.STARTING
+ADVANCE: Final = Phase.ADVANCE
+RETRACEMENT: Final = Phase.RETRACEMENT
+DECLINE: Final = Phase.DECLINE
+RECOVER: Final = Phase.RECOVER
+STOP: Final = OrderType.STOP
 
 
 class BuyFragment(StrEnum):

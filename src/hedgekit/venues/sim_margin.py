@@ -17,6 +17,8 @@ compiled build (mypyc) has single inheritance only. Money model:
 
 from __future__ import annotations
 
+from typing import Final
+
 from hedgekit.core.compiled import mypyc_attr
 from hedgekit.core.events import Liquidated, VenueEvent
 from hedgekit.core.instrument import Instrument
@@ -25,10 +27,11 @@ from hedgekit.core.position import Position
 from hedgekit.venues.sim_config import SimConfig
 from hedgekit.venues.sim_faults import SimFaults
 
-LIQUIDATION_ID = "liquidation"
-_MONEY_TOL = 1e-9  # relative tolerance of the margin check
-_BUY, _SELL = Side.BUY, Side.SELL
-_CANCEL = OrderTrigger.CANCEL
+LIQUIDATION_ID: Final = "liquidation"
+_MONEY_TOL: Final = 1e-9  # relative tolerance of the margin check
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_CANCEL: Final = OrderTrigger.CANCEL
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # as SimExchange, which derives from it
