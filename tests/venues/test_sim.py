@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hedgekit.core.errors import ParameterError
+from hedgekit.core.errors import HedgekitError, ParameterError
 from hedgekit.core.events import OrderCancelled, OrderFilled, OrderRejected
 from hedgekit.core.instrument import ContractType, Instrument
 from hedgekit.core.orders import OrderKind, OrderSpec, OrderStatus, OrderType, Side
@@ -106,6 +106,21 @@ def test_a_stop_already_reached_when_submitted_fills_at_the_last_price() -> None
 
     assert fill.price == 1000.0
     assert [r.event for r in sim.order_log if r.order_id == "sl"] == ["placed", "triggered", "filled"]
+
+
+def test_without_an_order_log_the_fills_are_the_same_and_reading_the_log_refuses() -> None:
+    """A sweep trial keeps no order log (nothing reads it); the trading is unchanged and a
+    reader gets an error, not an empty log."""
+    kept, bare = make(), make()
+    bare.keep_order_log = False
+    for sim in (kept, bare):
+        long_of(sim, 2.0)
+        sim.submit(order("sl", SELL, STOP, 1.0, 950.0, ro=True), 2)
+        sim.move_to(900.0, 3)
+    assert bare.fills == kept.fills and bare.position == kept.position and bare.cash == kept.cash
+    assert kept.order_log
+    with pytest.raises(HedgekitError, match="keeps no order log"):
+        _ = bare.order_log
 
 
 # -- simultaneous triggers ------------------------------------------------------------------

@@ -158,7 +158,8 @@ def run_backtest(
     loaded: LoadedData | None = None,
     frames: bool = True,
 ) -> BacktestResult:
-    """``frames=False``: no fills/orders frames in the result (a sweep keeps only the summary)."""
+    """``frames=False``: no fills/orders frames in the result and no order log kept at all
+    (a sweep keeps only the summary)."""
     loaded = loaded or load_data(cfg, data, start, end)
     c, warmup = _split_warmup(cfg, loaded.candles)
     bars = engine.Bars(c.ts, c.open, c.high, c.low, c.close)
@@ -173,7 +174,9 @@ def run_backtest(
             line = strategy.describe(first_price)
             if line:
                 logger.info(line)
-            return strategy, SimExchange(instrument, sim_config(cfg, w, i, first_price))
+            venue = SimExchange(instrument, sim_config(cfg, w, i, first_price))
+            venue.keep_order_log = frames  # without frames nothing reads it
+            return strategy, venue
 
         return make
 
