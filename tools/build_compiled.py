@@ -38,6 +38,8 @@ GROUP = "hedgekit._hot"  # the shared library: src/hedgekit/_hot__mypyc.*.so
 # base classes are in: about 12 % more on the fast path together (the bases alone ~4 %); their
 # source stays the plain Python it was, and subclasses may be plain Python (see Strategy). The
 # grid hedge stays interpreted (numpy/pydantic-bound, not in the unit wallets' hot loop).
+# core.rounding is in: Instrument's and Position's rounding call it tens of thousands of times
+# a trial.
 MODULES = [
     "hedgekit/venues/sim.py",
     "hedgekit/venues/sim_margin.py",
