@@ -10,7 +10,8 @@ random walk, not market data), dual wallet:
    oracle is the plain per-bar loop, and compiling it too would only shrink the ratio;
 3. a sweep of N trials (default 1,000: random points of unit size and leverage) on a local Ray
    with 2 CPUs (``PARAMS``), end to end (Ray start-up, data in the object store, every trial, results and
-   sweep.html written), as a ratio to the yardstick (target <= 300x), and where its time went:
+   sweep.html written), as a ratio to the yardstick timed just before and just after it (their
+   mean; a warning when they differ by over 20 %) (target <= 300x), and where its time went:
    each phase, the trials' own time (measured in the workers) against the rest, each worker's
    idle time at the end and its resident memory after its 5th and its last trial.
 
@@ -112,13 +113,21 @@ def sweep_seconds(cfg, loaded: LoadedData, trials: int, cpus: int, out: Path) ->
             "workers": ex.parallel, "errors": sum(1 for r in rows if "error" in r)}
 
 
-def print_sweep(res: dict, trials: int, t_ys: float) -> None:
+def print_sweep(res: dict, trials: int, t_pre: float, t_post: float) -> None:
+    """``t_pre``/``t_post``: the yardstick timed just before and just after the sweep. The ratio
+    is to their mean: the machine's speed can change during a sweep of minutes, and either one
+    alone would credit or blame the sweep for it."""
     secs, stats, n = res["seconds"], res["stats"], res["workers"]
+    t_ys = (t_pre + t_post) / 2
     print(f"  sweep           {secs:8.1f} s   {trials:,} trials of {' '.join(PARAMS)}")
     print(f"                  on {res['where']}, end to end "
           f"({trials / secs:.2f} trials/s, {res['errors']} refused)")
     ratio = secs / t_ys
-    print(f"                  ratio to yardstick {ratio:7.1f}x   (target for 1,000 trials <= 300x)")
+    print(f"                  ratio to yardstick {ratio:7.1f}x   (target for 1,000 trials <= 300x; yardstick "
+          f"{t_pre:.3f} s before the sweep, {t_post:.3f} s after: {secs / t_pre:.0f}x and {secs / t_post:.0f}x)")
+    if max(t_pre, t_post) > 1.2 * min(t_pre, t_post):
+        print("                  WARNING: the yardstick moved by more than 20 % during the sweep (the machine's "
+              "speed changed): the ratio is uncertain, run again on a quiet machine")
     print("                  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in res["phases"].items()))
     busy = sum(s.seconds for s in stats)
     cpu = sum(s.cpu_seconds for s in stats)
@@ -205,10 +214,11 @@ def main() -> int:
         else:
             print("                  (target >= 20x)")
     if args.trials:
+        t_pre = ys.seconds(c.open, c.high, c.low, c.close)
         with tempfile.TemporaryDirectory(prefix="hk-bench-sweep-") as tmp:
             res = sweep_seconds(cfg, loaded, args.trials, args.cpus, Path(tmp))
         load = os.getloadavg()
-        print_sweep(res, args.trials, ys.seconds(c.open, c.high, c.low, c.close))
+        print_sweep(res, args.trials, t_pre, ys.seconds(c.open, c.high, c.low, c.close))
         print(f"                  load average after the sweep {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
               f"(the machine's other work slows the trials; the ratio is only fair on an idle machine)")
     return 0
