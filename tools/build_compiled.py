@@ -32,14 +32,15 @@ MANIFEST = PKG / "_compiled.json"
 GROUP = "hedgekit._hot"  # the shared library: src/hedgekit/_hot__mypyc.*.so
 
 # The modules the fast path spends its time in (cProfile of the dual-wallet coin-year), and
-# the value modules they call most; each measured to pay. Left out, measured: core.instrument
-# (no gain: Instrument must stay a plain class anyway), core.events/commands/records (slower:
-# interpreted strategies read compiled attributes more slowly). The unit wallets and their
+# the value modules they call most; each measured to pay. Left out, measured:
+# core.events/commands/records (slower: interpreted strategies read compiled attributes more
+# slowly). The unit wallets and their
 # base classes are in: about 12 % more on the fast path together (the bases alone ~4 %); their
 # source stays the plain Python it was, and subclasses may be plain Python (see Strategy). The
 # grid hedge stays interpreted (numpy/pydantic-bound, not in the unit wallets' hot loop).
-# core.rounding is in: Instrument's and Position's rounding call it tens of thousands of times
-# a trial.
+# core.rounding and core.instrument are in: Instrument's rounding (a native class, pickled
+# through its __reduce__) and Position's are called tens of thousands of times a trial
+# (callgrind, 4 sweep trials: -6.6 % instructions for core.instrument).
 MODULES = [
     "hedgekit/venues/sim.py",
     "hedgekit/venues/sim_margin.py",
@@ -48,6 +49,7 @@ MODULES = [
     "hedgekit/engine/walker.py",
     "hedgekit/core/units.py",
     "hedgekit/core/rounding.py",
+    "hedgekit/core/instrument.py",
     "hedgekit/core/position.py",
     "hedgekit/core/orders.py",
     "hedgekit/engine/backtest.py",

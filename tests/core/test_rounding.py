@@ -65,3 +65,19 @@ def test_position_rounds_its_quantity_like_round():
     assert same_float(p.qty, round(round(0.1 * 10, 7) - 0.6, 7))
     p.apply_fill(Side.SELL, 0.4, 99.0)
     assert same_float(p.qty, 0.0) and p.avg_price == 0.0
+
+
+def test_an_instrument_survives_pickle_and_copy():
+    """Instrument is a frozen native class in the compiled build: pickle (Ray) and copy rebuild
+    it through __init__, derived fields included."""
+    import copy
+    import pickle
+
+    from hedgekit.core.instrument import ContractType
+
+    inst = Instrument("ETHUSDT", tick_size=0.01, lot_size=0.0001, min_notional=10.0, contract=ContractType.SPOT,
+                      maker_fee=-0.0001, taker_fee=0.0004, funding_interval_hours=4.0)
+    for back in (pickle.loads(pickle.dumps(inst)), copy.deepcopy(inst), copy.copy(inst)):
+        assert back == inst and hash(back) == hash(inst)
+        assert (back.price_decimals, back.qty_decimals) == (2, 4)
+        assert back.round_price(1234.5678) == 1234.57

@@ -29,6 +29,8 @@ class ContractType(StrEnum):
     SPOT = "spot"
 
 
+# Compiled with the hot path (a native class: its rounding is called tens of thousands of
+# times a trial); frozen, so pickle rebuilds it through __init__ (see __reduce__).
 @dataclass(frozen=True, slots=True)
 class Instrument:
     symbol: str
@@ -55,6 +57,10 @@ class Instrument:
         object.__setattr__(self, "price_decimals", _decimals(self.tick_size))
         object.__setattr__(self, "qty_decimals", _decimals(self.lot_size))
 
+    def __reduce__(self) -> tuple[type[Instrument], tuple[object, ...]]:
+        # A frozen native instance cannot be filled in after __new__; rebuilt, it is checked again.
+        return type(self), (self.symbol, self.tick_size, self.lot_size, self.min_notional, self.contract,
+                            self.maker_fee, self.taker_fee, self.funding_interval_hours)
 
     # -- prices -------------------------------------------------------------------------
     def round_price(self, price: float) -> float:
