@@ -8,7 +8,7 @@ never drifts (``0.1 + 0.2`` style errors are cut off at the instrument's precisi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 from hedgekit.core.errors import ParameterError, require_positive
@@ -59,8 +59,7 @@ class Instrument:
 
     def __reduce__(self) -> tuple[type[Instrument], tuple[object, ...]]:
         # A frozen native instance cannot be filled in after __new__; rebuilt, it is checked again.
-        return type(self), (self.symbol, self.tick_size, self.lot_size, self.min_notional, self.contract,
-                            self.maker_fee, self.taker_fee, self.funding_interval_hours)
+        return type(self), tuple(getattr(self, f.name) for f in fields(self) if f.init)
 
     # -- prices -------------------------------------------------------------------------
     def round_price(self, price: float) -> float:

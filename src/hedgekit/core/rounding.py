@@ -25,7 +25,7 @@ _SCALES: Final = tuple(10.0**p for p in range(23))  # exact powers of ten
 
 def round_places(x: float, places: int) -> float:
     """``round(x, places)``, the same float."""
-    if 0 <= places < 23:
+    if 0 <= places < len(_SCALES):
         scale = _SCALES[places]
         y = x * scale
         if -_Y_MAX < y < _Y_MAX:  # False for nan and inf too

@@ -119,11 +119,11 @@ class SimExchange(SimMargin):
         self._fill_rows: list[tuple] = []
         self._fills: list[FillRecord] = []
         # The order log is kept as rows (tuples in ``OrderLogRecord``'s field order) while the
-        # run goes and made records when ``order_log`` is read: a sweep trial never reads it.
+        # run goes and made records when ``order_log`` is read. ``keep_order_log = False``
+        # keeps none (a sweep trial never reads it: ~85k rows on a small-unit coin-year); reading
+        # ``order_log`` then raises instead of returning [].
         self._order_rows: list[tuple] = []
         self._order_log: list[OrderLogRecord] = []
-        # False: no order log at all (a sweep trial: ~85k rows on a small-unit coin-year, made
-        # and freed unread); reading ``order_log`` then raises instead of returning [].
         self.keep_order_log = True
         self.funding_log: list[FundingPaid] = []  # every payment, in order (cycles.csv)
 
